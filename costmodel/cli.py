@@ -1,0 +1,233 @@
+"""Command line: ``costmodel params|memory|...``. Thin over the API; no formula lives here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from .api import training_memory
+from .assumptions import AssumptionError, frameworks
+from .params import active_parameter_count, parameter_count
+from .spec import ModelSpecError, resolve_model
+
+GIB = 2**30
+
+
+class CliError(Exception):
+    """An input problem reported as one line on stderr with exit code 2."""
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(input)"
+        parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
+                 align_right: Sequence[str] = ()) -> str:
+    """Plain-text table with a header and aligned columns."""
+    if not rows:
+        return "(no rows)"
+    columns = list(columns or rows[0].keys())
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+
+    def fmt(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if c in align_right else v.ljust(w)
+                         for v, w, c in zip(values, widths, columns)).rstrip()
+
+    lines = [fmt(columns), fmt(["-" * w for w in widths])]
+    lines += [fmt(r) for r in cells]
+    return "\n".join(lines)
+
+
+# params --------------------------------------------------------------------------------------------
+
+def _cmd_params(args: argparse.Namespace) -> int:
+    spec = resolve_model(args.model)
+    total = parameter_count(spec)
+    active = active_parameter_count(spec)
+    breakdown = {k: int(round(float(v))) for k, v in total.items()}
+    if args.format == "json":
+        print(json.dumps({
+            "model": spec.name,
+            "total": int(round(float(total.total))),
+            "active": int(round(float(active.total))),
+            "breakdown": breakdown,
+        }))
+        return 0
+    t = float(total.total)
+    rows = [{"component": k, "parameters": f"{v:,}", "share": f"{v / t:.1%}",
+             "active": f"{int(round(float(active[k]))):,}"} for k, v in breakdown.items()]
+    rows.append({"component": "total", "parameters": f"{int(round(t)):,}", "share": "100.0%",
+                 "active": f"{int(round(float(active.total))):,}"})
+    print(f"{spec.name}: {t / 1e9:.3f} B parameters, {float(active.total) / 1e9:.3f} B active per token")
+    print(format_table(rows, align_right=("parameters", "share", "active")))
+    return 0
+
+
+# memory --------------------------------------------------------------------------------------------
+
+def _add_training_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("parallel layout")
+    g.add_argument("--tp", type=int, default=1, help="tensor-parallel degree")
+    g.add_argument("--pp", type=int, default=1, help="pipeline stages")
+    g.add_argument("--vpp", type=int, default=1, help="virtual stages per device (interleaved 1F1B)")
+    g.add_argument("--dp", type=int, default=1, help="data-parallel degree")
+    g.add_argument("--cp", type=int, default=1, help="context-parallel degree")
+    g.add_argument("--ep", type=int, default=1, help="expert-parallel degree")
+    g.add_argument("--sp", action="store_true", help="Megatron sequence parallelism")
+    g.add_argument("--zero", type=int, default=0, choices=(0, 1, 2, 3), help="ZeRO stage / FSDP=3")
+    g = p.add_argument_group("training setup")
+    g.add_argument("--precision", default="bf16", help="fp32, tf32, fp16, bf16 or fp8")
+    g.add_argument("--optimizer", default="adamw",
+                   help="adam, adamw, sgd, momentum, adagrad, lion or adafactor")
+    g.add_argument("--grad-precision", default="param", help="param or fp32")
+    g.add_argument("--recompute", default="none", help="none, selective or full")
+    g.add_argument("--micro-batch", type=int, default=1, help="sequences per micro-batch")
+    g.add_argument("--seq-len", type=int, default=2048, help="tokens per sequence")
+    g.add_argument("--global-batch", type=int, default=None, help="sequences per optimizer step")
+    g.add_argument("--no-flash", action="store_true", help="attention stores the s x s matrix")
+    g.add_argument("--dropout", action="store_true", help="dropout masks are stored")
+    g.add_argument("--framework", default="megatron",
+                   help=f"framework profile: {', '.join(sorted(frameworks()))}")
+    g.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
+                   help="override an assumption (repeatable), e.g. --set cuda_context_bytes=0")
+
+
+def _overrides(items: Sequence[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(f"--set expects KNOB=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise CliError(f"--set {key}: {value!r} is not a number") from None
+    return out
+
+
+def _layout_and_setup(args: argparse.Namespace):
+    from .layout import ParallelLayout
+    from .workload import TrainingSetup
+
+    layout = ParallelLayout(tp=args.tp, pp=args.pp, vpp=args.vpp, dp=args.dp, cp=args.cp,
+                            ep=args.ep, sequence_parallel=args.sp, zero_stage=args.zero)
+    setup = TrainingSetup(precision=args.precision, optimizer=args.optimizer,
+                          gradient_precision=args.grad_precision, recompute=args.recompute,
+                          micro_batch=args.micro_batch, seq_len=args.seq_len,
+                          global_batch=args.global_batch, flash_attention=not args.no_flash,
+                          dropout=args.dropout)
+    return layout, setup
+
+
+def _cmd_memory(args: argparse.Namespace) -> int:
+    spec = resolve_model(args.model)
+    layout, setup = _layout_and_setup(args)
+    mem = training_memory(spec, layout, setup, framework=args.framework,
+                          overrides=_overrides(args.set))
+    parts = {k: float(v) for k, v in mem.items()}
+    total = float(mem.total)
+    if args.format == "json":
+        print(json.dumps({
+            "model": spec.name,
+            "layout": layout.model_dump(),
+            "setup": setup.model_dump(),
+            "framework": args.framework,
+            "total_bytes": total,
+            "breakdown_bytes": parts,
+        }))
+        return 0
+    rows = [{"component": k, "GiB": f"{v / GIB:.2f}", "share": f"{v / total:.1%}" if total else "-"}
+            for k, v in parts.items()]
+    rows.append({"component": "total", "GiB": f"{total / GIB:.2f}", "share": "100.0%"})
+    print(f"{spec.name}: peak training memory per device, {layout.n_devices} devices "
+          f"(tp={layout.tp} pp={layout.pp} dp={layout.dp} cp={layout.cp} ep={layout.ep}, "
+          f"ZeRO-{layout.zero_stage}), {setup.precision}, {setup.optimizer}, recompute={setup.recompute}, "
+          f"micro-batch {setup.micro_batch} x {setup.seq_len} tokens, framework {args.framework}")
+    print(format_table(rows, align_right=("GiB", "share")))
+    return 0
+
+
+# entry point ----------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="costmodel",
+        description="Cost, time and memory estimates for training and serving transformer models.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("params", help="parameter count by component")
+    p.add_argument("model", help="preset name (see `costmodel presets`) or path to a config.json")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=_cmd_params)
+
+    p = sub.add_parser("memory", help="peak training memory per device by component")
+    p.add_argument("model", help="preset name or path to a config.json")
+    _add_training_flags(p)
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=_cmd_memory)
+
+    p = sub.add_parser("presets", help="list the shipped model presets")
+    p.set_defaults(func=_cmd_presets)
+
+    for register in _extra_registrations():
+        register(sub)
+    return parser
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from .params import active_parameter_count, parameter_count
+    from .spec import presets
+
+    rows = []
+    for name, spec in sorted(presets().items()):
+        rows.append({"name": name, "parameters_b": f"{float(parameter_count(spec).total) / 1e9:.2f}",
+                     "active_b": f"{float(active_parameter_count(spec).total) / 1e9:.2f}",
+                     "layers": spec.n_layers, "d_model": spec.d_model,
+                     "attention": spec.attention if spec.attention == "mla" else
+                     ("mha" if spec.kv_heads == spec.n_heads else
+                      "mqa" if spec.kv_heads == 1 else "gqa"),
+                     "experts": f"{spec.experts_per_token}/{spec.n_experts}" if spec.is_moe else "-"})
+    print(format_table(rows, align_right=("parameters_b", "active_b", "layers", "d_model")))
+    return 0
+
+
+def _extra_registrations() -> list[Callable[[Any], None]]:
+    """Sub-commands contributed by other modules (catalog, train, plan, validate)."""
+    regs: list[Callable[[Any], None]] = []
+    try:
+        from hardware_catalog import cli as catalog_cli
+    except ImportError:  # the catalog package is optional at this layer
+        catalog_cli = None
+    if catalog_cli is not None and hasattr(catalog_cli, "register"):
+        regs.append(catalog_cli.register)
+    return regs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"costmodel: error: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        print(f"costmodel: error: {_validation_message(exc)}", file=sys.stderr)
+    except (ModelSpecError, AssumptionError, ValueError, KeyError, FileNotFoundError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"costmodel: error: {msg}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""FLOP counts of a transformer, forward and backward, by component.
+
+Conventions (each an explicit argument, never hidden):
+- a multiply-accumulate is 2 FLOPs; only matrix multiplications are counted (norms, softmax and
+  element-wise work are memory-bound and are timed from bytes moved, see ``timing``);
+- the backward pass costs twice the forward pass (gradients with respect to inputs and to weights;
+  Kaplan et al. 2020 Sec. 2.1, Narayanan et al. 2021 Sec. 5.1);
+- ``causal_discount``: a causal decoder only needs the lower triangle of the attention matrix, so the
+  two attention matmuls are counted at half the full s x s cost when True (what FlashAttention
+  executes). Megatron-LM's published formula (Korthikanti et al. 2022, eq. 7) does not discount;
+- model FLOPs (what MFU counts) exclude recomputation; hardware FLOPs (HFU) add the forward work that
+  activation recomputation repeats (Korthikanti et al. 2022, Sec. 6 / Chowdhery et al. 2022 App. B).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .columns import Array, Breakdown, ModelColumns, as_array, model_columns
+from .spec import ModelSpec
+
+FLOP_COMPONENTS = (
+    "qkv", "attention_scores", "attention_values", "output_projection", "mlp", "experts",
+    "shared_experts", "router", "lm_head",
+)
+
+#: Recompute modes and their numeric codes used in columns.
+RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2}
+
+
+def forward_flops_per_token(
+    model: ModelSpec | ModelColumns,
+    seq_len: Array | float,
+    *,
+    causal_discount: Array | bool = True,
+    vocab_head: Array | bool = True,
+) -> Breakdown:
+    """Forward-pass FLOPs for one token of a ``seq_len``-token sequence, summed over all layers.
+
+    ``vocab_head``: whether the output projection to the vocabulary is computed (LM training);
+    False for e.g. sequence classification.
+    """
+    m = model_columns(model)
+    s = as_array(seq_len)
+    h, a, kv = m.d_model, m.n_heads, m.kv_heads
+    dqk, dv = m.qk_head_dim, m.v_head_dim
+    L = m.n_layers
+
+    # Q/K/V projections. MLA (DeepSeek-V2 eqs. 9-13) computed in training form: the query and the
+    # KV latent are projected down, then up to per-head keys and values.
+    std_qkv = 2 * h * (a * dqk + 2 * kv * dqk)
+    rq, rkv, rope = m.q_lora_rank, m.kv_lora_rank, m.qk_rope_head_dim
+    q_path = np.where(rq > 0, 2 * (h * rq + rq * a * dqk), 2 * h * a * dqk)
+    mla_qkv = q_path + 2 * h * (rkv + rope) + 2 * rkv * a * (dqk - rope + dv)
+    qkv = np.where(m.is_mla > 0, mla_qkv, std_qkv)
+
+    # Average attended context per query: s, halved for causal masks when discounted.
+    context = s * (1 - 0.5 * m.causal * as_array(causal_discount))
+    scores = 2 * a * dqk * context  # Q K^T
+    values = 2 * a * dv * context  # softmax(.) V
+    out_proj = 2 * a * dv * h
+
+    mlp = 2 * m.mlp_matrices * h * m.d_ff
+    expert = 2 * m.mlp_matrices * h * m.d_ff_expert
+    return Breakdown({
+        "qkv": L * qkv,
+        "attention_scores": L * scores,
+        "attention_values": L * values,
+        "output_projection": L * out_proj,
+        "mlp": m.n_dense_layers * mlp,
+        "experts": m.n_moe_layers * m.experts_per_token * expert,
+        "shared_experts": m.n_moe_layers * m.n_shared_experts * expert,
+        "router": m.n_moe_layers * 2 * h * m.n_experts,
+        "lm_head": as_array(vocab_head) * 2 * h * m.vocab_size,
+    })
+
+
+def training_flops_per_token(
+    model: ModelSpec | ModelColumns,
+    seq_len: Array | float,
+    recompute: Array | str = "none",
+    *,
+    causal_discount: Array | bool = True,
+    vocab_head: Array | bool = True,
+) -> tuple[Breakdown, Breakdown]:
+    """(model FLOPs, hardware FLOPs) per trained token, each by component.
+
+    Model FLOPs = forward + backward = 3 x forward. Hardware FLOPs add the recomputed forward work:
+    full recomputation re-runs every transformer block's forward (not the LM head); selective
+    recomputation re-runs the attention core only (Korthikanti et al. 2022, Sec. 4.2).
+    """
+    fwd = forward_flops_per_token(model, seq_len, causal_discount=causal_discount,
+                                  vocab_head=vocab_head)
+    code = as_array(RECOMPUTE_CODES[recompute] if isinstance(recompute, str) else recompute)
+    model_flops = fwd.scaled(3.0)
+    block_fwd = fwd.total - fwd["lm_head"]
+    attn_core = fwd["attention_scores"] + fwd["attention_values"]
+    recomputed = np.where(code == 2, block_fwd, np.where(code == 1, attn_core, 0.0))
+    hardware = Breakdown({**dict(model_flops), "recompute": recomputed})
+    return model_flops, hardware
+
+
+def megatron_flops_per_iteration(
+    batch: float, seq_len: float, n_layers: float, d_model: float, vocab_size: float
+) -> float:
+    """Korthikanti et al. 2022, eq. 7 (model FLOPs per iteration, GPT with 4h GELU MLP, MHA, no
+    causal discount, logits included): 72 B s L h^2 (1 + s/(6h) + V/(12 h L))."""
+    B, s, L, h, V = batch, seq_len, n_layers, d_model, vocab_size
+    return 72 * B * s * L * h**2 * (1 + s / (6 * h) + V / (12 * h * L))

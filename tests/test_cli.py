@@ -1,0 +1,67 @@
+"""The command line: params and memory, tables and JSON, and clean errors."""
+
+import json
+
+import pytest
+
+from costmodel.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_params_json_schema(capsys):
+    code, out, _ = run(capsys, "params", "mixtral-8x7b", "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert set(data) == {"model", "total", "active", "breakdown"}
+    assert data["model"] == "mixtral-8x7b"
+    assert data["total"] == 46_702_792_704
+    assert data["active"] == 12_879_925_248
+    assert sum(data["breakdown"].values()) == data["total"]
+    assert all(isinstance(v, int) for v in data["breakdown"].values())
+
+
+def test_params_table_from_a_config_file(capsys, hf_config_dir):
+    code, out, _ = run(capsys, "params", str(hf_config_dir / "gpt2.json"))
+    assert code == 0
+    assert "124,439,808" in out and "embedding" in out
+
+
+def test_memory_json_matches_api(capsys):
+    from costmodel import ParallelLayout, TrainingSetup, training_memory
+
+    code, out, _ = run(capsys, "memory", "llama-3.1-8b", "--dp", "8", "--zero", "3",
+                       "--micro-batch", "2", "--seq-len", "8192", "--recompute", "selective",
+                       "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    api = training_memory("llama-3.1-8b", ParallelLayout(dp=8, zero_stage=3),
+                          TrainingSetup(micro_batch=2, seq_len=8192, recompute="selective"))
+    assert data["total_bytes"] == pytest.approx(float(api.total))
+    assert data["breakdown_bytes"]["weights"] == pytest.approx(8_030_261_248 * 2 / 8)
+
+
+def test_memory_table(capsys):
+    code, out, _ = run(capsys, "memory", "gpt2", "--micro-batch", "4", "--seq-len", "1024")
+    assert code == 0
+    assert "activations" in out and "total" in out and "GiB" in out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (("params", "no-such-model"), "unknown model preset"),
+    (("memory", "llama-3.1-8b", "--tp", "3"), "tp (3) does not divide n_heads (32)"),
+    (("memory", "gpt2", "--precision", "fp7"), "precision"),
+    (("memory", "gpt2", "--optimizer", "rmsprop"), "optimizer"),
+    (("memory", "gpt2", "--set", "bogus=1"), "unknown assumption"),
+    (("memory", "gpt2", "--dp", "2", "--global-batch", "3"), "global_batch"),
+    (("memory", "gpt2", "--framework", "jax"), "unknown framework"),
+])
+def test_bad_input_is_one_clear_line(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert needle in err
+    assert "Traceback" not in err

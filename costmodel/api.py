@@ -21,7 +21,7 @@ def training_memory(
     layout: ParallelLayout | None = None,
     setup: TrainingSetup | None = None,
     *,
-    framework: str = "megatron",
+    framework: str = "nemo",
     overrides: dict[str, float] | None = None,
 ) -> Breakdown:
     """Peak training memory per device (bytes) by component, for the most loaded pipeline stage.
@@ -93,9 +93,152 @@ def inference_memory(
             raise ValueError(f"{name} must be >= 1 (got {value})")
     if not 0 < weight_bits <= 32 or not 0 < kv_bits <= 32:
         raise ValueError("weight_bits and kv_bits must be in (0, 32]")
-    a = Assumptions("megatron", overrides)
+    a = Assumptions("nemo", overrides)
     return inference_memory_per_device(
         ModelColumns.from_spec(spec), batch=batch, context_len=context_len,
         weight_bits=weight_bits, kv_bits=kv_bits, tp=tp, pp=pp, ep=ep,
         prefill_chunk=prefill_chunk, cuda_context_bytes=a["cuda_context_bytes"],
+    )
+
+
+# Training time and cost ------------------------------------------------------------------------
+
+from pydantic import BaseModel, ConfigDict  # noqa: E402
+
+
+class TrainingEstimate(BaseModel):
+    """Everything the engine says about one training configuration (units in the names)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    accelerator: str
+    system: str
+    n_devices: int
+    layout: ParallelLayout
+    setup: TrainingSetup
+    framework: str
+    train_tokens: float
+    memory_breakdown_bytes: dict[str, float]
+    memory_per_device_bytes: float
+    memory_capacity_bytes: float
+    fits_in_memory: bool
+    step_breakdown_s: dict[str, float]
+    step_time_s: float
+    step_time_lower_s: float
+    step_time_upper_s: float
+    tokens_per_s_per_device: float
+    model_tflops_per_device: float
+    mfu: float
+    hfu: float
+    steps: float
+    time_total_hours: float
+    time_total_lower_hours: float
+    time_total_upper_hours: float
+    device_hours: float
+    offer: str | None
+    usd_per_device_hour: float | None
+    cost_compute_usd: float | None
+    cost_storage_usd: float | None
+    cost_total_usd: float | None
+    energy_kwh: float
+    assumptions: list[dict]
+
+
+def estimate_training(
+    model: ModelLike,
+    accelerator: str,
+    layout: ParallelLayout | None = None,
+    setup: TrainingSetup | None = None,
+    *,
+    train_tokens: float,
+    system: str | None = None,
+    offer: str | None = None,
+    pricing_model: str = "on-demand",
+    framework: str = "nemo",
+    overrides: dict[str, float] | None = None,
+    catalog=None,
+) -> TrainingEstimate:
+    """Time, memory and cost of training ``model`` on ``train_tokens`` tokens.
+
+    ``accelerator`` is a catalog id; ``system`` picks how devices are connected (default: the
+    catalog's default system for the part). ``offer`` (an instance/SKU name of the catalog) prices
+    the run; without it the cheapest offer of that system and pricing model is used, if any.
+    """
+    import numpy as np
+
+    from .catalog_bridge import engine_catalog, hardware_table
+    from .cost import training_run_cost
+    from .engine import evaluate_training, knob_columns
+    from .params import parameter_count
+
+    spec = resolve_model(model)
+    layout = layout or ParallelLayout()
+    setup = setup or TrainingSetup()
+    if train_tokens <= 0:
+        raise ValueError("train_tokens must be > 0")
+    problems = layout_problems(spec, layout)
+    if problems:
+        raise ModelSpecError(f"layout cannot shard {spec.name}: " + "; ".join(problems))
+    catalog = catalog or engine_catalog()
+    acc = catalog.accelerator(accelerator)
+    sys_ = catalog.system(system) if system else catalog.default_system(acc.id)
+    if sys_.accelerator != acc.id:
+        raise ValueError(f"system {sys_.id!r} holds {sys_.accelerator}, not {acc.id}")
+    table = hardware_table(catalog)
+    t = training_columns(layout, setup)
+    hw = table.columns(np.array([table.system_code(sys_.id)]), np.array([int(t.precision)]))
+    if not np.isfinite(hw.peak_matmul_flops_per_s[0]):
+        raise ValueError(f"{acc.id} has no dense peak for {setup.precision}: format unsupported on hardware")
+    knobs = knob_columns(framework, overrides)
+    m = ModelColumns.from_spec(spec)
+    out = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in evaluate_training(m, t, hw, knobs).items()}
+    offers = catalog.offers_for(accelerator=acc.id, pricing_model=pricing_model)
+    offers = [o for o in offers if o.system == sys_.id and (offer is None or o.offer == offer)]
+    if offer is not None and not offers:
+        raise ValueError(f"no {pricing_model} offer {offer!r} for system {sys_.id}")
+    chosen = min(offers, key=lambda o: o.usd_per_device_hour) if offers else None
+    storage = catalog.other_price("object_storage", provider=chosen.provider) if chosen else []
+    storage = storage or catalog.other_price("object_storage")
+    storage_price = min(r.value for r in storage) if storage else 0.0
+    kt = float(t.weight_bytes + t.master_bytes + t.optimizer_state_bytes)
+    cost = training_run_cost(
+        step_time_s=out["step_time_s"], step_time_lower_s=out["step_time_lower_s"],
+        step_time_upper_s=out["step_time_upper_s"], tokens_per_step=out["tokens_per_step"],
+        train_tokens=train_tokens, n_devices=layout.n_devices,
+        devices_per_instance=chosen.devices_per_instance if chosen else 1,
+        usd_per_device_hour=chosen.usd_per_device_hour if chosen else float("nan"),
+        checkpoint_bytes=float(parameter_count(m).total) * kt,
+        checkpoints_retained=float(knobs["checkpoints_retained"]),
+        storage_usd_per_gb_month=storage_price, tdp_w=float(hw.tdp_w[0]),
+        power_utilization_fraction=float(knobs["power_utilization_fraction"]), pue=float(knobs["pue"]),
+    )
+    cost = {k: float(v) for k, v in cost.items()}
+    mem = {k[len("memory_"):-len("_bytes")]: v for k, v in out.items()
+           if k.startswith("memory_") and k.endswith("_bytes")
+           and k not in ("memory_total_bytes", "memory_capacity_bytes")}
+    from .assumptions import Assumptions
+    from .timing import STEP_COMPONENTS
+
+    return TrainingEstimate(
+        model=spec.name, accelerator=acc.id, system=sys_.id, n_devices=layout.n_devices,
+        layout=layout, setup=setup, framework=framework, train_tokens=train_tokens,
+        memory_breakdown_bytes=mem, memory_per_device_bytes=out["memory_total_bytes"],
+        memory_capacity_bytes=out["memory_capacity_bytes"], fits_in_memory=bool(out["memory_fits"]),
+        step_breakdown_s={c: out[f"{c}_s"] for c in STEP_COMPONENTS},
+        step_time_s=out["step_time_s"], step_time_lower_s=out["step_time_lower_s"],
+        step_time_upper_s=out["step_time_upper_s"],
+        tokens_per_s_per_device=out["tokens_per_s_per_device"],
+        model_tflops_per_device=out["model_flops_per_s_per_device"] / 1e12,
+        mfu=out["mfu"], hfu=out["hfu"], steps=cost["steps"],
+        time_total_hours=cost["time_total_hours"],
+        time_total_lower_hours=cost["time_total_lower_hours"],
+        time_total_upper_hours=cost["time_total_upper_hours"], device_hours=cost["device_hours"],
+        offer=f"{chosen.provider} {chosen.offer} ({chosen.region}, {chosen.pricing_model})" if chosen else None,
+        usd_per_device_hour=chosen.usd_per_device_hour if chosen else None,
+        cost_compute_usd=cost["cost_compute_usd"] if chosen else None,
+        cost_storage_usd=cost["cost_storage_usd"] if chosen else None,
+        cost_total_usd=cost["cost_total_usd"] if chosen else None,
+        energy_kwh=cost["energy_kwh"],
+        assumptions=Assumptions(framework, overrides).as_records(),
     )

@@ -48,9 +48,7 @@ def _global_knobs() -> dict[str, Knob]:
     return _load_knobs(data_dir() / "assumptions.yaml")
 
 
-@lru_cache(maxsize=1)
-def _framework_knobs() -> dict[str, dict[str, Any]]:
-    path = data_dir() / "frameworks.yaml"
+def _framework_file(path: Path) -> dict[str, dict[str, Any]]:
     with path.open() as fh:
         raw = yaml.safe_load(fh) or {}
     out: dict[str, dict[str, Any]] = {}
@@ -65,6 +63,19 @@ def _framework_knobs() -> dict[str, dict[str, Any]]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _framework_knobs() -> dict[str, dict[str, Any]]:
+    """frameworks.yaml, with fitted knobs from calibration/framework_knobs.yaml on top."""
+    out = _framework_file(data_dir() / "frameworks.yaml")
+    fitted = data_dir() / "calibration" / "framework_knobs.yaml"
+    if fitted.exists():
+        for fw, body in _framework_file(fitted).items():
+            if fw not in out:
+                raise AssumptionError(f"{fitted}: unknown framework {fw!r}")
+            out[fw]["knobs"].update(body["knobs"])
+    return out
+
+
 def frameworks() -> dict[str, str]:
     """Framework profile names and their descriptions."""
     return {k: v["description"] for k, v in _framework_knobs().items()}
@@ -76,7 +87,7 @@ class Assumptions:
     ``values`` maps knob name -> float; ``knobs`` keeps unit and source for reports and the UI.
     """
 
-    def __init__(self, framework: str = "megatron", overrides: dict[str, float] | None = None):
+    def __init__(self, framework: str = "nemo", overrides: dict[str, float] | None = None):
         table = _framework_knobs()
         if framework not in table:
             raise AssumptionError(

@@ -96,7 +96,7 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--global-batch", type=int, default=None, help="sequences per optimizer step")
     g.add_argument("--no-flash", action="store_true", help="attention stores the s x s matrix")
     g.add_argument("--dropout", action="store_true", help="dropout masks are stored")
-    g.add_argument("--framework", default="megatron",
+    g.add_argument("--framework", default="nemo",
                    help=f"framework profile: {', '.join(sorted(frameworks()))}")
     g.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                    help="override an assumption (repeatable), e.g. --set cuda_context_bytes=0")
@@ -157,6 +157,108 @@ def _cmd_memory(args: argparse.Namespace) -> int:
     return 0
 
 
+# train -------------------------------------------------------------------------------------------
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .api import estimate_training
+
+    layout, setup = _layout_and_setup(args)
+    est = estimate_training(args.model, args.accelerator, layout, setup,
+                            train_tokens=args.train_tokens, system=args.system, offer=args.offer,
+                            pricing_model=args.pricing, framework=args.framework,
+                            overrides=_overrides(args.set))
+    if args.format == "json":
+        print(est.model_dump_json())
+        return 0
+    print(f"{est.model} on {est.n_devices} x {est.accelerator} ({est.system}), framework {est.framework}")
+    print(f"layout tp={layout.tp} pp={layout.pp} vpp={layout.vpp} dp={layout.dp} cp={layout.cp} "
+          f"ep={layout.ep} sp={layout.sequence_parallel} ZeRO-{layout.zero_stage}; {setup.precision}, "
+          f"recompute={setup.recompute}, micro-batch {setup.micro_batch}, "
+          f"global batch {setup.global_batch or setup.micro_batch * layout.dp} x {setup.seq_len} tokens")
+    print()
+    rows = [{"component": k, "seconds": f"{v:.4f}",
+             "share": f"{v / est.step_time_s:.1%}" if est.step_time_s else "-"}
+            for k, v in est.step_breakdown_s.items()]
+    rows.append({"component": "step time", "seconds": f"{est.step_time_s:.4f}", "share": "100.0%"})
+    print(format_table(rows, align_right=("seconds", "share")))
+    print(f"step time range (all comm hidden .. none hidden): {est.step_time_lower_s:.3f} .. "
+          f"{est.step_time_upper_s:.3f} s")
+    print(f"throughput {est.tokens_per_s_per_device:,.0f} tokens/s/device, "
+          f"{est.model_tflops_per_device:.1f} model TFLOP/s/device, MFU {est.mfu:.1%}, HFU {est.hfu:.1%}")
+    mem = est.memory_per_device_bytes / GIB
+    cap = est.memory_capacity_bytes / GIB
+    print(f"memory {mem:.1f} GiB of {cap:.1f} GiB per device: "
+          f"{'fits' if est.fits_in_memory else 'DOES NOT FIT'}")
+    print()
+    print(f"run: {est.train_tokens:.4g} tokens = {est.steps:,.0f} steps, {est.time_total_hours:,.1f} h "
+          f"({est.time_total_hours / 24:,.1f} days; range {est.time_total_lower_hours / 24:,.1f}"
+          f"..{est.time_total_upper_hours / 24:,.1f} days), {est.device_hours:,.0f} device-hours, "
+          f"{est.energy_kwh:,.0f} kWh")
+    if est.cost_total_usd is not None:
+        print(f"cost: ${est.cost_total_usd:,.0f} on {est.offer} at ${est.usd_per_device_hour:.2f}/device-hour "
+              f"(compute ${est.cost_compute_usd:,.0f}, checkpoint storage ${est.cost_storage_usd:,.0f})")
+    else:
+        print(f"cost: no {args.pricing} offer for {est.system} in the catalog")
+    return 0
+
+
+# validate / calibrate --------------------------------------------------------------------------------
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .validation import summarize, validate
+
+    results = validate(args.files or None)
+    if args.format == "json":
+        records = []
+        for r in results.to_dict("records"):
+            ok = r["status"] == "ok"
+            records.append({"id": r["id"], "category": r["category"], "metric": r["metric"],
+                            "measured": r["measured"],
+                            "predicted": r["predicted"] if ok else None,
+                            "rel_error": r["rel_error"] if ok else None,
+                            "status": r["status"]})
+        print(json.dumps(records))
+        return 0
+    if args.format == "csv":
+        results.to_csv(sys.stdout, index=False)
+        return 0
+    rows = []
+    for r in results.to_dict("records"):
+        ok = r["status"] == "ok"
+        rows.append({"id": r["id"], "metric": r["metric"], "measured": f"{r['measured']:.4g}",
+                     "predicted": f"{r['predicted']:.4g}" if ok else "-",
+                     "rel_error": f"{r['rel_error']:+.1%}" if ok else "-",
+                     "status": "ok" if ok else r["status"],
+                     "defaults used": r["defaults"] or "-"})
+    print(format_table(rows, align_right=("measured", "predicted", "rel_error")))
+    print()
+    summary = summarize(results)
+    srows = [{"category": r["category"], "rows": r["rows"], "evaluated": r["evaluated"],
+              "median_ape": f"{r['median_ape_pct']:.1f}%" if r["evaluated"] else "-",
+              "mean_ape": f"{r['mean_ape_pct']:.1f}%" if r["evaluated"] else "-",
+              "worst": f"{r['worst_id']} ({r['worst_ape_pct']:.1f}%)" if r["evaluated"] else "-"}
+             for r in summary.to_dict("records")]
+    print(format_table(srows, align_right=("rows", "evaluated", "median_ape", "mean_ape")))
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibration import _ape, fit, write_fitted
+
+    result = fit(args.files or None)
+    rows = [{"accelerator": a, "quantity": q, "precision": f, "fitted": f"{v:.3f}"}
+            for (a, q, f), v in sorted(result.values.items())]
+    rows += [{"accelerator": f"framework {fw}", "quantity": "matmul_efficiency_scale",
+              "precision": "", "fitted": f"{v:.3f}"} for fw, v in result.framework_scales.items()]
+    print(format_table(rows))
+    print(f"rows used: {len(result.rows_used)}; median |error| on them "
+          f"{_ape(result.before, result.rows_used):.1f}% before, {_ape(result.after, result.rows_used):.1f}% after")
+    if args.write:
+        path = write_fitted(result, args.write)
+        print(f"wrote {path} and {path.parent / 'framework_knobs.yaml'}")
+    return 0
+
+
 # entry point ----------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,6 +278,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_flags(p)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=_cmd_memory)
+
+    p = sub.add_parser("train", help="time, memory and cost of one training configuration")
+    p.add_argument("model", help="preset name or path to a config.json")
+    p.add_argument("--accelerator", required=True, help="catalog id, e.g. h100-sxm5-80gb")
+    p.add_argument("--system", default=None, help="catalog system id (default: the part's default)")
+    p.add_argument("--train-tokens", type=float, required=True, help="tokens of the whole run")
+    p.add_argument("--offer", default=None, help="instance/SKU to price with (default: cheapest)")
+    p.add_argument("--pricing", default="on-demand", help="pricing model of the offer")
+    _add_training_flags(p)
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("validate", help="run published measurements through the engine")
+    p.add_argument("files", nargs="*", help="measurement CSVs (default: data/validation/*.csv)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("calibrate", help="fit the efficiency parameters on the public measurements")
+    p.add_argument("files", nargs="*", help="measurement CSVs (default: data/validation/*.csv)")
+    p.add_argument("--write", default=None, metavar="PATH",
+                   help="write the fitted rows (e.g. data/calibration/fitted.csv)")
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("presets", help="list the shipped model presets")
     p.set_defaults(func=_cmd_presets)
@@ -224,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"costmodel: error: {_validation_message(exc)}", file=sys.stderr)
     except (ModelSpecError, AssumptionError, ValueError, KeyError, FileNotFoundError) as exc:
+        # CatalogError, ScenarioError and MeasurementFileError are ValueErrors too.
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"costmodel: error: {msg}", file=sys.stderr)
     return 2

@@ -82,12 +82,14 @@ def training_flops_per_token(
     *,
     causal_discount: Array | bool = True,
     vocab_head: Array | bool = True,
+    selective_keep_fraction: Array | float = 1.0,
 ) -> tuple[Breakdown, Breakdown]:
     """(model FLOPs, hardware FLOPs) per trained token, each by component.
 
     Model FLOPs = forward + backward = 3 x forward. Hardware FLOPs add the recomputed forward work:
     full recomputation re-runs every transformer block's forward (not the LM head); selective
-    recomputation re-runs the attention core only (Korthikanti et al. 2022, Sec. 4.2).
+    recomputation re-runs the attention core (Korthikanti et al. 2022, Sec. 4.2) plus the share
+    ``1 - selective_keep_fraction`` of the rest of the block (1.0 = Megatron's policy).
     """
     fwd = forward_flops_per_token(model, seq_len, causal_discount=causal_discount,
                                   vocab_head=vocab_head)
@@ -95,7 +97,9 @@ def training_flops_per_token(
     model_flops = fwd.scaled(3.0)
     block_fwd = fwd.total - fwd["lm_head"]
     attn_core = fwd["attention_scores"] + fwd["attention_values"]
-    recomputed = np.where(code == 2, block_fwd, np.where(code == 1, attn_core, 0.0))
+    other = block_fwd - attn_core
+    selective = attn_core + (1 - as_array(selective_keep_fraction)) * other
+    recomputed = np.where(code == 2, block_fwd, np.where(code == 1, selective, 0.0))
     hardware = Breakdown({**dict(model_flops), "recompute": recomputed})
     return model_flops, hardware
 

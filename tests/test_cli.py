@@ -58,7 +58,7 @@ def test_memory_table(capsys):
     (("memory", "gpt2", "--optimizer", "rmsprop"), "optimizer"),
     (("memory", "gpt2", "--set", "bogus=1"), "unknown assumption"),
     (("memory", "gpt2", "--dp", "2", "--global-batch", "3"), "global_batch"),
-    (("memory", "gpt2", "--framework", "jax"), "unknown framework"),
+    (("memory", "gpt2", "--framework", "tensorflow"), "unknown framework"),
 ])
 def test_bad_input_is_one_clear_line(capsys, argv, needle):
     code, out, err = run(capsys, *argv)

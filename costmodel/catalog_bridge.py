@@ -1,0 +1,47 @@
+"""The catalog as the engine sees it: the shipped hardware data plus the fitted calibration, and
+the per-system hardware table built from it (cached, since every plan and validation run joins
+against the same one)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hardware_catalog import Catalog, load_catalog
+from hardware_catalog.paths import data_dir
+
+from .assumptions import Assumptions
+from .hardware import HardwareTable
+
+_ENGINE_CATALOG: Catalog | None = None
+_TABLES: dict[int, HardwareTable] = {}
+
+
+def calibration_files() -> list[Path]:
+    """Fitted efficiency rows (same schema as data/hardware/efficiency.csv), see data/calibration."""
+    folder = data_dir() / "calibration"
+    return sorted(folder.glob("*.csv")) if folder.is_dir() else []
+
+
+def engine_catalog(extra_files: Sequence[str | Path] = (), mode: str = "merge") -> Catalog:
+    """Shipped catalog merged with the calibration files, then the user's files on top."""
+    global _ENGINE_CATALOG
+    if not extra_files and mode == "merge":
+        if _ENGINE_CATALOG is None:
+            _ENGINE_CATALOG = load_catalog(calibration_files())
+        return _ENGINE_CATALOG
+    if mode == "replace":
+        return load_catalog(list(extra_files), mode="replace")
+    return load_catalog([*calibration_files(), *extra_files])
+
+
+def hardware_table(catalog: Catalog, kernel_overhead_s: float | None = None) -> HardwareTable:
+    """Cached ``HardwareTable`` of a catalog object."""
+    if kernel_overhead_s is None:
+        kernel_overhead_s = Assumptions("nemo").values["gemm_kernel_overhead_s"]
+    key = id(catalog) ^ hash(kernel_overhead_s)
+    table = _TABLES.get(key)
+    if table is None or table.catalog is not catalog:
+        table = HardwareTable(catalog, kernel_overhead_s)
+        _TABLES[key] = table
+    return table

@@ -1,0 +1,64 @@
+"""Dollars, hours and energy of a whole training run from its step time.
+
+- Run length: ceil(tokens / tokens per step) optimizer steps x step time.
+- Compute cost: whole instances are billed: ceil(n_devices / devices_per_instance) instances x
+  devices_per_instance x USD per device-hour x hours.
+- Checkpoint storage: full training state (weights, fp32 master copy, optimizer states) x
+  checkpoints retained x USD per GB-month x months the run lasts (730 hours per month).
+- Energy: devices x TDP x average power fraction x hours x PUE (kWh); priced only when an
+  electricity rate is given (on-premises estimates; cloud prices already include power).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .columns import Array, as_array
+
+HOURS_PER_MONTH = 730.0
+
+
+def training_run_cost(
+    *,
+    step_time_s: Array,
+    step_time_lower_s: Array,
+    step_time_upper_s: Array,
+    tokens_per_step: Array,
+    train_tokens: Array,
+    n_devices: Array,
+    devices_per_instance: Array,
+    usd_per_device_hour: Array,
+    checkpoint_bytes: Array,
+    checkpoints_retained: Array,
+    storage_usd_per_gb_month: Array,
+    tdp_w: Array,
+    power_utilization_fraction: Array,
+    pue: Array,
+    electricity_usd_per_kwh: Array = 0.0,
+) -> dict[str, Array]:
+    steps = np.ceil(as_array(train_tokens) / tokens_per_step)
+    hours = steps * step_time_s / 3600.0
+    n = as_array(n_devices)
+    dpi = as_array(devices_per_instance)
+    billed_devices = np.ceil(n / dpi) * dpi
+    device_hours = n * hours
+    compute_usd = billed_devices * hours * usd_per_device_hour
+    storage_usd = (as_array(checkpoint_bytes) / 1e9 * checkpoints_retained
+                   * storage_usd_per_gb_month * hours / HOURS_PER_MONTH)
+    energy_kwh = n * as_array(tdp_w) * power_utilization_fraction * hours / 1000.0 * pue
+    energy_usd = energy_kwh * electricity_usd_per_kwh
+    total = compute_usd + storage_usd + energy_usd
+    return {
+        "steps": steps,
+        "time_total_hours": hours,
+        "time_total_lower_hours": steps * step_time_lower_s / 3600.0,
+        "time_total_upper_hours": steps * step_time_upper_s / 3600.0,
+        "device_hours": device_hours,
+        "billed_device_hours": billed_devices * hours,
+        "cost_compute_usd": compute_usd,
+        "cost_storage_usd": storage_usd,
+        "cost_energy_usd": energy_usd,
+        "cost_total_usd": total,
+        "cost_per_million_tokens_usd": total / (as_array(train_tokens) / 1e6),
+        "energy_kwh": energy_kwh,
+    }

@@ -1,0 +1,212 @@
+"""A planning scenario: the model, the job, the constraints and the search space.
+
+A model and a token count alone give a useful answer; everything else has a default. Scenarios
+save to and load from YAML or JSON so a plan can be shared and re-run. The job carries a ``kind``
+('pretrain', 'finetune'; serving will add 'serve') so that later job kinds extend the same grid and
+planner instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hardware_catalog import KINDS, PRICING_MODELS
+
+from .spec import ModelSpec, ModelSpecError, resolve_model
+from .workload import PRECISION_TABLE, Optimizer, Recompute, TrainingPrecision
+
+Objective = Literal["cost", "time", "cost-per-token", "energy"]
+OBJECTIVES: tuple[str, ...] = ("cost", "time", "cost-per-token", "energy")
+
+#: Tokens per optimizer step when no global batch is given: 4M tokens, the batch size Llama 2 and
+#: Llama 3 were pre-trained with (Touvron et al. 2023 Sec. 2.2; Llama Team 2024 Sec. 3.4.1).
+DEFAULT_BATCH_TOKENS = 4 * 1024 * 1024
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be loaded or planned; the message names the field."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Job(_Frozen):
+    """What to run: pre-training or full fine-tuning on ``train_tokens`` tokens."""
+
+    kind: Literal["pretrain", "finetune"] = Field(
+        "pretrain", description="Job kind; serving will add 'serve'.")
+    train_tokens: float = Field(gt=0, description="Tokens processed over the whole run.")
+    seq_len: int = Field(4096, ge=1, description="Tokens per training sequence.")
+    global_batch: int | None = Field(
+        None, ge=1, description="Sequences per optimizer step; default: about 4M tokens "
+        "(rounded to a power of two) for pre-training, 128 sequences for fine-tuning.")
+    optimizer: Optimizer = Field("adamw", description="Optimizer (its state is per parameter).")
+    framework: str = Field("nemo", description="Framework profile of data/frameworks.yaml.")
+
+    @property
+    def batch_sequences(self) -> int:
+        if self.global_batch is not None:
+            return self.global_batch
+        if self.kind == "finetune":
+            return 128
+        target = max(1, DEFAULT_BATCH_TOKENS // self.seq_len)
+        return 1 << (target.bit_length() - 1)
+
+
+class Constraints(_Frozen):
+    """Limits a plan must respect; an empty list means 'any'."""
+
+    deadline_days: float | None = Field(None, gt=0, description="Wall-clock limit of the run (days).")
+    budget_usd: float | None = Field(None, gt=0, description="Total cost limit (USD).")
+    max_devices: int | None = Field(None, ge=1, description="Largest device count considered.")
+    providers: list[str] = Field(default_factory=list, description="Allowed providers (catalog names).")
+    regions: list[str] = Field(default_factory=list, description="Allowed regions.")
+    pricing_models: list[str] = Field(
+        default_factory=lambda: ["on-demand"],
+        description="Allowed pricing models: " + ", ".join(PRICING_MODELS) + ".")
+    kinds: list[str] = Field(default_factory=lambda: list(KINDS),
+                             description="Accelerator kinds: " + ", ".join(KINDS) + ".")
+    min_memory_headroom: float = Field(
+        0.0, ge=0, lt=1, description="Fraction of device memory that must stay free.")
+
+    @field_validator("pricing_models")
+    @classmethod
+    def _pricing(cls, v: list[str]) -> list[str]:
+        bad = [p for p in v if p not in PRICING_MODELS]
+        if bad:
+            raise ValueError(f"unknown pricing model(s) {bad}; allowed: {', '.join(PRICING_MODELS)}")
+        return v
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, v: list[str]) -> list[str]:
+        bad = [k for k in v if k not in KINDS]
+        if bad:
+            raise ValueError(f"unknown accelerator kind(s) {bad}; allowed: {', '.join(KINDS)}")
+        if not v:
+            raise ValueError("at least one accelerator kind is needed")
+        return v
+
+
+def _powers_of_two(limit: int) -> list[int]:
+    out, n = [], 1
+    while n <= limit:
+        out.append(n)
+        n *= 2
+    return out
+
+
+class SearchSpace(_Frozen):
+    """The values each dimension of the grid may take. Every valid combination is evaluated."""
+
+    accelerators: list[str] = Field(default_factory=list,
+                                    description="Accelerator ids; empty = every one in the catalog.")
+    device_counts: list[int] = Field(
+        default_factory=lambda: _powers_of_two(4096),
+        description="Device counts (default powers of two up to 4096).")
+    tp: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
+    pp: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16])
+    vpp: list[int] = Field(default_factory=lambda: [1, 2])
+    cp: list[int] = Field(default_factory=lambda: [1, 2])
+    ep: list[int] = Field(default_factory=lambda: [1, 2, 4, 8],
+                          description="Expert-parallel degrees (used for MoE models only).")
+    zero_stage: list[int] = Field(default_factory=lambda: [1, 3])
+    recompute: list[Recompute] = Field(default_factory=lambda: ["none", "selective", "full"])
+    micro_batch: list[int] = Field(default_factory=lambda: [1, 2, 4])
+    precision: list[TrainingPrecision] = Field(default_factory=lambda: ["bf16", "fp8"])
+    sequence_parallel: bool = Field(True, description="Use Megatron SP whenever tp > 1.")
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchSpace:
+        for name in ("device_counts", "tp", "pp", "vpp", "cp", "ep", "micro_batch"):
+            values = getattr(self, name)
+            if not values:
+                raise ValueError(f"{name} is empty: the search space would be empty")
+            if any(v < 1 for v in values):
+                raise ValueError(f"{name} values must be >= 1 (got {values})")
+        if not self.zero_stage or any(z not in (0, 1, 2, 3) for z in self.zero_stage):
+            raise ValueError(f"zero_stage values must be among 0, 1, 2, 3 (got {self.zero_stage})")
+        for name in ("recompute", "precision"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} is empty: the search space would be empty")
+        return self
+
+
+class Scenario(_Frozen):
+    """Everything a plan needs. ``model`` is a preset name, a path to a config.json, or a spec."""
+
+    model: str | ModelSpec = Field(description="Preset name, path to a config.json, or a ModelSpec.")
+    job: Job
+    constraints: Constraints = Field(default_factory=Constraints)
+    search: SearchSpace = Field(default_factory=SearchSpace)
+    objective: Objective = Field("cost", description="Ranking objective: " + ", ".join(OBJECTIVES))
+    overrides: dict[str, float] = Field(
+        default_factory=dict, description="Assumption knobs to override (see data/*.yaml).")
+    price_overrides: dict[str, float] = Field(
+        default_factory=dict, description="USD per device-hour by offer key 'provider/offer/region/pricing_model'.")
+    efficiency_overrides: dict[str, float] = Field(
+        default_factory=dict, description="Efficiency by 'accelerator/quantity/precision', e.g. "
+        "'h100-sxm5-80gb/matmul/bf16': 0.75.")
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str | ModelSpec) -> str | ModelSpec:
+        if isinstance(v, str):
+            try:
+                resolve_model(v)
+            except ModelSpecError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    def model_spec(self) -> ModelSpec:
+        return resolve_model(self.model)
+
+    # Persistence ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        data = self.to_dict()
+        if path.suffix == ".json":
+            path.write_text(json.dumps(data, indent=2) + "\n")
+        else:
+            path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "scenario") -> Scenario:
+        if not isinstance(data, dict):
+            raise ScenarioError(f"{where}: expected a mapping with keys model, job, ...")
+        try:
+            return cls(**data)
+        except ValidationError as exc:
+            parts = []
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err["loc"]) or "(scenario)"
+                parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+            raise ScenarioError(f"{where}: " + "; ".join(parts)) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Scenario:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ScenarioError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise ScenarioError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+        return cls.from_dict(data, where=str(path))
+
+

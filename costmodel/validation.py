@@ -1,0 +1,474 @@
+"""Run published measurements through the engine and report the error of each prediction.
+
+Input: CSV files in the schema of ``MEASUREMENTS_SCHEMA.md`` (v1), optionally with four extension
+columns (documented in ``data/validation/README.md``): ``framework`` (a profile of
+``data/frameworks.yaml``), ``flop_convention`` (how the source counted model FLOPs),
+``memory_measure`` (what the source's memory figure includes) and ``extra`` (``key=value`` pairs:
+training-setup fields or assumption knobs stated in the row's notes).
+
+Every evaluable training row goes through ``engine.evaluate_training`` in one vectorised pass with
+exactly the row's configuration; blank configuration cells take the documented ``DEFAULTS`` and the
+output lists which defaults each row used. Rows that cannot be evaluated carry the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hardware_catalog.paths import data_dir
+
+from .columns import ModelColumns
+from .flops import training_flops_per_token
+from .layout import ParallelLayout, layout_problems
+from .memory import inference_memory_per_device, model_state_bytes
+from .spec import ModelSpec, ModelSpecError, make_spec
+from .workload import PRECISION_TABLE, TrainingColumns, TrainingSetup, training_columns
+
+GIB = 2.0**30
+
+SCHEMA_COLUMNS = (
+    "id", "category", "model", "params_b", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff",
+    "mlp", "vocab_size", "tied_embeddings", "n_experts", "experts_per_token", "n_shared_experts",
+    "d_ff_expert", "n_dense_layers", "accelerator", "n_devices", "precision", "tp", "pp", "dp",
+    "cp", "ep", "vpp", "sequence_parallel", "zero_stage", "recompute", "micro_batch",
+    "global_batch", "seq_len", "optimizer", "train_tokens", "batch_size", "input_len",
+    "output_len", "weight_bits", "kv_bits", "metric", "value", "tier", "source", "notes",
+)
+EXTENSION_COLUMNS = ("framework", "flop_convention", "memory_measure", "extra")
+CATEGORIES = ("train_throughput", "train_memory", "train_total_cost", "infer_throughput",
+              "infer_latency", "infer_memory")
+METRICS = ("step_time_s", "tokens_per_s_per_device", "tokens_per_s_total",
+           "model_tflops_per_device", "peak_memory_gib", "device_hours",
+           "output_tokens_per_s_total", "ttft_s", "tpot_s", "fits")
+SERVING_METRICS = ("output_tokens_per_s_total", "ttft_s", "tpot_s")
+MEMORY_MEASURES = ("nvidia_smi", "allocator_reserved", "model_states", "weights")
+FLOP_CONVENTIONS = ("model", "sc21_hfu")
+
+#: What a blank configuration cell means. Reported per row in the ``defaults`` column.
+DEFAULTS: dict[str, Any] = {
+    "precision": "bf16",
+    "tp": 1, "pp": 1, "cp": 1, "ep": 1, "vpp": 1,
+    "dp": "n_devices / (tp * pp * cp)",
+    "sequence_parallel": False,
+    "zero_stage": 0,
+    "recompute": "none",
+    "micro_batch": 1,
+    "global_batch": "micro_batch * dp",
+    "optimizer": "adamw",
+    "n_kv_heads": "n_heads",
+    "tied_embeddings": False,
+    "framework": "nemo",
+    "flop_convention": "model",
+    "memory_measure": "nvidia_smi",
+}
+
+SERVING_REASON = "serving (inference throughput/latency) is not modelled yet; a later issue adds it"
+
+
+class MeasurementFileError(ValueError):
+    """A malformed measurement file: names the file, line and column."""
+
+
+@dataclass
+class Row:
+    """One parsed measurement with where it came from."""
+
+    file: str
+    line: int
+    cells: dict[str, str]
+    defaults: list[str] = field(default_factory=list)
+
+    def where(self, column: str) -> str:
+        return f"{self.file}:{self.line}: column {column!r}"
+
+    def text(self, column: str) -> str:
+        return (self.cells.get(column) or "").strip()
+
+    def number(self, column: str, kind: type = float, default: Any = None, note: bool = True):
+        raw = self.text(column)
+        if raw == "":
+            if default is not None and note:
+                self.defaults.append(f"{column}={default}")
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise MeasurementFileError(f"{self.where(column)}: {raw!r} is not a number") from None
+        if kind is int:
+            if not value.is_integer():
+                raise MeasurementFileError(f"{self.where(column)}: {raw!r} is not an integer")
+            return int(value)
+        return value
+
+    def flag(self, column: str, default: bool | None = None) -> bool | None:
+        raw = self.text(column).lower()
+        if raw == "":
+            if default is not None:
+                self.defaults.append(f"{column}={str(default).lower()}")
+            return default
+        if raw in ("true", "1", "yes"):
+            return True
+        if raw in ("false", "0", "no"):
+            return False
+        raise MeasurementFileError(f"{self.where(column)}: {raw!r} is not true/false")
+
+    def choice(self, column: str, allowed: tuple[str, ...], default: str | None = None) -> str | None:
+        raw = self.text(column)
+        if raw == "":
+            if default is not None:
+                self.defaults.append(f"{column}={default}")
+            return default
+        if raw not in allowed:
+            raise MeasurementFileError(
+                f"{self.where(column)}: {raw!r} is not one of {', '.join(allowed)}")
+        return raw
+
+
+def default_measurement_files() -> list[Path]:
+    return sorted((data_dir() / "validation").glob("*.csv"))
+
+
+def read_measurements(paths: list[str | Path] | None = None) -> list[Row]:
+    """Parse measurement CSVs; a missing required column or a bad cell is an error naming it."""
+    rows: list[Row] = []
+    seen: dict[str, str] = {}
+    for path in paths or default_measurement_files():
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise MeasurementFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        reader = csv.DictReader(text.splitlines())
+        header = reader.fieldnames or []
+        missing = [c for c in SCHEMA_COLUMNS if c not in header]
+        if missing:
+            raise MeasurementFileError(f"{path}: missing column(s) {', '.join(missing)}")
+        unknown = [c for c in header if c not in SCHEMA_COLUMNS and c not in EXTENSION_COLUMNS]
+        if unknown:
+            raise MeasurementFileError(
+                f"{path}: unknown column(s) {', '.join(unknown)}; allowed extension columns: "
+                f"{', '.join(EXTENSION_COLUMNS)}")
+        for line, cells in enumerate(reader, start=2):
+            row = Row(str(path), line, cells)
+            rid = row.text("id")
+            if not rid:
+                raise MeasurementFileError(f"{row.where('id')}: empty id")
+            if rid in seen:
+                raise MeasurementFileError(f"{row.where('id')}: duplicate id {rid!r} (first in {seen[rid]})")
+            seen[rid] = f"{path}:{line}"
+            row.choice("category", CATEGORIES)
+            row.choice("metric", METRICS)
+            row.number("value")
+            rows.append(row)
+    return rows
+
+
+# Row -> engine inputs -------------------------------------------------------------------------------
+
+def _model_from_row(row: Row) -> ModelSpec:
+    mlp = row.choice("mlp", ("gelu", "swiglu"))
+    n_heads = row.number("n_heads", int, note=False)
+    n_experts = row.number("n_experts", int, default=0, note=False) or 0
+    fields_ = {
+        "name": row.text("model") or row.text("id"),
+        "n_layers": row.number("n_layers", int, note=False),
+        "d_model": row.number("d_model", int, note=False),
+        "n_heads": n_heads,
+        "n_kv_heads": row.number("n_kv_heads", int, default=n_heads),
+        "d_ff": row.number("d_ff", int, note=False),
+        "vocab_size": row.number("vocab_size", int, note=False),
+        "tied_embeddings": row.flag("tied_embeddings", default=False),
+    }
+    missing = [k for k, v in fields_.items() if v is None]
+    if missing or mlp is None:
+        raise ModelSpecError("architecture incomplete: " + ", ".join(missing + ([] if mlp else ["mlp"])))
+    # Documented defaults for what the schema does not carry: GELU models are GPT-style (LayerNorm,
+    # biases, learned positions), SwiGLU models Llama-style (RMSNorm, no biases, rotary).
+    if mlp == "gelu":
+        fields_.update(mlp_activation="gelu", norm="layernorm", qkv_bias=True, attn_out_bias=True,
+                       mlp_bias=True, position_embedding="learned",
+                       max_position_embeddings=row.number("seq_len", int, default=2048, note=False))
+    else:
+        fields_.update(mlp_activation="swiglu", norm="rmsnorm", position_embedding="rotary")
+    if n_experts:
+        fields_.update(
+            n_experts=n_experts,
+            experts_per_token=row.number("experts_per_token", int, note=False),
+            n_shared_experts=row.number("n_shared_experts", int, default=0, note=False) or 0,
+            d_ff_expert=row.number("d_ff_expert", int, default=fields_["d_ff"], note=False),
+            n_dense_layers=row.number("n_dense_layers", int, default=0, note=False) or 0,
+        )
+    return make_spec(fields_, where=f"{row.file}:{row.line}")
+
+
+def _extra(row: Row) -> tuple[dict[str, Any], dict[str, float]]:
+    """Split the ``extra`` cell into training-setup fields and assumption-knob overrides."""
+    setup, knobs = {}, {}
+    setup_fields = set(TrainingSetup.model_fields)
+    for item in filter(None, (p.strip() for p in row.text("extra").split(";"))):
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep:
+            raise MeasurementFileError(f"{row.where('extra')}: {item!r} is not key=value")
+        if key in setup_fields:
+            low = value.lower()
+            setup[key] = {"true": True, "false": False}.get(low, value)
+        else:
+            try:
+                knobs[key] = float(value)
+            except ValueError:
+                raise MeasurementFileError(f"{row.where('extra')}: {key}={value!r} is not a number") from None
+    return setup, knobs
+
+
+@dataclass
+class Prepared:
+    row: Row
+    spec: ModelSpec
+    layout: ParallelLayout
+    setup: TrainingSetup
+    framework: str
+    knobs: dict[str, float]
+    system: str
+
+
+def _prepare_training(row: Row, catalog) -> Prepared:
+    spec = _model_from_row(row)
+    n = row.number("n_devices", int)
+    if n is None:
+        raise ValueError("n_devices not published: device count and parallel layout unknown")
+    tp = row.number("tp", int, default=1)
+    pp = row.number("pp", int, default=1)
+    cp = row.number("cp", int, default=1)
+    ep = row.number("ep", int, default=1)
+    vpp = row.number("vpp", int, default=1)
+    dp = row.number("dp", int, note=False)
+    if dp is None:
+        if n % (tp * pp * cp):
+            raise ValueError(f"n_devices ({n}) is not a multiple of tp*pp*cp ({tp * pp * cp})")
+        dp = n // (tp * pp * cp)
+        row.defaults.append(f"dp={dp}")
+    if tp * pp * cp * dp != n:
+        raise ValueError(f"tp*pp*cp*dp = {tp * pp * cp * dp} differs from n_devices = {n}")
+    layout = ParallelLayout(
+        tp=tp, pp=pp, vpp=vpp, dp=dp, cp=cp, ep=ep,
+        sequence_parallel=row.flag("sequence_parallel", default=False),
+        zero_stage=row.number("zero_stage", int, default=0),
+    )
+    problems = layout_problems(spec, layout)
+    if problems:
+        raise ValueError("; ".join(problems))
+    seq_len = row.number("seq_len", int)
+    if seq_len is None:
+        raise ValueError("seq_len missing")
+    micro = row.number("micro_batch", int, default=1)
+    gb = row.number("global_batch", int, note=False)
+    if gb is None:
+        gb = micro * dp
+        row.defaults.append(f"global_batch={gb}")
+    extra_setup, knobs = _extra(row)
+    setup = TrainingSetup(
+        precision=row.choice("precision", tuple(PRECISION_TABLE), default="bf16"),
+        optimizer=row.choice("optimizer", ("adam", "adamw", "sgd", "momentum", "adagrad", "lion",
+                                           "adafactor"), default="adamw"),
+        recompute=row.choice("recompute", ("none", "selective", "full"), default="none"),
+        micro_batch=micro, seq_len=seq_len, global_batch=gb, **extra_setup,
+    )
+    from .assumptions import frameworks as framework_names
+
+    framework = row.choice("framework", tuple(framework_names()), default=DEFAULTS["framework"])
+    acc = row.text("accelerator")
+    if not acc:
+        raise ValueError("accelerator missing")
+    system = catalog.default_system(acc).id
+    return Prepared(row, spec, layout, setup, framework, knobs, system)
+
+
+def _sc21_flops(row: Row) -> float:
+    """Narayanan et al. 2021 (SC21) eq. 3: 96 B s l h^2 (1 + s/6h + V/16lh), counting the
+    recomputed forward pass of full activation recomputation."""
+    B = row.number("global_batch", note=False)
+    s, L, h, V = (row.number(c, note=False) for c in ("seq_len", "n_layers", "d_model", "vocab_size"))
+    return 96 * B * s * L * h * h * (1 + s / (6 * h) + V / (16 * L * h))
+
+
+# Running ------------------------------------------------------------------------------------------
+
+RESULT_COLUMNS = ("id", "category", "metric", "measured", "predicted", "rel_error", "status",
+                  "defaults", "model", "accelerator", "framework", "tier", "hardware_variant")
+
+
+@dataclass
+class ValidationBatch:
+    """Parsed rows and the engine inputs of the evaluable training rows (for re-evaluation)."""
+
+    results: dict[str, dict[str, Any]]
+    train: list[Prepared]
+    model: ModelColumns | None = None
+    columns: TrainingColumns | None = None
+    hardware: Any = None
+    knobs: dict[str, np.ndarray] | None = None
+
+
+def prepare_validation(paths: list[str | Path] | None = None, catalog=None) -> ValidationBatch:
+    """Parse every row, evaluate the ones that need no engine, and stack the training rows."""
+    from .catalog_bridge import engine_catalog, hardware_table
+    from .engine import knob_columns
+
+    catalog = catalog or engine_catalog()
+    table = hardware_table(catalog)
+    rows = read_measurements(paths)
+    results: dict[str, dict[str, Any]] = {}
+    train: list[Prepared] = []
+    for row in rows:
+        rid, cat, metric = row.text("id"), row.text("category"), row.text("metric")
+        base = {"id": rid, "category": cat, "metric": metric, "measured": row.number("value"),
+                "predicted": math.nan, "rel_error": math.nan, "status": "ok",
+                "model": row.text("model"), "accelerator": row.text("accelerator"),
+                "tier": row.text("tier"), "framework": row.text("framework"),
+                "hardware_variant": "HARDWARE VARIANT" in row.text("notes")}
+        results[rid] = base
+        try:
+            if metric in SERVING_METRICS or cat in ("infer_throughput", "infer_latency"):
+                raise ValueError(SERVING_REASON)
+            if cat == "train_total_cost":
+                _prepare_training(row, catalog)  # raises with the reason if unpublished
+                raise ValueError("total-cost rows need the planner's run length; not evaluated")
+            measure = row.choice("memory_measure", MEMORY_MEASURES,
+                                 default=DEFAULTS["memory_measure"]) if metric == "peak_memory_gib" else None
+            if measure == "model_states" and not row.text("n_layers"):
+                base["predicted"] = _model_states_only(row)
+            elif cat == "infer_memory":
+                base["predicted"] = _inference_weights(row)
+            else:
+                train.append(_prepare_training(row, catalog))
+        except MeasurementFileError:
+            raise
+        except (ValueError, ModelSpecError) as exc:
+            base["status"] = str(exc)
+        finally:
+            base["defaults"] = ", ".join(row.defaults)
+    batch = ValidationBatch(results, train)
+    if train:
+        batch.model = ModelColumns.from_specs([p.spec for p in train])
+        batch.columns = TrainingColumns.stack([training_columns(p.layout, p.setup) for p in train])
+        batch.hardware = table.columns([table.system_code(p.system) for p in train], batch.columns.precision)
+        batch.knobs = knob_columns([p.framework for p in train], [p.knobs for p in train])
+    return batch
+
+
+def evaluate_validation(batch: ValidationBatch, hardware=None) -> pd.DataFrame:
+    """Predictions for a prepared batch (``hardware`` replaces the batch's, e.g. during a fit)."""
+    from .engine import evaluate_training
+
+    results = {k: dict(v) for k, v in batch.results.items()}
+    if batch.train:
+        out = evaluate_training(batch.model, batch.columns, hardware or batch.hardware, batch.knobs)
+        for i, p in enumerate(batch.train):
+            res = results[p.row.text("id")]
+            res["defaults"] = ", ".join(p.row.defaults)
+            try:
+                res["predicted"] = _metric(p, i, out, batch.columns, batch.model)
+            except ValueError as exc:
+                res["status"] = str(exc)
+    frame = pd.DataFrame(list(results.values()), columns=list(RESULT_COLUMNS))
+    ok = frame["status"] == "ok"
+    frame.loc[ok, "rel_error"] = (frame.loc[ok, "predicted"] - frame.loc[ok, "measured"]) / frame.loc[ok, "measured"]
+    bad = ok & ~np.isfinite(frame["predicted"].astype(float))
+    frame.loc[bad, "status"] = "no prediction: missing hardware or efficiency data"
+    return frame
+
+
+def validate(paths: list[str | Path] | None = None, catalog=None) -> pd.DataFrame:
+    """One result row per measurement: measured, predicted, relative error and status."""
+    return evaluate_validation(prepare_validation(paths, catalog))
+
+
+def _metric(p: Prepared, i: int, out: dict[str, np.ndarray], t: TrainingColumns, m: ModelColumns) -> float:
+    row = p.row
+    metric = row.text("metric")
+    step = float(out["step_time_s"][i])
+    n = p.layout.n_devices
+    tokens = float(out["tokens_per_step"][i])
+    if metric == "step_time_s":
+        return step
+    if metric == "tokens_per_s_per_device":
+        return tokens / step / n
+    if metric == "tokens_per_s_total":
+        return tokens / step
+    if metric == "model_tflops_per_device":
+        conv = row.choice("flop_convention", FLOP_CONVENTIONS, default=DEFAULTS["flop_convention"])
+        flops = _sc21_flops(row) if conv == "sc21_hfu" else float(out["model_flops_per_step"][i])
+        return flops / step / n / 1e12
+    if metric == "peak_memory_gib":
+        measure = row.choice("memory_measure", MEMORY_MEASURES, default=DEFAULTS["memory_measure"])
+        parts = {k[len("memory_"):-len("_bytes")]: float(v[i]) for k, v in out.items()
+                 if k.startswith("memory_") and k.endswith("_bytes") and k not in
+                 ("memory_total_bytes", "memory_capacity_bytes")}
+        if measure == "model_states":
+            total = sum(parts[k] for k in ("weights", "gradients", "master_weights", "optimizer_states"))
+        elif measure == "weights":
+            total = parts["weights"]
+        elif measure == "allocator_reserved":
+            total = sum(v for k, v in parts.items() if k != "framework")
+        else:
+            total = sum(parts.values())
+        return total / GIB
+    if metric == "fits":
+        return float(bool(out["memory_fits"][i]))
+    raise ValueError(f"metric {metric!r} is not a training metric")
+
+
+def _model_states_only(row: Row) -> float:
+    """Rows that give only a parameter count (the ZeRO paper's analytic example)."""
+    psi = row.number("params_b") * 1e9
+    n = row.number("n_devices", int)
+    dp = row.number("dp", int, default=n)
+    precision = row.choice("precision", tuple(PRECISION_TABLE), default="bf16")
+    optimizer = row.choice("optimizer", ("adam", "adamw", "sgd", "momentum", "adagrad", "lion",
+                                         "adafactor"), default="adamw")
+    setup = TrainingSetup(precision=precision, optimizer=optimizer)
+    t = training_columns(ParallelLayout(dp=dp, zero_stage=row.number("zero_stage", int, default=0)), setup)
+    states = model_state_bytes(psi, zero_stage=t.zero_stage, shard_degree=dp,
+                               weight_bytes=t.weight_bytes, grad_bytes=t.grad_bytes,
+                               master_bytes=t.master_bytes, optimizer_state_bytes=t.optimizer_state_bytes)
+    return float(states.total) / GIB
+
+
+def _inference_weights(row: Row) -> float:
+    spec = _model_from_row(row)
+    bits = row.number("weight_bits", note=False)
+    if bits is None:
+        precision = row.choice("precision", tuple(PRECISION_TABLE), default="bf16")
+        bits = PRECISION_TABLE[precision][0] * 8
+        row.defaults.append(f"weight_bits={bits:g} (from precision)")
+    mem = inference_memory_per_device(ModelColumns.from_spec(spec), batch=1, context_len=1,
+                                      weight_bits=bits)
+    return float(mem["weights"]) / GIB
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Per category: rows evaluated, median and mean absolute percentage error, worst row."""
+    ok = results[results["status"] == "ok"].copy()
+    ok["ape"] = ok["rel_error"].abs() * 100
+    out = []
+    for cat, grp in results.groupby("category", sort=False):
+        g = ok[ok["category"] == cat]
+        worst = g.loc[g["ape"].idxmax()] if len(g) else None
+        out.append({
+            "category": cat,
+            "rows": len(grp),
+            "evaluated": len(g),
+            "median_ape_pct": float(g["ape"].median()) if len(g) else math.nan,
+            "mean_ape_pct": float(g["ape"].mean()) if len(g) else math.nan,
+            "worst_id": worst["id"] if worst is not None else "",
+            "worst_ape_pct": float(worst["ape"]) if worst is not None else math.nan,
+        })
+    return pd.DataFrame(out)

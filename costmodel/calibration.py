@@ -171,7 +171,51 @@ def _ape(frame: pd.DataFrame, ids: list[str]) -> float:
     return float((g["rel_error"].abs() * 100).median())
 
 
-def write_fitted(result: FitResult, path: str | Path) -> Path:
+def transfer_ratios(result: FitResult, catalog) -> dict[str, float]:
+    """Fitted end-to-end GEMM efficiency over the part's micro-benchmark (MAMF) efficiency, averaged
+    over the fitted parts: one ratio for 16/32-bit formats and one for fp8."""
+    ratios: dict[str, list[float]] = {"16": [], "fp8": []}
+    for (acc, quantity, fmt), v in result.values.items():
+        if quantity != "matmul" or fmt == "fp16":
+            continue
+        mamf = catalog.efficiency_value(acc, "matmul", fmt).value
+        ratios["fp8" if fmt == "fp8" else "16"].append(v / mamf)
+    return {k: float(np.mean(v)) for k, v in ratios.items() if v}
+
+
+def transferred_rows(result: FitResult, catalog) -> list[list[str]]:
+    """GEMM efficiencies for parts without their own fit: micro-benchmark value x transfer ratio,
+    so that uncalibrated parts are not ranked on a more optimistic basis than calibrated ones."""
+    ratios = transfer_ratios(result, catalog)
+    formats = sorted({v[2] for v in PRECISION_TABLE.values()})  # matmul formats the engine uses
+    fitted_accs = {a for (a, _, _) in result.values} | set(SHARED_SILICON)
+    today = _dt.date.today().isoformat()
+    rows = []
+    for acc in catalog.accelerator_ids:
+        if acc in fitted_accs:
+            continue
+        part = catalog.accelerator(acc)
+        for fmt in formats:
+            if part.peak(fmt) is None:
+                continue
+            key = "fp8" if fmt == "fp8" else "16"
+            if key not in ratios:
+                continue
+            try:
+                base = catalog.efficiency_value(acc, "matmul", fmt)
+            except Exception:
+                continue
+            value = min(1.0, base.value * ratios[key])
+            rows.append([acc, fmt, "matmul", "", f"{value:.3f}", today,
+                         f"fit transfer: `{FIT_COMMAND}`: {base.value:.3f} ({base.accelerator} "
+                         f"{base.precision or 'any'} micro-benchmark row) x {ratios[key]:.3f}",
+                         f"no training run of this part is in the public rows; the ratio of fitted "
+                         f"end-to-end to micro-benchmark GEMM efficiency on the calibrated parts "
+                         f"({', '.join(sorted({a for (a, _, f) in result.values}))}) is applied"])
+    return rows
+
+
+def write_fitted(result: FitResult, path: str | Path, catalog=None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     today = _dt.date.today().isoformat()
@@ -190,6 +234,12 @@ def write_fitted(result: FitResult, path: str | Path) -> Path:
             if parent == acc:
                 rows.append([child, fmt, quantity, "", f"{v:.3f}", today,
                              f"fit: `{FIT_COMMAND}`; inherited from {acc} (same compute die)", note])
+    if catalog is None:
+        from .catalog_bridge import calibration_files
+        from hardware_catalog import load_catalog
+
+        catalog = load_catalog([f for f in calibration_files() if f.name != "fitted.csv"])
+    rows += transferred_rows(result, catalog)
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["accelerator", "precision", "quantity", "size", "value", "as_of", "source", "notes"])

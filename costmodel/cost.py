@@ -46,7 +46,9 @@ def training_run_cost(
     storage_usd = (as_array(checkpoint_bytes) / 1e9 * checkpoints_retained
                    * storage_usd_per_gb_month * hours / HOURS_PER_MONTH)
     energy_kwh = n * as_array(tdp_w) * power_utilization_fraction * hours / 1000.0 * pue
-    energy_usd = energy_kwh * electricity_usd_per_kwh
+    rate = as_array(electricity_usd_per_kwh)
+    # Unknown TDP leaves the energy unknown (NaN) but must not make a cloud price unknown.
+    energy_usd = np.where(rate > 0, energy_kwh * rate, 0.0)
     total = compute_usd + storage_usd + energy_usd
     return {
         "steps": steps,

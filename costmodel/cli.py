@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -202,6 +203,115 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# plan ----------------------------------------------------------------------------------------------
+
+def _csv_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def scenario_from_args(args: argparse.Namespace):
+    """A Scenario from a file (if given) with the command-line flags applied on top."""
+    from .scenario import Scenario, ScenarioError
+
+    data: dict[str, Any] = {}
+    if args.scenario:
+        data = Scenario.load(args.scenario).to_dict()
+    job = dict(data.get("job") or {})
+    cons = dict(data.get("constraints") or {})
+    search = dict(data.get("search") or {})
+    if args.model:
+        data["model"] = args.model
+    for flag, key in (("train_tokens", "train_tokens"), ("seq_len", "seq_len"),
+                      ("global_batch", "global_batch"), ("job_kind", "kind"),
+                      ("framework", "framework")):
+        if getattr(args, flag) is not None:
+            job[key] = getattr(args, flag)
+    for flag, key in (("deadline_days", "deadline_days"), ("budget_usd", "budget_usd"),
+                      ("max_devices", "max_devices")):
+        if getattr(args, flag) is not None:
+            cons[key] = getattr(args, flag)
+    for flag, key in (("kinds", "kinds"), ("providers", "providers"), ("pricing", "pricing_models"),
+                      ("regions", "regions")):
+        if getattr(args, flag) is not None:
+            cons[key] = _csv_list(getattr(args, flag))
+    if args.accelerators is not None:
+        search["accelerators"] = _csv_list(args.accelerators)
+    if args.objective is not None:
+        data["objective"] = args.objective
+    if "model" not in data:
+        raise ScenarioError("give a SCENARIO file or --model")
+    if "train_tokens" not in job:
+        raise ScenarioError("give a SCENARIO file or --train-tokens")
+    data.update(job=job, constraints=cons, search=search)
+    return Scenario.from_dict(data, where=args.scenario or "command line")
+
+
+class _Progress:
+    """A one-line progress bar on stderr for searches of more than one chunk."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.started = time.perf_counter()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        frac = done / total
+        if done == total and not self.shown:
+            return  # a single-chunk search finishes before a bar is worth drawing
+        bar = "#" * int(30 * frac)
+        rate = done / max(time.perf_counter() - self.started, 1e-9)
+        sys.stderr.write(f"\rsearching [{bar:<30}] {frac:6.1%} {done:,}/{total:,} configs "
+                         f"({rate / 1e6:.2f} M/s)")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+        self.shown = True
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .planner import plan
+    from .report import plans_table, write_reports
+
+    sc = scenario_from_args(args)
+    if args.save_scenario:
+        sc.save(args.save_scenario)
+    result = plan(sc, top=args.top, progress=_Progress(not args.no_progress))
+    table = plans_table(result)
+    print(f"{sc.model_spec().name}: {sc.job.kind} on {sc.job.train_tokens:.4g} tokens, "
+          f"{sc.job.batch_sequences} x {sc.job.seq_len}-token sequences per step, framework "
+          f"{sc.job.framework}; objective {sc.objective}")
+    print(f"searched {result.n_configurations:,} configurations x offers = {result.n_plans:,} plans "
+          f"in {result.seconds:.2f} s; {int(result.context['feasible']):,} feasible")
+    if table.empty:
+        print("no feasible plan. Reasons:")
+    else:
+        show = table.head(args.top)
+        rows = [{
+            "rank": r["rank"], "accelerator": r["accelerator"], "offer": f"{r['provider']} {r['offer']}",
+            "pricing": r["pricing_model"], "devices": r["n_devices"],
+            "tp/pp/vpp/dp/cp/ep": f"{r['tp']}/{r['pp']}/{r['vpp']}/{r['dp']}/{r['cp']}/{r['ep']}",
+            "zero": r["zero_stage"], "recompute": r["recompute"], "mb": r["micro_batch"],
+            "prec": r["precision"], "days": f"{r['time_total_hours'] / 24:,.1f}",
+            "cost_usd": f"{r['cost_total_usd']:,.0f}", "mem_gib": f"{r['memory_per_device_gib']:.1f}",
+            "mfu": f"{r['mfu']:.1%}",
+        } for _, r in show.iterrows()]
+        print(format_table(rows, align_right=("rank", "devices", "days", "cost_usd", "mem_gib", "mfu")))
+    if not result.infeasible.empty:
+        print()
+        print(format_table([{"infeasible because": r["reason"], "plans": f"{r['plans']:,}"}
+                            for _, r in result.infeasible.iterrows()], align_right=("plans",)))
+    if args.csv:
+        paths = write_reports(result, args.csv)
+        print()
+        for kind, path in paths.items():
+            print(f"wrote {kind}: {path}")
+    return 0
+
+
 # validate / calibrate --------------------------------------------------------------------------------
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -289,6 +399,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_flags(p)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("plan", help="search every training configuration and rank the feasible ones")
+    p.add_argument("scenario", nargs="?", help="scenario YAML/JSON (flags below override it)")
+    p.add_argument("--model", help="preset name or path to a config.json")
+    p.add_argument("--train-tokens", type=float, help="tokens of the whole run")
+    p.add_argument("--seq-len", type=int, help="tokens per sequence")
+    p.add_argument("--global-batch", type=int, help="sequences per optimizer step")
+    p.add_argument("--job-kind", choices=("pretrain", "finetune"), help="job kind")
+    p.add_argument("--framework", help="framework profile (default nemo)")
+    p.add_argument("--deadline-days", type=float, help="wall-clock limit of the run")
+    p.add_argument("--budget-usd", type=float, help="total cost limit")
+    p.add_argument("--max-devices", type=int, help="largest device count")
+    p.add_argument("--kinds", help="accelerator kinds, e.g. gpu,tpu,asic,fpga")
+    p.add_argument("--providers", help="comma-separated providers")
+    p.add_argument("--regions", help="comma-separated regions")
+    p.add_argument("--pricing", help="pricing models, e.g. on-demand,spot,commit-1y,commit-3y,capacity-block")
+    p.add_argument("--accelerators", help="comma-separated accelerator ids to search")
+    p.add_argument("--objective", choices=("cost", "time", "cost-per-token", "energy"))
+    p.add_argument("--top", type=int, default=10, help="plans to print and report")
+    p.add_argument("--csv", help="write the wide report here, plus _breakdown.csv and _metadata.json")
+    p.add_argument("--save-scenario", help="write the resolved scenario to this YAML/JSON file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("validate", help="run published measurements through the engine")
     p.add_argument("files", nargs="*", help="measurement CSVs (default: data/validation/*.csv)")

@@ -125,28 +125,31 @@ def pareto_mask(cost: np.ndarray, time_: np.ndarray, key: np.ndarray | None = No
 
 
 def _objective_keys(objective: str) -> tuple[str, ...]:
+    # Ties are common (e.g. ZeRO-1 and ZeRO-3 at the same speed): after the objective and the other
+    # of cost/time, prefer less memory per device (more headroom), then the grid position.
     return {
-        "cost": ("cost_total_usd", "time_total_hours", "_key"),
-        "time": ("time_total_hours", "cost_total_usd", "_key"),
-        "cost-per-token": ("cost_per_million_tokens_usd", "time_total_hours", "_key"),
-        "energy": ("energy_kwh", "cost_total_usd", "_key"),
+        "cost": ("cost_total_usd", "time_total_hours", "memory_total_bytes", "_key"),
+        "time": ("time_total_hours", "cost_total_usd", "memory_total_bytes", "_key"),
+        "cost-per-token": ("cost_per_million_tokens_usd", "time_total_hours", "memory_total_bytes", "_key"),
+        "energy": ("energy_kwh", "cost_total_usd", "memory_total_bytes", "_key"),
     }[objective]
 
 
 def _apply_overrides(catalog: Catalog, scenario: Scenario) -> Catalog:
-    for key, value in scenario.efficiency_overrides.items():
-        parts = key.split("/")
-        if len(parts) not in (2, 3):
-            raise ScenarioError(f"efficiency_overrides: key {key!r} must be 'accelerator/quantity[/precision]'")
-        acc, quantity = parts[0], parts[1]
-        precision = parts[2] if len(parts) == 3 else ""
-        catalog = catalog.override_efficiency(acc, quantity, value, precision=precision)
-    for key, value in scenario.price_overrides.items():
-        parts = key.split("/")
-        if len(parts) != 4:
-            raise ScenarioError(
-                f"price_overrides: key {key!r} must be 'provider/offer/region/pricing_model'")
-        catalog = catalog.override_price(*parts, usd_per_device_hour=value)
+    from hardware_catalog import CatalogError
+
+    for o in scenario.efficiency_overrides:
+        try:
+            catalog.accelerator(o.accelerator)
+            catalog = catalog.override_efficiency(o.accelerator, o.quantity, o.value, precision=o.precision)
+        except CatalogError as exc:
+            raise ScenarioError(f"efficiency_overrides: {exc}") from None
+    for o in scenario.price_overrides:
+        try:
+            catalog = catalog.override_price(o.provider, o.offer, o.region, o.pricing_model,
+                                             usd_per_device_hour=o.usd_per_device_hour)
+        except CatalogError as exc:
+            raise ScenarioError(f"price_overrides: {exc}") from None
     return catalog
 
 

@@ -138,6 +138,25 @@ class SearchSpace(_Frozen):
         return self
 
 
+class PriceOverride(_Frozen):
+    """A negotiated or hypothetical price for one catalog offer."""
+
+    provider: str
+    offer: str
+    region: str
+    pricing_model: str
+    usd_per_device_hour: float = Field(gt=0, description="USD per device-hour.")
+
+
+class EfficiencyOverride(_Frozen):
+    """An achieved-efficiency value to use instead of the catalog's (fraction of peak, 0..1]."""
+
+    accelerator: str
+    quantity: str = Field(description="matmul, attention, memory_bandwidth, scaleup_allreduce, ...")
+    precision: str = Field("", description="Number format ('' for quantities without one).")
+    value: float = Field(gt=0, le=1)
+
+
 class Scenario(_Frozen):
     """Everything a plan needs. ``model`` is a preset name, a path to a config.json, or a spec."""
 
@@ -148,11 +167,10 @@ class Scenario(_Frozen):
     objective: Objective = Field("cost", description="Ranking objective: " + ", ".join(OBJECTIVES))
     overrides: dict[str, float] = Field(
         default_factory=dict, description="Assumption knobs to override (see data/*.yaml).")
-    price_overrides: dict[str, float] = Field(
-        default_factory=dict, description="USD per device-hour by offer key 'provider/offer/region/pricing_model'.")
-    efficiency_overrides: dict[str, float] = Field(
-        default_factory=dict, description="Efficiency by 'accelerator/quantity/precision', e.g. "
-        "'h100-sxm5-80gb/matmul/bf16': 0.75.")
+    price_overrides: list[PriceOverride] = Field(
+        default_factory=list, description="Prices to use instead of the catalog's.")
+    efficiency_overrides: list[EfficiencyOverride] = Field(
+        default_factory=list, description="Efficiencies to use instead of the catalog's.")
 
     @field_validator("model")
     @classmethod

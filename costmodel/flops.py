@@ -83,6 +83,7 @@ def training_flops_per_token(
     causal_discount: Array | bool = True,
     vocab_head: Array | bool = True,
     selective_keep_fraction: Array | float = 1.0,
+    forward: Breakdown | None = None,
 ) -> tuple[Breakdown, Breakdown]:
     """(model FLOPs, hardware FLOPs) per trained token, each by component.
 
@@ -91,8 +92,8 @@ def training_flops_per_token(
     recomputation re-runs the attention core (Korthikanti et al. 2022, Sec. 4.2) plus the share
     ``1 - selective_keep_fraction`` of the rest of the block (1.0 = Megatron's policy).
     """
-    fwd = forward_flops_per_token(model, seq_len, causal_discount=causal_discount,
-                                  vocab_head=vocab_head)
+    fwd = forward if forward is not None else forward_flops_per_token(
+        model, seq_len, causal_discount=causal_discount, vocab_head=vocab_head)
     code = as_array(RECOMPUTE_CODES[recompute] if isinstance(recompute, str) else recompute)
     model_flops = fwd.scaled(3.0)
     block_fwd = fwd.total - fwd["lm_head"]

@@ -164,6 +164,17 @@ def in_flight_microbatches(stage: Array, pp: Array, vpp: Array, n_micro: Array) 
 
 # Training memory per device --------------------------------------------------------------------
 
+def pipeline_stages(m: ModelColumns, pp: Array) -> list[Array]:
+    """The pipeline stages that can be the most loaded: the first (embedding, most in-flight
+    micro-batches) and the last (head, logits); the second as well when an MoE model starts with
+    dense blocks (it may hold more expert blocks than the first). Stage indices per row."""
+    last = pp - 1
+    stages = [np.zeros_like(pp), last]
+    if np.any((m.n_moe_layers > 0) & (m.n_dense_layers > 0)):
+        stages.insert(1, np.minimum(1.0, last))
+    return stages
+
+
 def _stage_layers(m: ModelColumns, stage: Array, layers_per_stage: Array) -> tuple[Array, Array]:
     """(dense blocks, MoE blocks) on pipeline stage ``stage`` (dense blocks come first)."""
     first_layer = stage * layers_per_stage
@@ -195,6 +206,7 @@ def training_memory_per_device(
     m = model_columns(model)
     p = layer_params(m)
     tp, pp, ep = t.tp, t.pp, t.ep
+    has_experts = bool(np.any(m.n_experts > 0))
     layers_per_stage = m.n_layers / pp
     dense_shard = t.dp * t.cp  # ZeRO/FSDP partition group of non-expert parameters
     expert_shard = t.dp * t.cp / ep  # expert-data-parallel group (Megatron-core MoE)
@@ -231,7 +243,7 @@ def training_memory_per_device(
     best: dict[str, Array] | None = None
     best_total = None
     last = pp - 1
-    for stage in (np.zeros_like(pp), np.minimum(1.0, last), last):
+    for stage in pipeline_stages(m, pp):
         is_first = stage == 0
         is_last = stage == last
         dense_n, moe_n = _stage_layers(m, stage, layers_per_stage)
@@ -249,7 +261,10 @@ def training_memory_per_device(
                            grad_bytes=t.grad_bytes, master_bytes=t.master_bytes,
                            optimizer_state_bytes=t.optimizer_state_bytes)
         dense_states = model_state_bytes(dense_params, shard_degree=dense_shard, **states_args)
-        expert_states = model_state_bytes(expert_params, shard_degree=expert_shard, **states_args)
+        if has_experts:
+            expert_states = model_state_bytes(expert_params, shard_degree=expert_shard, **states_args)
+        else:
+            expert_states = {k: 0.0 for k in dense_states}
 
         in_flight = in_flight_microbatches(stage, pp, t.vpp, t.n_micro)
         activations = (

@@ -52,7 +52,7 @@ DIMENSIONS = ("system", "n_devices", "tp", "pp", "vpp", "cp", "ep", "zero_stage"
 RECOMPUTE_NAMES = {v: k for k, v in RECOMPUTE_CODES.items()}
 PRECISION_NAMES = {v: k for k, v in PRECISION_CODES.items()}
 
-DEFAULT_CHUNK = 1 << 17
+DEFAULT_CHUNK = 1 << 15  # 32768 rows: arrays of 256 KiB stay cache-resident (see benchmarks/sweep.py)
 
 
 @dataclass
@@ -247,19 +247,21 @@ def _storage_prices(catalog: Catalog, offers: pd.DataFrame) -> tuple[np.ndarray,
     return np.array(prices, dtype=np.float64), sources
 
 
-def _decode(prep: _Prepared, start: int, stop: int) -> dict[str, np.ndarray]:
-    flat = np.arange(start, stop, dtype=np.int64)
+def _decode(prep: _Prepared, start: int, stop: int, flat: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    if flat is None:
+        flat = np.arange(start, stop, dtype=np.int64)
     idx = np.unravel_index(flat, prep.shape)
     cols = {d: prep.choices[d][i] for d, i in zip(DIMENSIONS, idx)}
     cols["_flat"] = flat
     return cols
 
 
-def evaluate_chunk(prep: _Prepared, start: int, stop: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Evaluate grid rows [start, stop): returns the feasible plan rows (configuration x offer),
-    and per-reason counts of plan rows."""
+def evaluate_chunk(prep: _Prepared, start: int, stop: int, flat: np.ndarray | None = None
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Evaluate grid rows [start, stop) (or the flat grid indices ``flat``): returns the feasible
+    plan rows (configuration x offer) and per-reason counts of plan rows."""
     sc = prep.scenario
-    cols = _decode(prep, start, stop)
+    cols = _decode(prep, start, stop, flat)
     m = prep.model
     n, tp, pp, vpp, cp, ep = (cols[k] for k in ("n_devices", "tp", "pp", "vpp", "cp", "ep"))
     mb = cols["micro_batch"]

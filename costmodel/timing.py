@@ -26,6 +26,7 @@ from .columns import Array, ModelColumns, as_array, model_columns
 from .comms import all_gather_time, all_reduce_time, all_to_all_time, group, p2p_time, reduce_scatter_time
 from .flops import forward_flops_per_token, training_flops_per_token
 from .hardware import HardwareColumns
+from .memory import pipeline_stages
 from .params import layer_params
 from .workload import PRECISION_CODES, TrainingColumns
 
@@ -52,15 +53,14 @@ class TimingKnobs:
     attention_efficiency_scale: Array = 1.0  # framework's attention kernel relative to calibrated
 
 
-def _gemm_time(M: Array, N: Array, K: Array, hw: HardwareColumns, elem_bytes: Array,
-               weight_sets: Array = 1.0) -> Array:
-    """Roofline time of an (M x K) @ (K x N) product; ``weight_sets`` distinct K x N matrices
-    (grouped expert GEMMs) are read once each."""
-    flops = 2.0 * M * N * K
-    nbytes = elem_bytes * (M * K + weight_sets * K * N + M * N)
-    compute = flops / (hw.peak_matmul_flops_per_s * hw.matmul_efficiency)
-    memory = nbytes / hw.achieved_memory_bandwidth
-    return np.maximum(compute, memory) + hw.kernel_overhead_s
+def _gemm_time(M: Array, N: Array, K: Array, peak: Array, bandwidth: Array, overhead: Array,
+               elem_bytes: Array, weight_sets: Array = 1.0) -> Array:
+    """Roofline time of an (M x K) @ (K x N) product at achieved ``peak`` FLOP/s and
+    ``bandwidth`` bytes/s; ``weight_sets`` distinct K x N matrices (grouped expert GEMMs) are read
+    once each."""
+    compute = 2.0 * M * N * K / peak
+    memory = elem_bytes * (M * K + weight_sets * K * N + M * N) / bandwidth
+    return np.maximum(compute, memory) + overhead
 
 
 def training_step_time(
@@ -87,9 +87,15 @@ def training_step_time(
     L = m.n_layers
 
     # ---- one block's forward time for one micro-batch --------------------------------------
+    peak = hw.peak_matmul_flops_per_s * hw.matmul_efficiency  # achieved GEMM FLOP/s
+    bw = hw.achieved_memory_bandwidth
+    ovh = hw.kernel_overhead_s
+
+    def gemm(M, N, K, elem, weight_sets=1.0):
+        return _gemm_time(M, N, K, peak, bw, ovh, elem, weight_sets)
+
     qkv_n = fwd["qkv"] / L / (2 * h) / tp
-    attn_common = (_gemm_time(T, qkv_n, h, hw, mm_bytes)
-                   + _gemm_time(T, h, a * m.v_head_dim / tp, hw, mm_bytes))
+    attn_common = gemm(T, qkv_n, h, mm_bytes) + gemm(T, h, a * m.v_head_dim / tp, mm_bytes)
     # Attention core. Fused (flash) attention runs at the measured attention efficiency. Unfused
     # attention is two batched GEMMs at the matmul efficiency plus the traffic of the s x s score
     # matrix: write scores, read and write the softmax, and with dropout a 1-byte mask and its
@@ -102,21 +108,23 @@ def training_step_time(
     flash_core = attn_flops / (hw.peak_attention_flops_per_s * hw.attention_efficiency)
     score_bytes = a * T * s / tp * (3 * e + t.dropout * (1 + e))
     eager_core = (full_attn_flops / (hw.peak_attention_flops_per_s * hw.matmul_efficiency)
-                  + score_bytes / hw.achieved_memory_bandwidth)
+                  + score_bytes / bw)
     attn_core = np.where(t.flash > 0, flash_core, eager_core)
     hidden_mult = m.mlp_matrices - 1  # gate+up (gated) or fc1
-    dense_mlp = (_gemm_time(T, hidden_mult * m.d_ff / tp, h, hw, mm_bytes)
-                 + _gemm_time(T, h, m.d_ff / tp, hw, mm_bytes))
+    dense_mlp = gemm(T, hidden_mult * m.d_ff / tp, h, mm_bytes) + gemm(T, h, m.d_ff / tp, mm_bytes)
     local_experts = m.n_experts / ep
     routed_tokens = T * m.experts_per_token  # token-expert pairs a device processes
-    moe_mlp = (
-        _gemm_time(routed_tokens, hidden_mult * m.d_ff_expert / tp, h, hw, mm_bytes, local_experts)
-        + _gemm_time(routed_tokens, h, m.d_ff_expert / tp, hw, mm_bytes, local_experts)
-        + np.where(m.n_shared_experts > 0,
-                   _gemm_time(T, hidden_mult * m.n_shared_experts * m.d_ff_expert / tp, h, hw, mm_bytes)
-                   + _gemm_time(T, h, m.n_shared_experts * m.d_ff_expert / tp, hw, mm_bytes), 0.0)
-        + _gemm_time(T, m.n_experts, h, hw, e)  # router
-    )
+    if np.any(m.n_experts > 0):
+        moe_mlp = (
+            gemm(routed_tokens, hidden_mult * m.d_ff_expert / tp, h, mm_bytes, local_experts)
+            + gemm(routed_tokens, h, m.d_ff_expert / tp, mm_bytes, local_experts)
+            + np.where(m.n_shared_experts > 0,
+                       gemm(T, hidden_mult * m.n_shared_experts * m.d_ff_expert / tp, h, mm_bytes)
+                       + gemm(T, h, m.n_shared_experts * m.d_ff_expert / tp, mm_bytes), 0.0)
+            + gemm(T, m.n_experts, h, e)  # router
+        )
+    else:
+        moe_mlp = 0.0  # no MoE block in any row
     # Element-wise bytes per token and block (forward): two norms (read+write h each), two
     # residual adds (read 2h, write h), rotary on Q and K (read+write), the MLP activation
     # (gated: read 2 ff, write ff; otherwise read ff, write ff); MoE adds permute/unpermute copies.
@@ -127,7 +135,7 @@ def training_step_time(
     dense_elem_bytes = e * T * (base_elem + act_rw * m.d_ff / tp)
     moe_elem_bytes = e * T * (base_elem + act_rw * (m.experts_per_token + m.n_shared_experts)
                               * m.d_ff_expert / tp + 4 * m.experts_per_token * h / outside)
-    elem_time = k.elementwise_traffic_factor / hw.achieved_memory_bandwidth
+    elem_time = k.elementwise_traffic_factor / bw
     dense_other_fwd = attn_common + dense_mlp + dense_elem_bytes * elem_time
     moe_other_fwd = attn_common + moe_mlp + moe_elem_bytes * elem_time
 
@@ -145,7 +153,7 @@ def training_step_time(
     dense_block = block_time(dense_other_fwd)
     moe_block = block_time(moe_other_fwd)
     head = t.vocab_head * (
-        3 * _gemm_time(T, m.vocab_size / tp, h, hw, mm_bytes)
+        3 * gemm(T, m.vocab_size / tp, h, mm_bytes)
         # cross-entropy: ~3 passes over the logits at (16-bit + fp32) bytes each
         + 3 * T * m.vocab_size / tp * (e + 4.0) * elem_time
     )
@@ -169,7 +177,7 @@ def training_step_time(
     last = pp - 1
     stage_compute = stage_tp = stage_ep = stage_cp = stage_cp_exp = None
     best_params_dense = best_params_expert = None
-    for stage in (np.zeros_like(pp), np.minimum(1.0, last), last):
+    for stage in pipeline_stages(m, pp):
         first_layer = stage * layers_per_stage
         dense_n = np.clip(m.n_dense_layers - first_layer, 0.0, layers_per_stage)
         moe_n = layers_per_stage - dense_n
@@ -235,7 +243,7 @@ def training_step_time(
     opt_params = (best_params_dense / np.where(shard > 0, dp * cp, 1.0)
                   + best_params_expert / np.where(shard > 0, dp * cp / ep, 1.0))
     opt_bytes = opt_params * (2 * (t.master_bytes + t.optimizer_state_bytes) + gb + wb)
-    optimizer = opt_bytes / hw.achieved_memory_bandwidth
+    optimizer = opt_bytes / bw
 
     parts = {
         "compute": n_micro * stage_compute,
@@ -257,7 +265,7 @@ def training_step_time(
 
     model_flops, hw_flops = training_flops_per_token(
         m, s, r, causal_discount=t.causal_discount, vocab_head=t.vocab_head,
-        selective_keep_fraction=keep)
+        selective_keep_fraction=keep, forward=fwd)
     tokens = t.global_batch * s
     n = t.n_devices
     out = {f"{name}_s": v for name, v in parts.items()}

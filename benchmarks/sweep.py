@@ -1,0 +1,234 @@
+"""Planner and engine throughput, peak memory and the default scenario's end-to-end time.
+
+Run:  .venv/bin/python benchmarks/sweep.py            (all sizes; ~1-2 minutes on 2 cores)
+      .venv/bin/python benchmarks/sweep.py --quick    (1e4 and 1e6 only)
+
+What is measured, each grid size in a fresh subprocess (so peak RSS is per size):
+- search: the first N rows of a large training grid (llama-3.1-70b on every catalog system, device
+  counts to 16384, tp/pp/vpp/cp/ZeRO/recompute/micro-batch/precision) through the planner's chunk
+  loop: feasibility checks on every row, the full engine (memory, FLOPs, communication, step time)
+  on the structurally valid rows, the offer join and cost, constraints, running top-k and Pareto;
+- engine: N rows that are all valid, straight through ``engine.evaluate_training`` plus cost, so
+  no row is skipped by a cheap check;
+- default scenario: ``plan(Scenario(model, Job(train_tokens)))`` end to end;
+- llm-analysis: one configuration through llm-analysis 0.2.2's ``LLMAnalysis.train`` versus one
+  through ``costmodel.estimate_training``.
+The last line is ``configs_per_s=<search rate of the 1e6 grid>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def big_scenario():
+    from costmodel.scenario import Constraints, Job, Scenario, SearchSpace
+
+    return Scenario(
+        model="llama-3.1-70b",
+        job=Job(train_tokens=2e12, seq_len=4096),
+        constraints=Constraints(pricing_models=["on-demand", "spot", "commit-1y", "capacity-block"]),
+        search=SearchSpace(device_counts=[2**i for i in range(15)], tp=[1, 2, 4, 8],
+                           pp=[1, 2, 4, 8, 16], vpp=[1, 2, 4], cp=[1, 2, 4], zero_stage=[0, 1, 2, 3],
+                           recompute=["none", "selective", "full"], micro_batch=[1, 2, 4, 8],
+                           precision=["bf16", "fp8"]),
+    )
+
+
+def child_search(n: int, chunk: int) -> dict:
+    from costmodel.planner import _objective_keys, _Running, evaluate_chunk, prepare
+
+    sc = big_scenario()
+    prep = prepare(sc)
+    assert prep.size >= n, (prep.size, n)
+    # N rows evenly spaced over the whole grid (generated per chunk, so the benchmark itself holds
+    # no N-sized array): every system, device count and layout is represented, not just the first.
+    step = prep.size / n
+    running = _Running(50)
+    keys = _objective_keys("cost")
+    plan_rows = feasible = 0
+    t0 = time.perf_counter()
+    for start in range(0, n, chunk):
+        flat = np.floor(np.arange(start, min(n, start + chunk)) * step).astype(np.int64)
+        rows, counts, _ = evaluate_chunk(prep, 0, 0, flat)
+        plan_rows += int(counts.sum())
+        feasible += int(counts[0])
+        if rows:
+            running.add(rows, keys)
+    seconds = time.perf_counter() - t0
+    return {"rows": n, "grid": prep.size, "seconds": seconds, "plan_rows": plan_rows,
+            "feasible_plan_rows": feasible, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def child_engine(n: int, chunk: int) -> dict:
+    """N valid rows straight through the engine and the cost formulas."""
+    from costmodel.catalog_bridge import engine_catalog, hardware_table
+    from costmodel.columns import ModelColumns
+    from costmodel.cost import training_run_cost
+    from costmodel.engine import evaluate_training, knob_columns
+    from costmodel.spec import preset
+    from costmodel.workload import TrainingColumns
+
+    table = hardware_table(engine_catalog())
+    h100 = table.system_code("hgx-h100-8")
+    m = ModelColumns.from_spec(preset("llama-3.1-70b"))
+    knobs = knob_columns("nemo")
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    total = 0.0
+    for start in range(0, n, chunk):
+        k = min(chunk, n - start)
+        tp = rng.choice([1.0, 2.0, 4.0, 8.0], k)
+        pp = rng.choice([1.0, 2.0, 4.0, 8.0], k)
+        cp = rng.choice([1.0, 2.0], k)
+        dp = rng.choice([1.0, 2.0, 4.0, 8.0, 16.0], k)
+        mb = rng.choice([1.0, 2.0, 4.0], k)
+        ones = np.ones(k)
+        t = TrainingColumns(
+            tp=tp, pp=pp, vpp=np.where(pp > 1, rng.choice([1.0, 2.0], k), 1.0), dp=dp, cp=cp,
+            ep=ones, sp=(tp > 1).astype(float), zero_stage=rng.choice([0.0, 1.0, 2.0, 3.0], k),
+            micro_batch=mb, seq_len=4096 * ones, n_micro=1024 / (dp * mb),
+            recompute=rng.choice([0.0, 1.0, 2.0], k), precision=rng.choice([3.0, 4.0], k),
+            weight_bytes=2 * ones, grad_bytes=2 * ones, master_bytes=4 * ones,
+            optimizer_state_bytes=8 * ones, adafactor=0 * ones, act_bytes=2 * ones, flash=ones,
+            dropout=0 * ones, vocab_head=ones, causal_discount=ones)
+        hw = table.columns(np.full(k, h100), t.precision.astype(np.int64))
+        out = evaluate_training(m, t, hw, knobs)
+        cost = training_run_cost(
+            step_time_s=out["step_time_s"], step_time_lower_s=out["step_time_lower_s"],
+            step_time_upper_s=out["step_time_upper_s"], tokens_per_step=out["tokens_per_step"],
+            train_tokens=2e12, n_devices=t.n_devices, devices_per_instance=8.0,
+            usd_per_device_hour=3.0, checkpoint_bytes=70e9 * 14, checkpoints_retained=2.0,
+            storage_usd_per_gb_month=0.023, tdp_w=hw.tdp_w, power_utilization_fraction=0.8, pue=1.2)
+        fits = out["memory_fits"] & (cost["time_total_hours"] < 1e9)
+        total += float(np.sum(cost["cost_total_usd"][fits]))
+    seconds = time.perf_counter() - t0
+    return {"rows": n, "seconds": seconds, "checksum": total,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def child_default() -> dict:
+    from costmodel.planner import plan
+    from costmodel.scenario import Job, Scenario
+
+    t0 = time.perf_counter()
+    result = plan(Scenario(model="llama-3.1-70b", job=Job(train_tokens=2e12)), top=50)
+    seconds = time.perf_counter() - t0
+    best = result.plans.iloc[0]
+    return {"seconds": seconds, "configurations": result.n_configurations,
+            "best": f"{best['accelerator']} x{best['n_devices']} {best['offer']} ${best['cost_total_usd']:,.0f}"}
+
+
+def child_llm_analysis(repeats: int) -> dict:
+    """One configuration through both tools: the 22B GPT of Korthikanti et al. 2022 Table 3 on
+    8 A100s with tp=8 (llm-analysis 0.2.2 requires d_ff divisible by d_model, so no Llama)."""
+    import contextlib
+    import io
+
+    from costmodel import ModelSpec, ParallelLayout, TrainingSetup
+    from costmodel.api import estimate_training
+
+    spec = ModelSpec(name="gpt-22b", n_layers=48, d_model=6144, n_heads=64, d_ff=24576,
+                     vocab_size=51200, max_position_embeddings=2048, position_embedding="learned",
+                     tied_embeddings=True, mlp_activation="gelu", norm="layernorm", qkv_bias=True,
+                     attn_out_bias=True, mlp_bias=True)
+    layout = ParallelLayout(tp=8, sequence_parallel=True)
+    setup = TrainingSetup(micro_batch=4, seq_len=2048, global_batch=4, recompute="selective")
+    estimate_training(spec, "a100-sxm4-80gb", layout, setup, train_tokens=1e9)  # warm caches
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        estimate_training(spec, "a100-sxm4-80gb", layout, setup, train_tokens=1e9)
+    ours = (time.perf_counter() - t0) / repeats
+    try:
+        from llm_analysis.analysis import ActivationRecomputation, DSZeRO, LLMAnalysis
+        from llm_analysis.config import DtypeConfig, GPUConfig, ModelConfig, ParallelismConfig
+    except ImportError as exc:
+        return {"costmodel_s": ours, "llm_analysis": f"not importable: {exc}"}
+    model = ModelConfig(name="gpt-22b", num_layers=48, n_head=64, hidden_dim=6144,
+                        vocab_size=51200, max_seq_len=2048, ffn_embed_dim=24576)
+    gpu = GPUConfig(name="a100-sxm4-80gb", mem_per_GPU_in_GB=80, hbm_bandwidth_in_GB_per_sec=2039,
+                    intra_node_bandwidth_in_GB_per_sec=300, intra_node_min_message_latency=8e-6,
+                    peak_fp16_TFLOPS=312, peak_i8_TFLOPS=624, peak_i4_TFLOPS=1248,
+                    inter_node_bandwidth_in_GB_per_sec=25)
+
+    def run_once():
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            a = LLMAnalysis(model, gpu, DtypeConfig(), ParallelismConfig(tp_size=8, pp_size=1, dp_size=1, sp_size=8))
+            return a.training(batch_size_per_gpu=4, seq_len=2048, total_num_tokens=1e9,
+                              activation_recomputation=ActivationRecomputation.SELECTIVE,
+                              ds_zero=DSZeRO.NONE)
+
+    run_once()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        run_once()
+    theirs = (time.perf_counter() - t0) / repeats
+    return {"costmodel_s": ours, "llm_analysis_s": theirs}
+
+
+def run_child(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="skip the 1e7 grid")
+    ap.add_argument("--chunk", type=int, default=1 << 15)
+    ap.add_argument("--child", choices=("search", "engine", "default", "llm"))
+    ap.add_argument("--rows", type=int, default=0)
+    args = ap.parse_args()
+    if args.child == "search":
+        print(json.dumps(child_search(args.rows, args.chunk)))
+        return
+    if args.child == "engine":
+        print(json.dumps(child_engine(args.rows, args.chunk)))
+        return
+    if args.child == "default":
+        print(json.dumps(child_default()))
+        return
+    if args.child == "llm":
+        print(json.dumps(child_llm_analysis(20)))
+        return
+
+    print(f"cpus={os.cpu_count()} python={sys.version.split()[0]} numpy={np.__version__} chunk={args.chunk}")
+    sizes = [10_000, 1_000_000] + ([] if args.quick else [10_000_000])
+    search_rate = {}
+    for n in sizes:
+        r = run_child(["--child", "search", "--rows", str(n), "--chunk", str(args.chunk)])
+        search_rate[n] = n / r["seconds"]
+        print(f"search  rows={n:>10,} of {r['grid']:,} seconds={r['seconds']:7.2f} configs_per_s={search_rate[n]:>12,.0f} "
+              f"plan_rows={r['plan_rows']:>11,} feasible={r['feasible_plan_rows']:>10,} "
+              f"peak_rss_mib={r['peak_rss_mib']:7.1f}")
+    for n in sizes:
+        r = run_child(["--child", "engine", "--rows", str(n), "--chunk", str(args.chunk)])
+        print(f"engine  rows={n:>10,} seconds={r['seconds']:7.2f} configs_per_s={n / r['seconds']:>12,.0f} "
+              f"(every row valid: memory, FLOPs, comm, time, cost, fits) peak_rss_mib={r['peak_rss_mib']:7.1f}")
+    d = run_child(["--child", "default"])
+    print(f"default scenario (llama-3.1-70b, 2e12 tokens, default search space): "
+          f"{d['configurations']:,} configurations in {d['seconds']:.2f} s end to end; best: {d['best']}")
+    ll = run_child(["--child", "llm"])
+    if "llm_analysis_s" in ll:
+        print(f"one configuration: costmodel.estimate_training {ll['costmodel_s'] * 1e3:.2f} ms, "
+              f"llm-analysis LLMAnalysis.training {ll['llm_analysis_s'] * 1e3:.2f} ms, "
+              f"ratio llm-analysis/costmodel = {ll['llm_analysis_s'] / ll['costmodel_s']:.2f}; "
+              f"per configuration in the 1e6 search costmodel takes {1e3 / search_rate[1_000_000]:.5f} ms "
+              f"(llm-analysis/costmodel grid = {ll['llm_analysis_s'] * search_rate[1_000_000]:,.0f}x)")
+    else:
+        print(f"one configuration: costmodel {ll['costmodel_s'] * 1e3:.2f} ms; llm-analysis {ll['llm_analysis']}")
+    print(f"configs_per_s={search_rate[1_000_000]:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""The planner: Pareto front, ranking against brute force, constraints, scenarios and reports."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from costmodel import ParallelLayout, TrainingSetup
+from costmodel.api import estimate_training
+from costmodel.catalog_bridge import engine_catalog
+from costmodel.planner import REASONS, pareto_mask, plan
+from costmodel.report import guard_text, write_reports
+from costmodel.scenario import Constraints, Job, PriceOverride, Scenario, ScenarioError, SearchSpace
+
+SMALL_SEARCH = SearchSpace(
+    accelerators=["h100-sxm5-80gb"], device_counts=[8, 16], tp=[1, 2], pp=[1, 2], vpp=[1],
+    cp=[1], zero_stage=[1], recompute=["none", "full"], micro_batch=[1, 2], precision=["bf16"])
+
+
+def small_scenario(**kw):
+    base = dict(model="llama-3.1-8b", job=Job(train_tokens=1e11, seq_len=4096),
+                search=SMALL_SEARCH)
+    base.update(kw)
+    return Scenario(**base)
+
+
+def brute_force_pareto(cost, time_):
+    keep = []
+    for i in range(len(cost)):
+        dominated = any((cost[j] <= cost[i] and time_[j] <= time_[i]
+                         and (cost[j] < cost[i] or time_[j] < time_[i])) for j in range(len(cost)))
+        duplicate_earlier = any(cost[j] == cost[i] and time_[j] == time_[i] for j in range(i))
+        if not dominated and not duplicate_earlier:
+            keep.append(i)
+    return sorted(keep)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pareto_mask_equals_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    cost = rng.integers(0, 30, 200).astype(float)  # integers: many ties and duplicates
+    time_ = rng.integers(0, 30, 200).astype(float)
+    assert sorted(pareto_mask(cost, time_).tolist()) == brute_force_pareto(cost, time_)
+
+
+def test_best_plan_equals_brute_force_through_scalar_api():
+    """Every configuration x offer of a small grid evaluated one at a time with
+    ``estimate_training`` (the scalar API); the cheapest equals the planner's first row."""
+    sc = small_scenario()
+    result = plan(sc, top=5)
+    cat = engine_catalog()
+    best = None
+    for offer in cat.offers_for(accelerator="h100-sxm5-80gb", pricing_model="on-demand"):
+        for n in (8, 16):
+            for tp in (1, 2):
+                for pp in (1, 2):
+                    dp = n // (tp * pp)
+                    for rec in ("none", "full"):
+                        for mb in (1, 2):
+                            layout = ParallelLayout(tp=tp, pp=pp, dp=dp, zero_stage=1,
+                                                    sequence_parallel=tp > 1)
+                            setup = TrainingSetup(micro_batch=mb, seq_len=4096, recompute=rec,
+                                                  global_batch=sc.job.batch_sequences)
+                            e = estimate_training("llama-3.1-8b", "h100-sxm5-80gb", layout, setup,
+                                                  train_tokens=1e11, system=offer.system,
+                                                  offer=offer.offer, framework="nemo")
+                            if not e.fits_in_memory:
+                                continue
+                            key = (e.cost_total_usd, e.time_total_hours, e.memory_per_device_bytes)
+                            if best is None or key < best[0]:
+                                best = (key, offer, layout, setup, e)
+    top = result.plans.iloc[0]
+    (cost, hours, _), offer, layout, setup, e = best
+    assert top["cost_total_usd"] == pytest.approx(cost, rel=1e-9)
+    assert top["time_total_hours"] == pytest.approx(hours, rel=1e-9)
+    assert (top["provider"], top["offer"]) == (offer.provider, offer.offer)
+    assert (top["tp"], top["pp"], top["dp"]) == (layout.tp, layout.pp, layout.dp)
+    assert (top["micro_batch"], top["recompute"]) == (setup.micro_batch, setup.recompute)
+
+
+def all_feasible(sc):
+    return plan(sc, top=100_000).plans
+
+
+def plan_keys(df):
+    return set(zip(df["offer"], df["region"], df["n_devices"], df["tp"], df["pp"], df["dp"],
+                   df["recompute"], df["micro_batch"]))
+
+
+def test_constraints_exclude_exactly_the_violating_rows():
+    free = all_feasible(small_scenario())
+    assert len(free) > 10
+    budget = float(free["cost_total_usd"].median())
+    deadline_days = float(free["time_total_hours"].median()) / 24
+    cases = [
+        (Constraints(budget_usd=budget), free["cost_total_usd"] <= budget),
+        (Constraints(deadline_days=deadline_days), free["time_total_hours"] <= deadline_days * 24),
+        (Constraints(max_devices=8), free["n_devices"] <= 8),
+        (Constraints(providers=["AWS"]), free["provider"] == "AWS"),
+        (Constraints(min_memory_headroom=0.25),
+         free["memory_per_device_gib"] <= 0.75 * free["memory_capacity_gib"]),
+    ]
+    for constraints, expected in cases:
+        got = all_feasible(small_scenario(constraints=constraints))
+        assert plan_keys(got) == plan_keys(free[expected]), constraints
+
+
+def test_infeasible_reasons_are_counted():
+    sc = small_scenario(search=SMALL_SEARCH.model_copy(update={"precision": ["bf16", "fp8"],
+                                                               "accelerators": ["a100-sxm4-80gb"],
+                                                               "device_counts": [8, 16, 6]}))
+    r = plan(sc, top=5)
+    reasons = dict(zip(r.infeasible["reason"], r.infeasible["plans"]))
+    assert reasons["format unsupported on hardware"] > 0  # fp8 on A100
+    assert reasons["layout does not divide the model"] > 0  # 6 devices with tp=4 etc.
+    assert set(reasons) <= set(REASONS)
+    assert r.n_plans == r.context["feasible"] + sum(reasons.values())
+
+
+def test_ranking_is_deterministic_and_chunk_size_independent():
+    sc = small_scenario()
+    a = plan(sc, top=20).plans
+    b = plan(sc, top=20, chunk_size=7).plans
+    pd.testing.assert_frame_equal(a.drop(columns=["price_source"]), b.drop(columns=["price_source"]))
+
+
+def test_objectives_sort_their_column():
+    for objective, column in (("time", "time_total_hours"), ("cost", "cost_total_usd"),
+                              ("energy", "energy_kwh")):
+        df = plan(small_scenario(objective=objective), top=15).plans
+        assert df[column].is_monotonic_increasing, objective
+
+
+def test_price_override_changes_the_ranking_input():
+    sc = small_scenario()
+    top = plan(sc, top=1).plans.iloc[0]
+    doubled = PriceOverride(provider=top["provider"], offer=top["offer"], region=top["region"],
+                            pricing_model=top["pricing_model"],
+                            usd_per_device_hour=2 * top["usd_per_device_hour"])
+    again = plan(small_scenario(price_overrides=[doubled]), top=100_000).plans
+    same = again[(again["offer"] == top["offer"]) & (again["n_devices"] == top["n_devices"])
+                 & (again["tp"] == top["tp"]) & (again["pp"] == top["pp"])
+                 & (again["micro_batch"] == top["micro_batch"]) & (again["recompute"] == top["recompute"])]
+    assert same["usd_per_device_hour"].iloc[0] == pytest.approx(2 * top["usd_per_device_hour"])
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_scenario_file_round_trip(tmp_path, suffix):
+    sc = small_scenario(constraints=Constraints(budget_usd=1e6, providers=["AWS", "Lambda"]),
+                        objective="time", overrides={"pue": 1.1},
+                        price_overrides=[PriceOverride(provider="AWS", offer="p5.48xlarge",
+                                                       region="us-east-1", pricing_model="on-demand",
+                                                       usd_per_device_hour=4.0)])
+    path = sc.save(tmp_path / f"s{suffix}")
+    again = Scenario.load(path)
+    assert again == sc
+    assert again.to_dict() == sc.to_dict()
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"model": "llama-3.1-8b", "job": {"train_tokens": -1}}, "job.train_tokens"),
+    ({"model": "llama-3.1-8b", "job": {"train_tokens": 1e9},
+      "constraints": {"pricing_models": ["reserved"]}}, "constraints.pricing_models"),
+    ({"model": "llama-3.1-8b", "job": {"train_tokens": 1e9}, "search": {"tp": []}}, "search"),
+    ({"model": "llama-3.1-8b", "job": {"train_tokens": 1e9}, "colour": "red"}, "colour"),
+    ({"model": "no-such-model", "job": {"train_tokens": 1e9}}, "model"),
+    ({"model": "llama-3.1-8b", "job": {"train_tokens": 1e9}, "constraints": {"kinds": ["npu"]}},
+     "constraints.kinds"),
+])
+def test_malformed_scenario_names_the_field(data, field):
+    with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
+        Scenario.from_dict(data)
+
+
+def test_malformed_scenario_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model: llama-3.1-8b\njob: [unclosed\n")
+    with pytest.raises(ScenarioError, match="not valid YAML"):
+        Scenario.load(path)
+
+
+def test_empty_search_space_is_a_clear_error():
+    with pytest.raises(ScenarioError, match="no offer matches"):
+        plan(small_scenario(constraints=Constraints(providers=["Lambda"], pricing_models=["spot"])))
+
+
+def test_reports_have_one_header_and_units(tmp_path):
+    result = plan(small_scenario(), top=5)
+    paths = write_reports(result, tmp_path / "plans.csv")
+    first_line = paths["plans"].read_text().splitlines()[0]
+    assert first_line.startswith("rank,accelerator,kind,provider,offer,region,pricing_model")
+    for col in ("n_devices", "tp", "pp", "dp", "cp", "ep", "zero_stage", "recompute",
+                "micro_batch", "precision", "time_total_hours", "cost_total_usd",
+                "memory_per_device_gib", "mfu"):
+        assert col in first_line.split(",")
+    wide = pd.read_csv(paths["plans"])
+    assert wide["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert wide["cost_total_usd"].iloc[0] == pytest.approx(result.plans["cost_total_usd"].iloc[0])
+    long = pd.read_csv(paths["breakdown"])
+    mem = long[(long["rank"] == 1) & (long["quantity"] == "memory_per_device")]["value"].sum()
+    assert mem == pytest.approx(result.plans["memory_per_device_gib"].iloc[0])
+    step = long[(long["rank"] == 1) & (long["quantity"] == "step_time")]["value"].sum()
+    assert step == pytest.approx(result.plans["step_time_s"].iloc[0])
+    meta = json.loads(paths["metadata"].read_text())
+    assert meta["scenario"]["model"] == "llama-3.1-8b"
+    assert meta["prices"] and all(p["as_of"] and p["source"] for p in meta["prices"])
+    assert any(a["name"] == "pue" for a in meta["assumptions"])
+
+
+def test_formula_injection_is_neutralised():
+    assert guard_text("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
+    assert guard_text("+1") == "'+1" and guard_text("@SUM(A1)") == "'@SUM(A1)"
+    assert guard_text("AWS") == "AWS" and guard_text(3.5) == 3.5
+
+
+def test_injection_guard_applies_to_catalog_text_in_reports(tmp_path):
+    user = tmp_path / "offers.csv"
+    from hardware_catalog.paths import data_dir
+
+    header = (data_dir() / "hardware" / "offers.csv").read_text().splitlines()[0] + "\n"
+    cols = header.strip().split(",")
+    row = {c: "" for c in cols}
+    row.update(provider="=cmd|' /C calc'!A0", offer="evil", accelerator="h100-sxm5-80gb",
+               system="hgx-h100-8", devices_per_instance="8", region="us-east-1",
+               pricing_model="on-demand", usd_per_instance_hour="0.8",
+               usd_per_device_hour="0.1", as_of="2026-11-01", source="test")
+    user.write_text(header + ",".join(f'"{row[c]}"' for c in cols) + "\n")
+    cat = engine_catalog([user])
+    result = plan(small_scenario(), top=1, catalog=cat)
+    assert result.plans.iloc[0]["provider"].startswith("=")
+    paths = write_reports(result, tmp_path / "plans.csv")
+    text = paths["plans"].read_text()
+    assert "'=cmd" in text and ",=cmd" not in text

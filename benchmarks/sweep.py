@@ -61,7 +61,7 @@ def child_search(n: int, chunk: int) -> dict:
     t0 = time.perf_counter()
     for start in range(0, n, chunk):
         flat = np.floor(np.arange(start, min(n, start + chunk)) * step).astype(np.int64)
-        rows, counts, _ = evaluate_chunk(prep, 0, 0, flat)
+        rows, counts = evaluate_chunk(prep, 0, 0, flat)
         plan_rows += int(counts.sum())
         feasible += int(counts[0])
         if rows:

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .columns import Array, ModelColumns, as_array, model_columns
+from .columns import Array, ModelColumns, as_array
 from .spec import ModelSpec
 
 

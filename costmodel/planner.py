@@ -12,7 +12,6 @@ Infeasible rows get a reason code (a column, never an exception); counts per rea
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from .flops import RECOMPUTE_CODES
 from .layout import layout_fits
 from .params import parameter_count
 from .scenario import Scenario, ScenarioError
-from .workload import OPTIMIZER_STATES, PRECISION_CODES, TrainingColumns, precision_numbers
+from .workload import PRECISION_CODES, TrainingColumns, precision_numbers
 
 #: Infeasibility reasons, in the order they are checked (a row gets the first that applies).
 REASONS = (
@@ -257,7 +256,7 @@ def _decode(prep: _Prepared, start: int, stop: int, flat: np.ndarray | None = No
 
 
 def evaluate_chunk(prep: _Prepared, start: int, stop: int, flat: np.ndarray | None = None
-                   ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Evaluate grid rows [start, stop) (or the flat grid indices ``flat``): returns the feasible
     plan rows (configuration x offer) and per-reason counts of plan rows."""
     sc = prep.scenario
@@ -297,7 +296,7 @@ def evaluate_chunk(prep: _Prepared, start: int, stop: int, flat: np.ndarray | No
     counts = np.zeros(len(REASONS), dtype=np.int64)
     np.add.at(counts, reason[reason != 0], n_offers[reason != 0])
     if live.size == 0:
-        return {}, counts, np.zeros(0)
+        return {}, counts
 
     def sub(x):
         return x[live]
@@ -329,7 +328,7 @@ def evaluate_chunk(prep: _Prepared, start: int, stop: int, flat: np.ndarray | No
     np.add.at(counts, np.full(int(oom.sum()), 5), n_offers[live][oom])
     keep = np.flatnonzero(mem_ok)
     if keep.size == 0:
-        return {}, counts, np.zeros(0)
+        return {}, counts
 
     # Join each surviving configuration with every offer of its system.
     cfg = live[keep]
@@ -384,7 +383,7 @@ def evaluate_chunk(prep: _Prepared, start: int, stop: int, flat: np.ndarray | No
     rows["devices_per_instance"] = dpi[ok]
     # Deterministic tie-break: position in the grid, then the offer.
     rows["_key"] = cols["_flat"][cfg][rep][ok].astype(np.float64) * 4096 + offer_row[ok]
-    return rows, counts, np.zeros(0)
+    return rows, counts
 
 
 def plan(
@@ -404,7 +403,7 @@ def plan(
     keys = _objective_keys(scenario.objective)
     for start in range(0, total, chunk_size):
         stop = min(total, start + chunk_size)
-        rows, c, _ = evaluate_chunk(prep, start, stop)
+        rows, c = evaluate_chunk(prep, start, stop)
         counts += c
         if rows:
             running.add(rows, keys)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hardware_catalog import KINDS, PRICING_MODELS
 
 from .spec import ModelSpec, ModelSpecError, resolve_model
-from .workload import PRECISION_TABLE, Optimizer, Recompute, TrainingPrecision
+from .workload import Optimizer, Recompute, TrainingPrecision
 
 Objective = Literal["cost", "time", "cost-per-token", "energy"]
 OBJECTIVES: tuple[str, ...] = ("cost", "time", "cost-per-token", "energy")

@@ -25,7 +25,6 @@ import pandas as pd
 from hardware_catalog.paths import data_dir
 
 from .columns import ModelColumns
-from .flops import training_flops_per_token
 from .layout import ParallelLayout, layout_problems
 from .memory import inference_memory_per_device, model_state_bytes
 from .spec import ModelSpec, ModelSpecError, make_spec

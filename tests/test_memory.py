@@ -1,6 +1,5 @@
 """Memory formulas: ZeRO Figure 1, Korthikanti Table 2, pipelines, inference KV cache."""
 
-import numpy as np
 import pytest
 
 from costmodel import (ModelColumns, ModelSpec, ParallelLayout, TrainingSetup, activation_terms,

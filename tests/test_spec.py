@@ -60,8 +60,10 @@ def test_head_dim_may_differ_from_d_model_over_heads():
 
 
 def test_spec_is_frozen():
+    from pydantic import ValidationError
+
     spec = preset("gpt2")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         spec.n_layers = 3  # type: ignore[misc]
 
 

@@ -3,7 +3,14 @@
 The same formulas evaluate one configuration or a grid of millions; see README.md.
 """
 
-from .api import inference_memory, training_flops, training_memory
+from .api import (
+    TrainingEstimate,
+    estimate_training,
+    evaluate_frame,
+    inference_memory,
+    training_flops,
+    training_memory,
+)
 from .assumptions import Assumptions, frameworks
 from .columns import Breakdown, ModelColumns
 from .flops import forward_flops_per_token, megatron_flops_per_iteration, training_flops_per_token
@@ -19,10 +26,14 @@ from .memory import (
 from .params import active_parameter_count, layer_params, parameter_count
 from .spec import ModelSpec, ModelSpecError, preset, presets, resolve_model, spec_from_hf_config
 from .workload import TrainingColumns, TrainingSetup, training_columns
+from .scenario import Constraints, Job, Scenario, ScenarioError, SearchSpace  # noqa: E402
+from .planner import PlanResult, plan  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Constraints", "Job", "PlanResult", "Scenario", "ScenarioError", "SearchSpace",
+    "TrainingEstimate", "estimate_training", "evaluate_frame", "plan",
     "Assumptions", "Breakdown", "ModelColumns", "ModelSpec", "ModelSpecError", "ParallelLayout",
     "TrainingColumns", "TrainingSetup", "activation_terms", "active_parameter_count",
     "forward_flops_per_token", "frameworks", "inference_memory", "inference_memory_per_device",

@@ -53,7 +53,9 @@ def training_flops(
 ) -> dict[str, Breakdown]:
     """FLOPs per token and per optimizer step, model and hardware, by component.
 
-    Returns ``{"model_per_token", "hardware_per_token", "model_per_step", "hardware_per_step"}``.
+    Returns ``forward_per_token``, ``backward_per_token`` (2 x forward), ``model_per_token``
+    (forward + backward, what MFU counts), ``hardware_per_token`` (adds recomputation) and the
+    same two per optimizer step (x global batch x sequence length).
     """
     spec = resolve_model(model)
     setup = setup or TrainingSetup()
@@ -64,7 +66,10 @@ def training_flops(
         causal_discount=setup.causal_discount, vocab_head=setup.vocab_head,
     )
     tokens = t.global_batch * t.seq_len
+    forward = model_flops.scaled(1.0 / 3.0)
     return {
+        "forward_per_token": forward,
+        "backward_per_token": forward.scaled(2.0),
         "model_per_token": model_flops,
         "hardware_per_token": hardware_flops,
         "model_per_step": model_flops.scaled(tokens),
@@ -142,6 +147,7 @@ class TrainingEstimate(BaseModel):
     cost_storage_usd: float | None
     cost_total_usd: float | None
     energy_kwh: float
+    communication: list[dict]
     assumptions: list[dict]
 
 
@@ -218,7 +224,23 @@ def estimate_training(
            if k.startswith("memory_") and k.endswith("_bytes")
            and k not in ("memory_total_bytes", "memory_capacity_bytes")}
     from .assumptions import Assumptions
-    from .timing import STEP_COMPONENTS
+    from .timing import COLLECTIVES, STEP_COMPONENTS
+
+    communication = []
+    for name in COLLECTIVES:
+        calls = out[f"comm_{name}_calls_per_step"]
+        if calls <= 0:
+            continue
+        communication.append({
+            "collective": name,
+            "bytes_per_call": out[f"comm_{name}_bytes_per_call"],
+            "calls_per_step": calls,
+            "bytes_per_step": out[f"comm_{name}_bytes_per_call"] * calls,
+            "group_size": int(out[f"comm_{name}_group_size"]),
+            "fabric": "scale-out" if out[f"comm_{name}_spans_nodes"] else "scale-up",
+            "time_per_step_s": out[f"comm_{name}_raw_s"],
+            "exposed_per_step_s": out[f"comm_{name}_exposed_s"],
+        })
 
     return TrainingEstimate(
         model=spec.name, accelerator=acc.id, system=sys_.id, n_devices=layout.n_devices,
@@ -240,5 +262,109 @@ def estimate_training(
         cost_storage_usd=cost["cost_storage_usd"] if chosen else None,
         cost_total_usd=cost["cost_total_usd"] if chosen else None,
         energy_kwh=cost["energy_kwh"],
+        communication=communication,
         assumptions=Assumptions(framework, overrides).as_records(),
     )
+
+
+# Many configurations at once ------------------------------------------------------------------
+
+FRAME_DEFAULTS = {
+    "pp": 1, "vpp": 1, "dp": 1, "cp": 1, "ep": 1, "tp": 1, "sequence_parallel": False,
+    "zero_stage": 0, "recompute": "none", "micro_batch": 1, "global_batch": None,
+    "seq_len": 2048, "precision": "bf16", "optimizer": "adamw", "framework": "nemo",
+    "system": None, "rank_order": "tp-cp-dp-pp",
+}
+
+
+def evaluate_frame(configs, *, catalog=None):
+    """Evaluate a DataFrame of training configurations with the engine, one vectorised pass.
+
+    Required columns: ``model`` (preset name, config path or ModelSpec) and ``accelerator``
+    (catalog id). Optional: the fields of ``FRAME_DEFAULTS`` (missing columns take those values),
+    ``train_tokens`` and ``usd_per_device_hour`` (for run time and cost). Each row is validated
+    at the boundary (an error names the row and field); the formulas then run over all rows as
+    numpy columns. Returns the input columns plus memory, step time, throughput, MFU and, when
+    given tokens and prices, time and cost of the run.
+    """
+    import numpy as np
+    import pandas as pd
+    from pydantic import ValidationError
+
+    from .catalog_bridge import engine_catalog, hardware_table
+    from .cost import training_run_cost
+    from .engine import evaluate_training, knob_columns
+    from .params import parameter_count
+    from .workload import TrainingColumns
+
+    df = pd.DataFrame(configs).reset_index(drop=True)
+    missing = [c for c in ("model", "accelerator") if c not in df]
+    if missing:
+        raise ValueError(f"configurations need column(s) {', '.join(missing)}")
+    for col, default in FRAME_DEFAULTS.items():
+        if col not in df:
+            df[col] = default
+        elif default is not None:
+            df[col] = df[col].astype(object).where(df[col].notna(), default)
+    catalog = catalog or engine_catalog()
+    table = hardware_table(catalog)
+    specs: dict[str, ModelSpec] = {}
+    spec_rows, col_rows, sys_codes = [], [], []
+    for i, row in df.iterrows():
+        where = f"row {i}"
+        try:
+            spec = row["model"] if isinstance(row["model"], ModelSpec) else resolve_model(row["model"])
+            layout = ParallelLayout(tp=int(row["tp"]), pp=int(row["pp"]), vpp=int(row["vpp"]),
+                                    dp=int(row["dp"]), cp=int(row["cp"]), ep=int(row["ep"]),
+                                    sequence_parallel=bool(row["sequence_parallel"]),
+                                    zero_stage=int(row["zero_stage"]), rank_order=row["rank_order"])
+            problems = layout_problems(spec, layout)
+            if problems:
+                raise ValueError("; ".join(problems))
+            gb = row["global_batch"]
+            setup = TrainingSetup(precision=row["precision"], optimizer=row["optimizer"],
+                                  recompute=row["recompute"], micro_batch=int(row["micro_batch"]),
+                                  seq_len=int(row["seq_len"]),
+                                  global_batch=None if gb is None or pd.isna(gb) else int(gb))
+            system = row["system"] if isinstance(row["system"], str) and row["system"] else \
+                catalog.default_system(row["accelerator"]).id
+            if catalog.system(system).accelerator != row["accelerator"]:
+                raise ValueError(f"system {system!r} does not hold {row['accelerator']}")
+            cols = training_columns(layout, setup)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ValueError(f"{where}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"{where}: {exc.args[0] if exc.args else exc}") from None
+        specs.setdefault(spec.name, spec)
+        spec_rows.append(spec)
+        col_rows.append(cols)
+        sys_codes.append(table.system_code(system))
+    m = ModelColumns.from_specs(spec_rows)
+    t = TrainingColumns.stack(col_rows)
+    hw = table.columns(np.array(sys_codes), t.precision)
+    knobs = knob_columns(list(df["framework"]))
+    out = evaluate_training(m, t, hw, knobs)
+    res = df.copy()
+    res["n_devices"] = t.n_devices.astype(int)
+    res["memory_per_device_gib"] = out["memory_total_bytes"] / 2**30
+    res["memory_capacity_gib"] = out["memory_capacity_bytes"] / 2**30
+    res["fits_in_memory"] = out["memory_fits"]
+    for key in ("step_time_s", "step_time_lower_s", "step_time_upper_s", "tokens_per_s_per_device",
+                "mfu", "hfu"):
+        res[key] = out[key]
+    res["model_tflops_per_device"] = out["model_flops_per_s_per_device"] / 1e12
+    if "train_tokens" in df:
+        price = df["usd_per_device_hour"].to_numpy(dtype=float) if "usd_per_device_hour" in df else np.nan
+        kt = t.weight_bytes + t.master_bytes + t.optimizer_state_bytes
+        cost = training_run_cost(
+            step_time_s=out["step_time_s"], step_time_lower_s=out["step_time_lower_s"],
+            step_time_upper_s=out["step_time_upper_s"], tokens_per_step=out["tokens_per_step"],
+            train_tokens=df["train_tokens"].to_numpy(dtype=float), n_devices=t.n_devices,
+            devices_per_instance=1.0, usd_per_device_hour=price,
+            checkpoint_bytes=parameter_count(m).total * kt, checkpoints_retained=knobs["checkpoints_retained"],
+            storage_usd_per_gb_month=0.0, tdp_w=hw.tdp_w,
+            power_utilization_fraction=knobs["power_utilization_fraction"], pue=knobs["pue"])
+        for key in ("time_total_hours", "device_hours", "cost_compute_usd", "energy_kwh"):
+            res[key] = cost[key]
+    return res

@@ -181,9 +181,9 @@ def _stacked_bar(values: Sequence[tuple[str, str, float]], *, axis_title: str, t
             x=[value], y=[""], orientation="h", name=label, marker_color=_PALETTE[i % len(_PALETTE)],
             meta=name, hovertemplate=f"{label}: %{{x:{value_format}}} {hover_unit}<extra></extra>",
         ))
-    fig.update_layout(barmode="stack", title=title, height=260,
-                      legend=dict(orientation="h", yanchor="top", y=-0.35, xanchor="left", x=0),
-                      margin=dict(l=10, r=10, t=50, b=10))
+    fig.update_layout(barmode="stack", title=title, height=280, legend_traceorder="normal",
+                      legend=dict(orientation="v", yanchor="middle", y=0.5, xanchor="left", x=1.02),
+                      margin=dict(l=10, r=10, t=60, b=10))
     fig.update_xaxes(title_text=axis_title)
     fig.update_yaxes(showticklabels=False)
     return fig
@@ -300,6 +300,7 @@ def fig_compare(plans_df: pd.DataFrame) -> go.Figure:
                     hovertemplate="capacity %{y:,.0f} GiB<extra></extra>",
                 ), row=rr, col=cc)
         fig.update_yaxes(title_text=title, row=rr, col=cc, rangemode="tozero")
+        fig.update_xaxes(showticklabels=False, row=rr, col=cc)
     fig.update_layout(height=330 * rows, barmode="group", margin=dict(l=10, r=10, t=60, b=10),
                       legend=dict(orientation="h", yanchor="bottom", y=1.06, xanchor="left", x=0))
     return fig

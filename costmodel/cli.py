@@ -86,6 +86,8 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ep", type=int, default=1, help="expert-parallel degree")
     g.add_argument("--sp", action="store_true", help="Megatron sequence parallelism")
     g.add_argument("--zero", type=int, default=0, choices=(0, 1, 2, 3), help="ZeRO stage / FSDP=3")
+    g.add_argument("--rank-order", default="tp-cp-dp-pp",
+                   help="rank placement, innermost first (Megatron default tp-cp-dp-pp)")
     g = p.add_argument_group("training setup")
     g.add_argument("--precision", default="bf16", help="fp32, tf32, fp16, bf16 or fp8")
     g.add_argument("--optimizer", default="adamw",
@@ -121,7 +123,8 @@ def _layout_and_setup(args: argparse.Namespace):
     from .workload import TrainingSetup
 
     layout = ParallelLayout(tp=args.tp, pp=args.pp, vpp=args.vpp, dp=args.dp, cp=args.cp,
-                            ep=args.ep, sequence_parallel=args.sp, zero_stage=args.zero)
+                            ep=args.ep, sequence_parallel=args.sp, zero_stage=args.zero,
+                            rank_order=args.rank_order)
     setup = TrainingSetup(precision=args.precision, optimizer=args.optimizer,
                           gradient_precision=args.grad_precision, recompute=args.recompute,
                           micro_batch=args.micro_batch, seq_len=args.seq_len,
@@ -182,6 +185,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
             for k, v in est.step_breakdown_s.items()]
     rows.append({"component": "step time", "seconds": f"{est.step_time_s:.4f}", "share": "100.0%"})
     print(format_table(rows, align_right=("seconds", "share")))
+    if est.communication:
+        print()
+        crow = [{"collective": c["collective"], "group": c["group_size"], "fabric": c["fabric"],
+                 "MB/call": f"{c['bytes_per_call'] / 1e6:,.2f}", "calls/step": f"{c['calls_per_step']:,.0f}",
+                 "GB/step": f"{c['bytes_per_step'] / 1e9:,.2f}", "time_s": f"{c['time_per_step_s']:.4f}",
+                 "exposed_s": f"{c['exposed_per_step_s']:.4f}"} for c in est.communication]
+        print(format_table(crow, align_right=("group", "MB/call", "calls/step", "GB/step", "time_s", "exposed_s")))
+        print()
     print(f"step time range (all comm hidden .. none hidden): {est.step_time_lower_s:.3f} .. "
           f"{est.step_time_upper_s:.3f} s")
     print(f"throughput {est.tokens_per_s_per_device:,.0f} tokens/s/device, "

@@ -18,6 +18,30 @@ from .columns import Array, ModelColumns, as_array
 from .spec import ModelSpec
 
 
+DEFAULT_RANK_ORDER = "tp-cp-dp-pp"
+RANK_DIMENSIONS = ("tp", "cp", "dp", "pp")
+
+
+def rank_strides(order: str, tp: Array, cp: Array, dp: Array) -> dict[str, Array]:
+    """Distance between consecutive members of each parallel group under a rank placement.
+
+    ``order`` lists tp, cp, dp and pp innermost first; a dimension's stride is the product of the
+    sizes of the dimensions placed inside it (Megatron-LM's default tp-cp-dp-pp gives tp 1,
+    cp tp, dp tp*cp, pp tp*cp*dp).
+    """
+    dims = order.split("-")
+    if sorted(dims) != sorted(RANK_DIMENSIONS):
+        raise ValueError(f"rank_order {order!r} must order each of {', '.join(RANK_DIMENSIONS)} "
+                         f"exactly once, e.g. {DEFAULT_RANK_ORDER!r}")
+    sizes = {"tp": as_array(tp), "cp": as_array(cp), "dp": as_array(dp)}
+    strides, inner = {}, as_array(1.0)
+    for d in dims:
+        strides[d] = inner
+        if d != "pp":
+            inner = inner * sizes[d]
+    return strides
+
+
 class ParallelLayout(BaseModel):
     """How the devices of one training job are arranged. n_devices = tp * pp * cp * dp."""
 
@@ -35,9 +59,13 @@ class ParallelLayout(BaseModel):
     zero_stage: Literal[0, 1, 2, 3] = Field(
         0, description="ZeRO stage over dp*cp: 1 optimizer, 2 +gradients, 3 +weights (FSDP full shard)."
     )
+    rank_order: str = Field(
+        DEFAULT_RANK_ORDER, description="Placement of the parallel dimensions on consecutive ranks, "
+        "innermost first (Megatron-LM: tp-cp-dp-pp); decides which groups stay inside a node.")
 
     @model_validator(mode="after")
     def _check(self) -> ParallelLayout:
+        rank_strides(self.rank_order, 1, 1, 1)  # validates the order string
         if self.vpp > 1 and self.pp == 1:
             raise ValueError("vpp > 1 (interleaved pipeline) requires pp > 1")
         if (self.dp * self.cp) % self.ep:

@@ -27,7 +27,7 @@ from .columns import ModelColumns
 from .cost import training_run_cost
 from .engine import evaluate_training, knob_columns
 from .flops import RECOMPUTE_CODES
-from .layout import layout_fits
+from .layout import layout_fits, rank_strides
 from .params import parameter_count
 from .scenario import Scenario, ScenarioError
 from .workload import PRECISION_CODES, TrainingColumns, precision_numbers
@@ -308,7 +308,9 @@ def evaluate_chunk(prep: _Prepared, start: int, stop: int, flat: np.ndarray | No
         lut = np.array([nums[name][key] for name in PRECISION_CODES], dtype=np.float64)
         return lut[pc]
 
+    strides = rank_strides(sc.search.rank_order, sub(tp), sub(cp), sub(dp))
     t = TrainingColumns(
+        stride_tp=strides["tp"], stride_cp=strides["cp"], stride_dp=strides["dp"], stride_pp=strides["pp"],
         tp=sub(tp), pp=sub(pp), vpp=sub(vpp), dp=sub(dp), cp=sub(cp), ep=sub(ep),
         sp=np.where(sub(tp) > 1, float(sc.search.sequence_parallel), 0.0),
         zero_stage=sub(cols["zero_stage"]), micro_batch=sub(mb),

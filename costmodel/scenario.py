@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hardware_catalog import KINDS, PRICING_MODELS
 
+from .layout import DEFAULT_RANK_ORDER, rank_strides
 from .spec import ModelSpec, ModelSpecError, resolve_model
 from .workload import Optimizer, Recompute, TrainingPrecision
 
@@ -121,6 +122,7 @@ class SearchSpace(_Frozen):
     micro_batch: list[int] = Field(default_factory=lambda: [1, 2, 4])
     precision: list[TrainingPrecision] = Field(default_factory=lambda: ["bf16", "fp8"])
     sequence_parallel: bool = Field(True, description="Use Megatron SP whenever tp > 1.")
+    rank_order: str = Field(DEFAULT_RANK_ORDER, description="Rank placement, innermost first.")
 
     @model_validator(mode="after")
     def _check(self) -> SearchSpace:
@@ -135,6 +137,7 @@ class SearchSpace(_Frozen):
         for name in ("recompute", "precision"):
             if not getattr(self, name):
                 raise ValueError(f"{name} is empty: the search space would be empty")
+        rank_strides(self.rank_order, 1, 1, 1)
         return self
 
 

@@ -159,15 +159,19 @@ def training_step_time(
     )
 
     # ---- per-micro-batch communication of one block -----------------------------------------
+    # Group strides follow the rank placement (default Megatron order tp-cp-dp-pp); expert groups
+    # are carved out of the data x context ranks (Megatron-core MoE).
     fab = hw.fabric
+    dpcp_stride = np.minimum(np.where(cp > 1, t.stride_cp, np.inf), t.stride_dp)
     act_msg = T * h * e  # bytes of one block's activations on a TP rank
-    tp_group = group(tp, 1.0, fab)
+    tp_group = group(tp, t.stride_tp, fab)
     tp_collectives = 4 + 2 * (r == 2)  # 2 fwd + 2 bwd all-reduces (AG+RS pairs with SP)
     tp_block = tp_collectives * all_reduce_time(act_msg, tp_group, fab)
-    ep_group = group(ep, tp, fab)
-    ep_block = (4 + 2 * (r == 2)) * all_to_all_time(
-        T / outside * m.experts_per_token * h * e, ep_group, fab)
-    cp_group = group(cp, tp, fab)
+    ep_group = group(ep, dpcp_stride, fab)
+    ep_msg = T / outside * m.experts_per_token * h * e
+    ep_collectives = 4 + 2 * (r == 2)  # dispatch + combine, forward and backward
+    ep_block = ep_collectives * all_to_all_time(ep_msg, ep_group, fab)
+    cp_group = group(cp, t.stride_cp, fab)
     kv_chunk = T * (k_width + np.where(m.is_mla > 0, a * m.v_head_dim, m.kv_heads * m.qk_head_dim)) / tp * e
     cp_block = 3 * (cp - 1) * p2p_time(kv_chunk, cp_group.spans_domains, fab)
     cp_block_exposed = np.maximum(0.0, cp_block - as_array(k.cp_comm_overlap) * 3 * attn_core)
@@ -175,7 +179,7 @@ def training_step_time(
     # ---- pipeline stages: first, second and last; the slowest sets the pace ------------------
     layers_per_stage = L / pp
     last = pp - 1
-    stage_compute = stage_tp = stage_ep = stage_cp = stage_cp_exp = None
+    stage_compute = stage_tp = stage_ep = stage_cp = stage_cp_exp = stage_moe_n = None
     best_params_dense = best_params_expert = None
     for stage in pipeline_stages(m, pp):
         first_layer = stage * layers_per_stage
@@ -194,6 +198,7 @@ def training_step_time(
         cp_e = layers_per_stage * cp_block_exposed
         if stage_compute is None:
             stage_compute, stage_tp, stage_ep, stage_cp, stage_cp_exp = compute, tp_c, ep_c, cp_c, cp_e
+            stage_moe_n = moe_n
             best_params_dense, best_params_expert = params_dense, params_expert
         else:
             slower = compute + tp_c + ep_c > stage_compute + stage_tp + stage_ep
@@ -202,17 +207,19 @@ def training_step_time(
             stage_ep = np.where(slower, ep_c, stage_ep)
             stage_cp = np.where(slower, cp_c, stage_cp)
             stage_cp_exp = np.where(slower, cp_e, stage_cp_exp)
+            stage_moe_n = np.where(slower, moe_n, stage_moe_n)
             best_params_dense = np.maximum(best_params_dense, params_dense)
             best_params_expert = np.maximum(best_params_expert, params_expert)
 
     # Pipeline send/receive: forward activations and backward gradients per virtual stage
     # (Megatron scatter-gather optimisation sends 1/tp of the tensor when SP is on).
-    pp_crosses = tp * cp * dp >= fab.scaleup_domain
-    pp_raw = np.where(pp > 1, 2 * vpp * p2p_time(act_msg / outside, pp_crosses, fab), 0.0)
+    pp_crosses = t.stride_pp >= fab.scaleup_domain
+    pp_msg = act_msg / outside
+    pp_raw = np.where(pp > 1, 2 * vpp * p2p_time(pp_msg, pp_crosses, fab), 0.0)
 
     # Data parallelism over dp x cp (dense) and dp x cp / ep (experts).
-    g_dense = group(dp * cp, tp, fab)
-    g_expert = group(dp * cp / ep, tp * ep, fab)
+    g_dense = group(dp * cp, dpcp_stride, fab)
+    g_expert = group(dp * cp / ep, dpcp_stride * ep, fab)
     gb, wb = t.grad_bytes, t.weight_bytes
     z = t.zero_stage
     grad_sync = np.where(
@@ -263,6 +270,31 @@ def training_step_time(
         0.0, dp_raw - n_micro * stage_compute) + optimizer
     upper = slots * (stage_compute + per_micro_comm) + dp_raw + optimizer
 
+    # ---- per-collective report: bytes a device sends per call, calls per step, group, fabric --
+    grad_exposed = np.where(z >= 3, n_micro * zero3_exp * _share(grad_sync, 2 * param_gather),
+                            np.maximum(0.0, grad_sync - as_array(k.overlap_grad_reduce) * bwd_window))
+    gather_exposed = np.where(z >= 3, n_micro * zero3_exp * _share(2 * param_gather, grad_sync),
+                              np.where(z >= 1, np.maximum(0.0, param_gather - as_array(k.overlap_param_gather) * fwd_window), 0.0))
+    has_dp = dp * cp > 1
+    comm = {
+        "tp_allreduce": (act_msg, np.where(tp > 1, n_micro * layers_per_stage * tp_collectives, 0.0), tp,
+                         tp_group.spans_domains, n_micro * stage_tp, n_micro * tp_exp),
+        "cp_kv_exchange": (kv_chunk, np.where(cp > 1, n_micro * layers_per_stage * 3 * (cp - 1), 0.0), cp,
+                           cp_group.spans_domains, n_micro * stage_cp, n_micro * stage_cp_exp),
+        "ep_alltoall": (ep_msg, np.where(ep > 1, n_micro * stage_moe_n * ep_collectives, 0.0), ep,
+                        ep_group.spans_domains, n_micro * stage_ep, n_micro * ep_exp),
+        "pp_send_recv": (pp_msg, np.where(pp > 1, n_micro * 2 * vpp, 0.0), np.where(pp > 1, 2.0, 1.0),
+                         pp_crosses & (pp > 1), n_micro * pp_raw, n_micro * pp_exp),
+        "dp_grad_sync": ((best_params_dense + best_params_expert) * gb,
+                         np.where(has_dp, np.where(z >= 3, n_micro, 1.0), 0.0), dp * cp,
+                         g_dense.spans_domains, np.where(z >= 3, n_micro, 1.0) * grad_sync, grad_exposed),
+        "dp_param_gather": ((best_params_dense + best_params_expert) * wb,
+                            np.where(has_dp, np.where(z >= 3, 2 * n_micro, np.where(z >= 1, 1.0, 0.0)), 0.0),
+                            dp * cp, g_dense.spans_domains,
+                            np.where(z >= 3, 2 * n_micro, np.where(z >= 1, 1.0, 0.0)) * param_gather,
+                            gather_exposed),
+    }
+
     model_flops, hw_flops = training_flops_per_token(
         m, s, r, causal_discount=t.causal_discount, vocab_head=t.vocab_head,
         selective_keep_fraction=keep, forward=fwd)
@@ -281,4 +313,20 @@ def training_step_time(
     out["model_flops_per_s_per_device"] = out["model_flops_per_step"] / step / n
     out["mfu"] = out["model_flops_per_s_per_device"] / hw.peak_matmul_flops_per_s
     out["hfu"] = out["hardware_flops_per_step"] / step / n / hw.peak_matmul_flops_per_s
+    for name, (nbytes, calls, size, spans, raw, exposed) in comm.items():
+        out[f"comm_{name}_bytes_per_call"] = nbytes + 0.0 * step
+        out[f"comm_{name}_calls_per_step"] = calls + 0.0 * step
+        out[f"comm_{name}_group_size"] = size + 0.0 * step
+        out[f"comm_{name}_spans_nodes"] = (spans + 0.0 * step) > 0
+        out[f"comm_{name}_raw_s"] = raw + 0.0 * step
+        out[f"comm_{name}_exposed_s"] = exposed + 0.0 * step
     return out
+
+
+COLLECTIVES = ("tp_allreduce", "cp_kv_exchange", "ep_alltoall", "pp_send_recv", "dp_grad_sync",
+               "dp_param_gather")
+
+
+def _share(part: Array, other: Array) -> Array:
+    total = part + other
+    return np.where(total > 0, part / np.where(total > 0, total, 1.0), 0.0)

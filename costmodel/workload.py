@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .columns import Array, as_array
 from .flops import RECOMPUTE_CODES
-from .layout import ParallelLayout
+from .layout import ParallelLayout, rank_strides
 
 TrainingPrecision = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
 Optimizer = Literal["adam", "adamw", "sgd", "momentum", "adagrad", "lion", "adafactor"]
@@ -127,6 +127,19 @@ class TrainingColumns:
     dropout: Array
     vocab_head: Array
     causal_discount: Array
+    stride_tp: Array = 1.0  # distance between consecutive ranks of each group (rank placement)
+    stride_cp: Array = None  # type: ignore[assignment]
+    stride_dp: Array = None  # type: ignore[assignment]
+    stride_pp: Array = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        # Megatron-LM placement (tp-cp-dp-pp) unless strides are given.
+        if self.stride_cp is None:
+            object.__setattr__(self, "stride_cp", as_array(self.tp))
+        if self.stride_dp is None:
+            object.__setattr__(self, "stride_dp", as_array(self.tp * self.cp))
+        if self.stride_pp is None:
+            object.__setattr__(self, "stride_pp", as_array(self.tp * self.cp * self.dp))
 
     @property
     def n_devices(self) -> Array:
@@ -172,6 +185,7 @@ def training_columns(layout: ParallelLayout, setup: TrainingSetup) -> TrainingCo
         )
     nums = precision_numbers(setup.precision, setup.master_weights, setup.gradient_precision,
                              setup.optimizer, setup.optimizer_state_bits)
+    strides = rank_strides(layout.rank_order, layout.tp, layout.cp, layout.dp)
     values = {
         "tp": layout.tp, "pp": layout.pp, "vpp": layout.vpp, "dp": layout.dp, "cp": layout.cp,
         "ep": layout.ep, "sp": float(layout.sequence_parallel), "zero_stage": layout.zero_stage,
@@ -179,6 +193,6 @@ def training_columns(layout: ParallelLayout, setup: TrainingSetup) -> TrainingCo
         "n_micro": global_batch // per_step, "recompute": RECOMPUTE_CODES[setup.recompute],
         "flash": float(setup.flash_attention), "dropout": float(setup.dropout),
         "vocab_head": float(setup.vocab_head), "causal_discount": float(setup.causal_discount),
-        **nums,
+        **nums, **{f"stride_{d}": v for d, v in strides.items()},
     }
     return TrainingColumns(**{k: as_array(v) for k, v in values.items()})

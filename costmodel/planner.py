@@ -72,6 +72,27 @@ class PlanResult:
     def best(self) -> pd.Series | None:
         return None if self.plans.empty else self.plans.iloc[0]
 
+    @property
+    def report(self) -> pd.DataFrame:
+        """The wide one-row-per-plan table, exactly as ``costmodel plan --csv`` writes it."""
+        from .report import plans_table
+
+        return plans_table(self)
+
+    @property
+    def breakdown(self) -> pd.DataFrame:
+        """Memory, step-time and cost components per ranked plan (long form)."""
+        from .report import breakdown_table
+
+        return breakdown_table(self)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Tool version, catalog dates, prices and efficiencies used, assumptions, scenario."""
+        from .report import metadata
+
+        return metadata(self)
+
 
 class _Running:
     """Running top-k (by the objective's sort keys) and Pareto set (cost vs time)."""

@@ -83,3 +83,18 @@ def test_evaluate_frame_errors_name_row_and_field():
         evaluate_frame(pd.DataFrame([dict(model="gpt2", accelerator="h100-sxm5-80gb", precision="fp7")]))
     with pytest.raises(ValueError, match="accelerator"):
         evaluate_frame(pd.DataFrame([dict(model="gpt2")]))
+
+
+def test_plan_result_views_for_notebooks():
+    from costmodel.scenario import SearchSpace
+
+    sc = costmodel.Scenario(model="gpt2", job=costmodel.Job(train_tokens=1e10, seq_len=1024),
+                            search=SearchSpace(accelerators=["a100-sxm4-80gb"], device_counts=[1, 8],
+                                               tp=[1], pp=[1], vpp=[1], cp=[1], zero_stage=[1],
+                                               recompute=["none"], micro_batch=[8],
+                                               precision=["bf16"]))
+    r = costmodel.plan(sc, top=3)
+    assert list(r.report["rank"]) == [1, 2, 3]
+    assert r.report.columns[:3].tolist() == ["rank", "accelerator", "kind"]
+    assert set(r.breakdown["quantity"]) == {"memory_per_device", "step_time", "cost"}
+    assert r.metadata["scenario"]["model"] == "gpt2"

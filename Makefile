@@ -16,9 +16,13 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/costmodel memory llama-3.1-8b --dp 8 --zero 3 --micro-batch 2 --seq-len 8192 --recompute selective
+	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false
 
+# The browser test (tests/test_browser.py) needs Debian's Chromium at /usr/bin/chromium; the script
+# installs it with apt-get when it is missing and we are root. Without it that one test fails with
+# a message pointing here; the rest of the suite still runs.
 test: setup
+	@bash scripts/ensure_chromium.sh || echo "make test: no /usr/bin/chromium; tests/test_browser.py will fail" >&2
 	$(BIN)/python -m pytest
 
 clean:

@@ -130,8 +130,8 @@ def fig_pareto(pareto_df: pd.DataFrame, plans_df: pd.DataFrame | None = None,
     if plans_df is not None and not plans_df.empty:
         fig.add_trace(go.Scatter(
             x=plans_df["time_total_hours"], y=plans_df["cost_total_usd"], mode="markers",
-            name="Ranked plans", marker=dict(size=8, color="rgba(120,120,120,0.55)",
-                                             line=dict(width=0.5, color="#444")),
+            name="Ranked plans", marker={"size": 8, "color": "rgba(120,120,120,0.55)",
+                                             "line": {"width": 0.5, "color": "#444"}},
             customdata=_hover_frame(plans_df).to_numpy(), hovertemplate=_HOVER_TEMPLATE,
         ))
     if pareto_df is not None and not pareto_df.empty:
@@ -141,15 +141,15 @@ def fig_pareto(pareto_df: pd.DataFrame, plans_df: pd.DataFrame | None = None,
             front = front.assign(rank=front["_key"].map(plans_df.set_index("_key")["rank"]))
         err = {}
         if {"time_total_lower_hours", "time_total_upper_hours"} <= set(front.columns):
-            err = dict(error_x=dict(
-                type="data", symmetric=False,
-                array=(front["time_total_upper_hours"] - front["time_total_hours"]).clip(lower=0),
-                arrayminus=(front["time_total_hours"] - front["time_total_lower_hours"]).clip(lower=0),
-                thickness=1, width=3, color="rgba(214,39,40,0.45)"))
+            err = {"error_x": {
+                "type": "data", "symmetric": False,
+                "array": (front["time_total_upper_hours"] - front["time_total_hours"]).clip(lower=0),
+                "arrayminus": (front["time_total_hours"] - front["time_total_lower_hours"]).clip(lower=0),
+                "thickness": 1, "width": 3, "color": "rgba(214,39,40,0.45)"}}
         fig.add_trace(go.Scatter(
             x=front["time_total_hours"], y=front["cost_total_usd"], mode="lines+markers",
-            name="Pareto front (cost vs time)", line=dict(color="#d62728", width=2, shape="hv"),
-            marker=dict(size=11, color="#d62728", symbol="diamond"),
+            name="Pareto front (cost vs time)", line={"color": "#d62728", "width": 2, "shape": "hv"},
+            marker={"size": 11, "color": "#d62728", "symbol": "diamond"},
             customdata=_hover_frame(front).to_numpy(), hovertemplate=_HOVER_TEMPLATE, **err,
         ))
     if selected_key is not None:
@@ -159,31 +159,31 @@ def fig_pareto(pareto_df: pd.DataFrame, plans_df: pd.DataFrame | None = None,
             sel = sel.head(1)
             fig.add_trace(go.Scatter(
                 x=sel["time_total_hours"], y=sel["cost_total_usd"], mode="markers",
-                name="Selected plan", marker=dict(size=20, color="rgba(0,0,0,0)",
-                                                  line=dict(width=3, color="#111")),
+                name="Selected plan", marker={"size": 20, "color": "rgba(0,0,0,0)",
+                                                  "line": {"width": 3, "color": "#111"}},
                 customdata=_hover_frame(sel).to_numpy(), hovertemplate=_HOVER_TEMPLATE,
             ))
     fig.update_xaxes(type="log", title_text="Training time (hours, log scale)")
     fig.update_yaxes(type="log", title_text="Total cost (USD, log scale)", tickprefix="$")
     fig.update_layout(
         title="Cost against time: ranked plans and the Pareto front",
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
-        margin=dict(l=10, r=10, t=70, b=10), hovermode="closest", clickmode="event+select",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
+        margin={"l": 10, "r": 10, "t": 50, "b": 40}, hovermode="closest", clickmode="event+select",
     )
     return fig
 
 
 def _stacked_bar(values: Sequence[tuple[str, str, float]], *, axis_title: str, title: str,
-                 hover_unit: str, value_format: str) -> go.Figure:
+                 hover_unit: str, value_format: str, height: int = 280) -> go.Figure:
     fig = go.Figure()
     for i, (name, label, value) in enumerate(values):
         fig.add_trace(go.Bar(
             x=[value], y=[""], orientation="h", name=label, marker_color=_PALETTE[i % len(_PALETTE)],
             meta=name, hovertemplate=f"{label}: %{{x:{value_format}}} {hover_unit}<extra></extra>",
         ))
-    fig.update_layout(barmode="stack", title=title, height=280, legend_traceorder="normal",
-                      legend=dict(orientation="v", yanchor="middle", y=0.5, xanchor="left", x=1.02),
-                      margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_layout(barmode="stack", title=title, height=height, legend_traceorder="normal",
+                      legend={"orientation": "v", "yanchor": "middle", "y": 0.5, "xanchor": "left", "x": 1.02},
+                      margin={"l": 10, "r": 10, "t": 60, "b": 10})
     fig.update_xaxes(title_text=axis_title)
     fig.update_yaxes(showticklabels=False)
     return fig
@@ -210,11 +210,11 @@ def fig_memory_breakdown(plan_row: Mapping[str, Any] | pd.Series,
     fig = _stacked_bar([(k, MEMORY_LABELS.get(k, k), v) for k, v in parts.items()],
                        axis_title="Memory per device (GiB)",
                        title=f"Memory per device: {total:,.1f} GiB", hover_unit="GiB",
-                       value_format=",.2f")
+                       value_format=",.2f", height=340)
     cap = capacity_bytes if capacity_bytes is not None else _value(plan_row, "memory_capacity_bytes")
     if cap is not None and not pd.isna(cap):
         cap_gib = float(cap) / GIB
-        fig.add_vline(x=cap_gib, line=dict(color="#111", width=2, dash="dash"),
+        fig.add_vline(x=cap_gib, line={"color": "#111", "width": 2, "dash": "dash"},
                       annotation_text=f"capacity {cap_gib:,.0f} GiB", annotation_position="top")
         fig.update_xaxes(range=[0, max(cap_gib, total) * 1.05])
         fig.update_layout(title=f"Memory per device: {total:,.1f} of {cap_gib:,.0f} GiB")
@@ -255,7 +255,7 @@ def fig_infeasible(infeasible_df: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title_text="Plans ruled out (configurations x offers)")
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(title="Why the other plans are infeasible", height=120 + 40 * max(1, len(df)),
-                      margin=dict(l=10, r=10, t=50, b=10))
+                      margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
 
 
@@ -294,13 +294,13 @@ def fig_compare(plans_df: pd.DataFrame) -> go.Figure:
             if col == "memory_per_device_gib" and "memory_capacity_gib" in df.columns:
                 fig.add_trace(go.Scatter(
                     x=[short[i]], y=[float(df.loc[i, "memory_capacity_gib"])], mode="markers",
-                    marker=dict(symbol="line-ew-open", size=30, color="#111", line=dict(width=2)),
+                    marker={"symbol": "line-ew-open", "size": 30, "color": "#111", "line": {"width": 2}},
                     name="Device capacity (GiB)", legendgroup="capacity",
                     showlegend=(i == 0), meta="memory_capacity_gib",
                     hovertemplate="capacity %{y:,.0f} GiB<extra></extra>",
                 ), row=rr, col=cc)
         fig.update_yaxes(title_text=title, row=rr, col=cc, rangemode="tozero")
         fig.update_xaxes(showticklabels=False, row=rr, col=cc)
-    fig.update_layout(height=330 * rows, barmode="group", margin=dict(l=10, r=10, t=60, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.06, xanchor="left", x=0))
+    fig.update_layout(height=330 * rows, barmode="group", margin={"l": 10, "r": 10, "t": 60, "b": 10},
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.06, "xanchor": "left", "x": 0})
     return fig

@@ -1,0 +1,529 @@
+"""What the pages share: session state and its defaults, the model picker, the scenario built from
+the inputs, and the cached calls into costmodel. No formula lives here: every figure the UI shows
+comes from ``costmodel`` (``plan``, ``report``, ``parameter_count``, ``training_memory``, the
+catalog); this module only collects inputs, calls the API and formats the answers.
+
+State conventions
+-----------------
+- ``in_*`` keys are user inputs. Their defaults are set once per session by ``init_state`` and the
+  widgets are created with ``persist_state="session"`` and no ``value=``, so an input keeps its
+  value across page switches and any page can read it from ``st.session_state``.
+- ``overrides`` (not a widget) holds the price, efficiency and knob overrides of the Assumptions
+  page; they become part of the scenario, so every page plans with them.
+- ``selected_plan`` (not a widget) is the ``_key`` of the plan the Plan page shows in detail.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+import math
+import tempfile
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+import yaml
+from pydantic import ValidationError
+
+import costmodel
+from costmodel import charts
+from costmodel.assumptions import AssumptionError, Assumptions, frameworks
+from costmodel.catalog_bridge import engine_catalog
+from costmodel.layout import RANK_DIMENSIONS
+from costmodel.planner import plan
+from costmodel.report import metadata, write_reports
+from costmodel.scenario import (
+    OBJECTIVES,
+    Constraints,
+    Job,
+    Scenario,
+    ScenarioError,
+    SearchSpace,
+)
+from costmodel.spec import ModelSpec, ModelSpecError, make_spec
+from costmodel.workload import Optimizer, Recompute, TrainingPrecision
+from hardware_catalog import KINDS, PRICING_MODELS, Catalog, CatalogError
+
+#: Errors that mean "the input is wrong": shown as a readable st.error, never as a traceback.
+INPUT_ERRORS = (ScenarioError, ModelSpecError, AssumptionError, CatalogError, ValidationError,
+                ValueError, KeyError, TypeError)
+
+PERSIST = "session"
+DEFAULT_PRESET = "llama-3.1-8b"
+DEFAULT_TRAIN_TOKENS = 1e12
+DEFAULT_TOP = 50
+REPORT_STEM = "costmodel_plans"
+
+MODEL_SOURCES = ("Preset", "Hugging Face config.json", "Custom dimensions")
+#: ModelSpec fields the "Custom dimensions" form edits (the rest come from the base preset).
+CUSTOM_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
+                 "n_experts", "experts_per_token", "d_ff_expert")
+CUSTOM_LABELS = {
+    "n_layers": "Layers",
+    "d_model": "Hidden size d_model",
+    "n_heads": "Attention heads",
+    "n_kv_heads": "Key/value heads (empty = heads)",
+    "d_ff": "MLP hidden size d_ff",
+    "vocab_size": "Vocabulary size",
+    "n_experts": "Routed experts (0 = dense)",
+    "experts_per_token": "Experts per token (top-k)",
+    "d_ff_expert": "Expert MLP hidden size",
+}
+_MOE_ONLY = {"experts_per_token": 0, "n_shared_experts": 0, "d_ff_expert": None,
+             "n_dense_layers": 0, "router_bias": False}
+
+_JOB = Job(train_tokens=DEFAULT_TRAIN_TOKENS)
+_CONS = Constraints()
+_SEARCH = SearchSpace()
+
+#: Choices offered for each search dimension (always including the planner's defaults).
+SEARCH_DIMENSIONS = ("device_counts", "tp", "pp", "vpp", "cp", "ep", "zero_stage", "recompute",
+                     "micro_batch", "precision")
+_EXTRA_CHOICES: dict[str, list[Any]] = {
+    "device_counts": [1 << i for i in range(15)],
+    "tp": [1, 2, 4, 8, 16, 32, 64],
+    "pp": [1, 2, 4, 8, 16, 32, 64],
+    "vpp": [1, 2, 3, 4, 6, 8],
+    "cp": [1, 2, 4, 8, 16, 32],
+    "ep": [1, 2, 4, 8, 16, 32, 64],
+    "zero_stage": [0, 1, 2, 3],
+    "recompute": list(typing.get_args(Recompute)),
+    "micro_batch": [1, 2, 4, 8, 16, 32],
+    "precision": list(typing.get_args(TrainingPrecision)),
+}
+
+
+def _choices(dim: str) -> list[Any]:
+    default = list(getattr(_SEARCH, dim))
+    extra = _EXTRA_CHOICES[dim]
+    if dim in ("recompute", "precision"):
+        return list(dict.fromkeys(extra + default))
+    return sorted(set(extra) | set(default))
+
+
+SEARCH_CHOICES = {d: _choices(d) for d in SEARCH_DIMENSIONS}
+SEARCH_LABELS = {
+    "device_counts": "Device counts",
+    "tp": "Tensor parallel (tp)",
+    "pp": "Pipeline parallel (pp)",
+    "vpp": "Virtual pipeline stages (vpp)",
+    "cp": "Context parallel (cp)",
+    "ep": "Expert parallel (ep, MoE only)",
+    "zero_stage": "ZeRO stage",
+    "recompute": "Activation recompute",
+    "micro_batch": "Micro-batch (sequences)",
+    "precision": "Precision",
+}
+OPTIMIZERS = list(typing.get_args(Optimizer))
+#: Rank placements the planner accepts (SearchSpace.rank_order), its default first.
+RANK_ORDERS = list(dict.fromkeys([_SEARCH.rank_order,
+                                  *("-".join(p) for p in itertools.permutations(RANK_DIMENSIONS))]))
+JOB_KINDS = {"pretrain": "Pre-training", "finetune": "Fine-tuning"}
+
+
+def _custom_values(spec: ModelSpec) -> dict[str, Any]:
+    return {f"in_c_{f}": getattr(spec, f) for f in CUSTOM_FIELDS}
+
+
+def _defaults() -> dict[str, Any]:
+    base = costmodel.preset(DEFAULT_PRESET)
+    d: dict[str, Any] = {
+        # model
+        "in_model_source": MODEL_SOURCES[0],
+        "in_preset": DEFAULT_PRESET,
+        "in_config_text": "",
+        "in_config_name": "",
+        "in_c_base": DEFAULT_PRESET,
+        "in_c_name": "custom-model",
+        **_custom_values(base),
+        # job
+        "in_job_kind": _JOB.kind,
+        "in_train_tokens_b": DEFAULT_TRAIN_TOKENS / 1e9,
+        "in_seq_len": _JOB.seq_len,
+        "in_global_batch": None,
+        "in_optimizer": _JOB.optimizer,
+        "in_framework": _JOB.framework,
+        "in_objective": "cost",
+        "in_top": DEFAULT_TOP,
+        # constraints
+        "in_deadline_days": None,
+        "in_budget_usd": None,
+        "in_max_devices": None,
+        "in_providers": list(_CONS.providers),
+        "in_regions": list(_CONS.regions),
+        "in_pricing": list(_CONS.pricing_models),
+        "in_kinds": list(_CONS.kinds),
+        "in_headroom": float(_CONS.min_memory_headroom),
+        # search space
+        "in_accelerators": list(_SEARCH.accelerators),
+        "in_sp": bool(_SEARCH.sequence_parallel),
+        "in_rank_order": _SEARCH.rank_order,
+        # model page: one layout for the immediate memory footprint
+        "in_m_tp": 1, "in_m_pp": 1, "in_m_dp": 8, "in_m_cp": 1, "in_m_ep": 1,
+        "in_m_zero": 3, "in_m_sp": True, "in_m_precision": "bf16", "in_m_micro_batch": 1,
+        "in_m_seq_len": 4096, "in_m_recompute": "selective", "in_m_framework": _JOB.framework,
+        "in_m_accelerator": "h100-sxm5-80gb",
+    }
+    for dim in SEARCH_DIMENSIONS:
+        d[f"in_{dim}"] = list(getattr(_SEARCH, dim))
+    return d
+
+
+DEFAULTS = _defaults()
+
+
+def empty_overrides() -> dict[str, Any]:
+    return {"knobs": {}, "efficiency": [], "prices": []}
+
+
+def init_state() -> None:
+    """Give every input its default once per session (app.py calls this on every run)."""
+    for key, value in DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = copy.deepcopy(value)
+    if "overrides" not in st.session_state:
+        st.session_state["overrides"] = empty_overrides()
+
+
+def state(key: str) -> Any:
+    return st.session_state.get(key, DEFAULTS.get(key))
+
+
+def message(exc: BaseException) -> str:
+    """One readable line for an input error (pydantic errors without the URL noise)."""
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(input)"
+            parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+        return "; ".join(parts)
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    return str(exc)
+
+
+# Catalog ------------------------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner=False)
+def catalog() -> Catalog:
+    """The catalog the engine plans with (shipped data + calibration), loaded once per process."""
+    return engine_catalog()
+
+
+@st.cache_data(show_spinner=False)
+def catalog_regions() -> list[str]:
+    return sorted(set(catalog().offers_frame()["region"]))
+
+
+# Model ----------------------------------------------------------------------------------------------
+
+def preset_names() -> list[str]:
+    return sorted(costmodel.presets())
+
+
+def current_model() -> tuple[str | ModelSpec, ModelSpec]:
+    """(what goes into the scenario, the resolved spec) for the model inputs.
+
+    A preset stays a name in the scenario (readable YAML); an uploaded config or custom dimensions
+    become a full ModelSpec. Raises ModelSpecError with a readable message.
+    """
+    source = state("in_model_source")
+    if source == MODEL_SOURCES[0]:
+        name = state("in_preset")
+        return name, costmodel.preset(name)
+    if source == MODEL_SOURCES[1]:
+        text = (state("in_config_text") or "").strip()
+        if not text:
+            raise ModelSpecError("upload a Hugging Face config.json (or paste its contents) to use "
+                                 "it as the model")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelSpecError(f"config.json is not valid JSON: {exc.msg} (line {exc.lineno}, "
+                                 f"column {exc.colno})") from None
+        name = (state("in_config_name") or "").strip() or None
+        spec = costmodel.spec_from_hf_config(data, name=name)
+        return spec, spec
+    base = costmodel.preset(state("in_c_base"))
+    fields = base.model_dump()
+    fields.update({f: state(f"in_c_{f}") for f in CUSTOM_FIELDS})
+    if not fields["n_experts"]:
+        fields.update(_MOE_ONLY)  # a dense model carries no expert fields
+    fields["name"] = (state("in_c_name") or "").strip() or "custom-model"
+    fields["source"] = f"custom dimensions entered in the web UI (based on preset {base.name})"
+    spec = make_spec(fields, where="custom model")
+    return spec, spec
+
+
+def _copy_custom_base() -> None:
+    spec = costmodel.preset(st.session_state["in_c_base"])
+    for key, value in _custom_values(spec).items():
+        st.session_state[key] = value
+    st.session_state["in_c_name"] = f"{spec.name}-custom"
+
+
+def _take_upload() -> None:
+    up = st.session_state.get("up_config")
+    if up is None:
+        return
+    st.session_state["in_config_text"] = up.getvalue().decode("utf-8", errors="replace")
+    if up.name != "config.json":
+        st.session_state["in_config_name"] = Path(up.name).stem
+
+
+def model_picker() -> ModelSpec | None:
+    """Model inputs (call inside ``with st.sidebar``). Shows the parameter count right away, or
+    the error; returns the spec or None."""
+    st.radio("Model source", MODEL_SOURCES, key="in_model_source", persist_state=PERSIST)
+    source = state("in_model_source")
+    if source == MODEL_SOURCES[0]:
+        st.selectbox("Preset", preset_names(), key="in_preset", persist_state=PERSIST,
+                     help="Shipped architectures (data/models/*.yaml), each with its source.")
+    elif source == MODEL_SOURCES[1]:
+        st.file_uploader("Upload a Hugging Face config.json", type=["json"], key="up_config",
+                         on_change=_take_upload,
+                         help="Read locally, nothing is downloaded. Supported model_type values: "
+                              + ", ".join(sorted(costmodel.spec.HF_MODEL_TYPES)) + ".")
+        st.text_area("config.json contents (upload above or paste here)", key="in_config_text",
+                     height=140, persist_state=PERSIST)
+        st.text_input("Model name (optional)", key="in_config_name", persist_state=PERSIST,
+                      help="Default: the config's _name_or_path, else its model_type.")
+    else:
+        st.selectbox("Start from preset", preset_names(), key="in_c_base", persist_state=PERSIST,
+                     on_change=_copy_custom_base,
+                     help="Architecture flags (attention kind, norms, biases, MoE details) come "
+                          "from this preset; the sizes below replace its sizes.")
+        st.text_input("Name", key="in_c_name", persist_state=PERSIST)
+        c1, c2 = st.columns(2)
+        dense = [f for f in CUSTOM_FIELDS if f not in ("n_experts", "experts_per_token", "d_ff_expert")]
+        for i, f in enumerate(dense):
+            col = c1 if i % 2 == 0 else c2
+            optional = f == "n_kv_heads"
+            col.number_input(CUSTOM_LABELS[f], min_value=1, step=1, key=f"in_c_{f}",
+                             persist_state=PERSIST, **({"value": None} if optional else {}))
+        with st.expander("Mixture of experts"):
+            st.number_input(CUSTOM_LABELS["n_experts"], min_value=0, step=1, key="in_c_n_experts",
+                            persist_state=PERSIST)
+            st.number_input(CUSTOM_LABELS["experts_per_token"], min_value=0, step=1,
+                            key="in_c_experts_per_token", persist_state=PERSIST)
+            st.number_input(CUSTOM_LABELS["d_ff_expert"], min_value=1, step=1, value=None,
+                            key="in_c_d_ff_expert", persist_state=PERSIST)
+    try:
+        _, spec = current_model()
+    except INPUT_ERRORS as exc:
+        st.session_state["_model_error"] = message(exc)
+        st.error(f"Model: {message(exc)}", icon=":material/error:")
+        return None
+    st.session_state.pop("_model_error", None)
+    total = float(costmodel.parameter_count(spec).total)
+    active = float(costmodel.active_parameter_count(spec).total)
+    st.markdown(f"**{spec.name}**: {total / 1e9:,.2f} B parameters"
+                + (f", {active / 1e9:,.2f} B active per token" if active != total else ""))
+    return spec
+
+
+# Scenario -------------------------------------------------------------------------------------------
+
+def _ordered(values: list[Any], dim: str) -> list[Any]:
+    """Canonical order (the choices' order) so equal inputs give the same scenario text."""
+    return [v for v in SEARCH_CHOICES[dim] if v in values]
+
+
+def scenario_data() -> dict[str, Any]:
+    """The scenario as ``Scenario.from_dict`` takes it, from the inputs and the overrides."""
+    model, _ = current_model()
+    o = st.session_state.get("overrides") or empty_overrides()
+    return {
+        "model": model,
+        "job": {
+            "kind": state("in_job_kind"),
+            "train_tokens": float(state("in_train_tokens_b")) * 1e9,
+            "seq_len": int(state("in_seq_len")),
+            "global_batch": state("in_global_batch"),
+            "optimizer": state("in_optimizer"),
+            "framework": state("in_framework"),
+        },
+        "constraints": {
+            "deadline_days": state("in_deadline_days"),
+            "budget_usd": state("in_budget_usd"),
+            "max_devices": state("in_max_devices"),
+            "providers": sorted(state("in_providers")),
+            "regions": sorted(state("in_regions")),
+            "pricing_models": [p for p in PRICING_MODELS if p in state("in_pricing")],
+            "kinds": [k for k in KINDS if k in state("in_kinds")],
+            "min_memory_headroom": float(state("in_headroom")),
+        },
+        "search": {
+            "accelerators": [a for a in catalog().accelerator_ids if a in state("in_accelerators")],
+            **{dim: _ordered(state(f"in_{dim}"), dim) for dim in SEARCH_DIMENSIONS},
+            "sequence_parallel": bool(state("in_sp")),
+            "rank_order": state("in_rank_order"),
+        },
+        "objective": state("in_objective"),
+        "overrides": dict(o["knobs"]),
+        "price_overrides": [dict(p) for p in o["prices"]],
+        "efficiency_overrides": [dict(e) for e in o["efficiency"]],
+    }
+
+
+def current_scenario(with_overrides: bool = True) -> Scenario:
+    """The scenario of the current inputs; raises ScenarioError / ModelSpecError (readable)."""
+    data = scenario_data()
+    if not with_overrides:
+        data.update(overrides={}, price_overrides=[], efficiency_overrides=[])
+    return Scenario.from_dict(data, where="scenario")
+
+
+def scenario_summary(sc: Scenario, spec_name: str) -> str:
+    job = sc.job
+    return (f"**{spec_name}** · {JOB_KINDS.get(job.kind, job.kind).lower()} on "
+            f"{job.train_tokens:,.4g} tokens · {job.batch_sequences:,} x {job.seq_len:,}-token "
+            f"sequences per step · framework {job.framework} · objective {sc.objective}")
+
+
+# Planning (cached) ------------------------------------------------------------------------------------
+
+@st.cache_data(show_spinner="Searching every hardware x layout x precision configuration ...",
+               max_entries=64)
+def run_plan(scenario_yaml: str, top: int) -> dict[str, Any]:
+    """``plan`` of the scenario (keyed on its YAML text), with the report files as bytes.
+
+    The files come from ``costmodel.report.write_reports`` (the CLI's writer), so the CSVs are
+    byte-for-byte what ``costmodel plan <scenario.yaml> --top <top> --csv`` writes.
+    """
+    sc = Scenario.from_dict(yaml.safe_load(scenario_yaml), where="scenario")
+    result = plan(sc, top=top)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_reports(result, Path(tmp) / f"{REPORT_STEM}.csv")
+        files = {kind: path.read_bytes() for kind, path in paths.items()}
+    # What the details panel shows for any plan on screen (ranked or Pareto-only): the same
+    # metadata() rows, asked for the union of both frames.
+    union = result.plans
+    if not result.pareto.empty:
+        extra = result.pareto if union.empty else result.pareto[~result.pareto["_key"].isin(union["_key"])]
+        union = pd.concat([union, extra], ignore_index=True)
+    details = metadata(dataclasses.replace(result, plans=union))
+    return {
+        "plans": result.plans,
+        "pareto": result.pareto,
+        "infeasible": result.infeasible,
+        "n_configurations": result.n_configurations,
+        "n_plans": result.n_plans,
+        "feasible": int(result.context.get("feasible", 0)),
+        "seconds": result.seconds,
+        "files": files,
+        "details": {k: details[k] for k in ("prices", "hardware", "efficiency", "assumptions")},
+        "scenario_yaml": sc.to_yaml(),
+        "model_name": sc.model_spec().name,
+        "top": top,
+    }
+
+
+def plan_current(with_overrides: bool = True) -> tuple[Scenario, dict[str, Any]]:
+    """Scenario and cached plan of the current inputs; shows a readable error and stops the page
+    when the inputs cannot be planned."""
+    try:
+        sc = current_scenario(with_overrides)
+    except INPUT_ERRORS as exc:
+        st.error(f"Cannot build the scenario: {message(exc)}", icon=":material/error:")
+        st.stop()
+    try:
+        view = run_plan(sc.to_yaml(), int(state("in_top")))
+    except INPUT_ERRORS as exc:
+        st.error(f"Cannot plan this scenario: {message(exc)}", icon=":material/error:")
+        st.stop()
+    return sc, view
+
+
+def all_plans(view: Mapping[str, Any]) -> pd.DataFrame:
+    """Ranked plans, then the Pareto plans that are not among them (rank empty)."""
+    plans, pareto = view["plans"], view["pareto"]
+    if pareto.empty:
+        return plans
+    extra = pareto if plans.empty else pareto[~pareto["_key"].isin(plans["_key"])]
+    return pd.concat([plans, extra], ignore_index=True)
+
+
+def plan_row(view: Mapping[str, Any], key: float) -> pd.Series | None:
+    df = all_plans(view)
+    if df.empty:
+        return None
+    hit = df[df["_key"] == key]
+    return hit.iloc[0] if not hit.empty else None
+
+
+# Display helpers (formatting only) ----------------------------------------------------------------
+
+def usd(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.4g}"
+
+
+def hours(h: float) -> str:
+    return f"{h:,.1f} h ({h / 24:,.1f} days)"
+
+
+TABLE_COLUMNS = ("rank", "accelerator", "n_devices", "provider", "offer", "cost_total_usd",
+                 "time_total_hours", "cost_per_million_tokens_usd", "memory_per_device_gib",
+                 "memory_capacity_gib", "mfu", "layout", "precision", "zero_stage", "recompute",
+                 "micro_batch", "pricing_model", "region", "usd_per_device_hour", "pareto")
+
+
+def table_config() -> dict[str, Any]:
+    cc = st.column_config
+    return {
+        "rank": cc.NumberColumn("Rank", format="%d", width="small"),
+        "accelerator": cc.TextColumn("Accelerator"),
+        "provider": cc.TextColumn("Provider"),
+        "offer": cc.TextColumn("Offer"),
+        "pricing_model": cc.TextColumn("Pricing"),
+        "region": cc.TextColumn("Region"),
+        "n_devices": cc.NumberColumn("Devices", format="%d"),
+        "layout": cc.TextColumn("Layout tp/pp/vpp/dp/cp/ep"),
+        "zero_stage": cc.NumberColumn("ZeRO", format="%d", width="small"),
+        "recompute": cc.TextColumn("Recompute"),
+        "micro_batch": cc.NumberColumn("Micro-batch", format="%d", width="small"),
+        "precision": cc.TextColumn("Precision", width="small"),
+        "time_total_hours": cc.NumberColumn("Time (hours)", format="%.1f"),
+        "cost_total_usd": cc.NumberColumn("Cost (USD)", format="dollar"),
+        "cost_per_million_tokens_usd": cc.NumberColumn("USD per 1M tokens", format="$%.4f"),
+        "usd_per_device_hour": cc.NumberColumn("USD per device-hour", format="$%.2f"),
+        "memory_per_device_gib": cc.NumberColumn("Memory (GiB/device)", format="%.1f"),
+        "memory_capacity_gib": cc.NumberColumn("Capacity (GiB)", format="%.0f"),
+        "mfu": cc.NumberColumn("MFU", format="percent"),
+        "pareto": cc.CheckboxColumn("Pareto", help="On the cost-vs-time Pareto front"),
+    }
+
+
+def plans_display(df: pd.DataFrame, pareto: pd.DataFrame) -> pd.DataFrame:
+    """The ranked plans with the columns of the table (raw values; units go in the headers)."""
+    if df.empty:
+        return pd.DataFrame(columns=[*TABLE_COLUMNS, "_key"])
+    out = df.copy()
+    out["layout"] = [charts.layout_text(r) for _, r in df.iterrows()]
+    out["pareto"] = df["_key"].isin(pareto["_key"]) if not pareto.empty else False
+    return out[[*TABLE_COLUMNS, "_key"]].reset_index(drop=True)
+
+
+def overrides_count() -> int:
+    o = st.session_state.get("overrides") or empty_overrides()
+    return len(o["knobs"]) + len(o["efficiency"]) + len(o["prices"])
+
+
+def knob_records(framework: str, overrides: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+    return Assumptions(framework, dict(overrides or {})).as_records()
+
+
+__all__ = [
+    "DEFAULTS", "INPUT_ERRORS", "MODEL_SOURCES", "OBJECTIVES", "PERSIST", "SEARCH_CHOICES",
+    "SEARCH_DIMENSIONS", "SEARCH_LABELS", "all_plans", "catalog", "current_model",
+    "current_scenario", "frameworks", "init_state", "message", "model_picker", "plan_current",
+    "plan_row", "plans_display", "run_plan", "state", "table_config",
+]

@@ -1,0 +1,229 @@
+"""Plan: the model, the job, constraints and search space in the sidebar; the ranked plans, the
+cost-vs-time Pareto chart, the selected plan's breakdowns and assumptions, the infeasibility
+reasons and the report downloads in the page."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app_pages import common as c
+from costmodel import charts
+from costmodel.scenario import OBJECTIVES
+from hardware_catalog import KINDS, PRICING_MODELS
+
+DETAILS = ("Memory", "Step time", "Cost", "Assumptions used")
+
+st.title("Training plans")
+
+# ---------------------------------------------------------------------------------------------
+# Inputs (sidebar). The model applies at once; the job, constraints and search space are a form
+# so that editing several fields does not re-run the search until "Run plan".
+with st.sidebar:
+    st.header("Model")
+    spec = c.model_picker()
+    st.page_link("app_pages/model.py", label="Parameters and memory footprint",
+                 icon=":material/memory:")
+
+    with st.form("plan_form", border=False):
+        st.header("Job")
+        st.radio("Job kind", list(c.JOB_KINDS), format_func=c.JOB_KINDS.get, key="in_job_kind",
+                 persist_state=c.PERSIST, horizontal=True)
+        st.number_input("Training tokens (billions)", min_value=1e-6, step=100.0, format="%.6g",
+                        key="in_train_tokens_b", persist_state=c.PERSIST,
+                        help="Tokens processed over the whole run, in billions (1000 = 1e12).")
+        st.number_input("Sequence length (tokens)", min_value=1, step=1024, key="in_seq_len",
+                        persist_state=c.PERSIST)
+        st.number_input("Global batch (sequences per step)", min_value=1, step=64, value=None,
+                        key="in_global_batch", persist_state=c.PERSIST,
+                        placeholder="default: ~4M tokens (pre-training), 128 (fine-tuning)")
+        col1, col2 = st.columns(2)
+        col1.selectbox("Optimizer", c.OPTIMIZERS, key="in_optimizer", persist_state=c.PERSIST)
+        col2.selectbox("Framework", sorted(c.frameworks()), key="in_framework",
+                       persist_state=c.PERSIST, help="Framework profile of data/frameworks.yaml.")
+        col1, col2 = st.columns(2)
+        col1.selectbox("Rank by", OBJECTIVES, key="in_objective", persist_state=c.PERSIST,
+                       help="cost (USD), time, cost-per-token or energy (kWh).")
+        col2.number_input("Plans to keep", min_value=1, max_value=1000, step=10, key="in_top",
+                          persist_state=c.PERSIST, help="Like `costmodel plan --top`.")
+
+        with st.expander("Constraints"):
+            st.number_input("Deadline (days)", min_value=0.001, step=1.0, value=None,
+                            key="in_deadline_days", persist_state=c.PERSIST, placeholder="none")
+            st.number_input("Budget (USD)", min_value=1.0, step=10000.0, value=None,
+                            key="in_budget_usd", persist_state=c.PERSIST, placeholder="none")
+            st.number_input("Largest device count", min_value=1, step=64, value=None,
+                            key="in_max_devices", persist_state=c.PERSIST, placeholder="none")
+            st.multiselect("Accelerator kinds", list(KINDS), key="in_kinds",
+                           persist_state=c.PERSIST, format_func=str.upper)
+            st.multiselect("Pricing models", list(PRICING_MODELS), key="in_pricing",
+                           persist_state=c.PERSIST)
+            st.multiselect("Providers (empty = any)", list(c.catalog().providers),
+                           key="in_providers", persist_state=c.PERSIST)
+            st.multiselect("Regions (empty = any)", c.catalog_regions(), key="in_regions",
+                           persist_state=c.PERSIST)
+            st.number_input("Memory headroom (fraction kept free)", min_value=0.0, max_value=0.9,
+                            step=0.05, format="%.2f", key="in_headroom", persist_state=c.PERSIST)
+
+        with st.expander("Search space"):
+            st.multiselect("Accelerators (empty = all)", list(c.catalog().accelerator_ids),
+                           key="in_accelerators", persist_state=c.PERSIST)
+            for dim in c.SEARCH_DIMENSIONS:
+                st.multiselect(c.SEARCH_LABELS[dim], c.SEARCH_CHOICES[dim], key=f"in_{dim}",
+                               persist_state=c.PERSIST)
+            st.checkbox("Sequence parallelism when tp > 1", key="in_sp", persist_state=c.PERSIST)
+            st.selectbox("Rank placement (innermost first)", c.RANK_ORDERS, key="in_rank_order",
+                         persist_state=c.PERSIST,
+                         help="Which parallel groups sit on consecutive ranks and so stay inside a "
+                              "node; Megatron-LM's default is tp-cp-dp-pp.")
+
+        st.form_submit_button("Run plan", type="primary", key="run_plan", icon=":material/play_arrow:",
+                              width="stretch")
+
+# ---------------------------------------------------------------------------------------------
+if spec is None:
+    st.error(f"The model is not valid, so there is nothing to show yet: "
+             f"{st.session_state.get('_model_error', 'see the sidebar')}. Fix it in the sidebar.",
+             icon=":material/error:")
+    st.stop()
+
+sc, view = c.plan_current()
+st.markdown(c.scenario_summary(sc, view["model_name"]))
+n_over = c.overrides_count()
+if n_over:
+    st.info(f"{n_over} override(s) of prices, efficiencies or assumptions apply to this ranking "
+            "(see the Assumptions page).", icon=":material/tune:")
+
+plans, pareto = view["plans"], view["pareto"]
+st.caption(f"Searched {view['n_configurations']:,} configurations x offers = {view['n_plans']:,} "
+           f"plans in {view['seconds']:.2f} s; {view['feasible']:,} feasible. "
+           f"Showing the best {len(plans):,} by {sc.objective}.")
+
+if plans.empty:
+    st.warning("No feasible plan: every configuration breaks a constraint. The reasons are below; "
+               "relax the constraints or widen the search space.", icon=":material/warning:")
+else:
+    best = plans.iloc[0]
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Best plan: cost", c.usd(best["cost_total_usd"]))
+    m2.metric(f"Time ({best['time_total_hours'] / 24:,.1f} days)", f"{best['time_total_hours']:,.1f} h")
+    m3.metric(f"Devices ({best['accelerator']})", f"{int(best['n_devices']):,}")
+    m4.metric("USD per 1M tokens", f"${best['cost_per_million_tokens_usd']:,.4f}")
+
+# Selection: one plan (a _key) shown in detail; set by a table row, a Pareto point or the box.
+everything = c.all_plans(view)
+keys = [float(k) for k in everything["_key"]] if not everything.empty else []
+if keys and st.session_state.get("selected_plan") not in keys:
+    st.session_state["selected_plan"] = keys[0]
+display = c.plans_display(plans, pareto)
+st.session_state["_table_keys"] = [float(k) for k in display["_key"]]
+labels = {float(r["_key"]): charts.plan_label(r) for _, r in everything.iterrows()}
+
+
+def _on_table_select() -> None:
+    rows = st.session_state["plans_table"].selection.rows
+    table_keys = st.session_state.get("_table_keys", [])
+    if rows and rows[0] < len(table_keys):
+        st.session_state["selected_plan"] = table_keys[rows[0]]
+
+
+def _on_chart_select() -> None:
+    points = st.session_state["pareto_chart"].selection.points
+    for p in points:
+        data = p.get("customdata")
+        if data:
+            st.session_state["selected_plan"] = float(data[0])
+            return
+
+
+if not plans.empty:
+    st.subheader("Ranked plans")
+    st.caption("Click a column header to sort, a row to inspect the plan below.")
+    st.dataframe(display, column_config=c.table_config(), column_order=c.TABLE_COLUMNS,
+                 hide_index=True, key="plans_table", on_select=_on_table_select,
+                 selection_mode="single-row", height=min(38 + 35 * len(display), 420))
+
+if keys:
+    left, right = st.columns([1, 1], gap="medium")
+    with left:
+        st.subheader("Cost against time")
+        fig = charts.fig_pareto(pareto, plans, selected_key=st.session_state["selected_plan"])
+        fig.update_layout(height=480)
+        st.plotly_chart(fig, key="pareto_chart", on_select=_on_chart_select,
+                        selection_mode="points", config={"displaylogo": False})
+        st.caption("Hover a point for the plan; click one to inspect it. Error bars span the time "
+                   "between all communication hidden and none hidden.")
+    with right:
+        st.subheader("Selected plan")
+        st.selectbox("Plan", keys, key="selected_plan",
+                     format_func=lambda k: labels.get(k, str(k)),
+                     label_visibility="collapsed")
+        row = c.plan_row(view, st.session_state["selected_plan"])
+        a, b, d = st.columns(3)
+        a.metric("Cost", c.usd(row["cost_total_usd"]))
+        b.metric(f"Time ({row['time_total_hours'] / 24:,.1f} days)", f"{row['time_total_hours']:,.1f} h")
+        d.metric("MFU", f"{row['mfu']:.1%}")
+        st.caption(f"{row['provider']} {row['offer']} ({row['region']}, {row['pricing_model']}) at "
+                   f"${row['usd_per_device_hour']:,.2f} per device-hour · {int(row['n_devices']):,} "
+                   f"devices on {int(row['instances']):,} instance(s) · layout tp/pp/vpp/dp/cp/ep "
+                   f"{charts.layout_text(row)} · ZeRO {int(row['zero_stage'])} · recompute "
+                   f"{row['recompute']} · micro-batch {int(row['micro_batch'])} · "
+                   f"{row['precision']}")
+        # One detail view at a time (a chart costs the browser more than the server).
+        detail = st.segmented_control("Detail", DETAILS, default=DETAILS[0], key="detail_view",
+                                      required=True, label_visibility="collapsed")
+        if detail == "Memory":
+            st.plotly_chart(charts.fig_memory_breakdown(row), key="fig_memory")
+        elif detail == "Step time":
+            st.plotly_chart(charts.fig_step_breakdown(row), key="fig_step")
+            st.caption(f"{row['tokens_per_s_per_device']:,.0f} tokens/s per device · step "
+                       f"{row['step_time_s']:,.3f} s · HFU {row['hfu']:.1%}")
+        elif detail == "Cost":
+            st.plotly_chart(charts.fig_cost_breakdown(row), key="fig_cost")
+            st.caption(f"{row['device_hours']:,.0f} device-hours ({row['billed_device_hours']:,.0f} "
+                       f"billed) · energy {row['energy_kwh']:,.0f} kWh")
+        else:
+            det = view["details"]
+            price = [p for p in det["prices"] if (p["provider"], p["offer"], p["region"],
+                                                   p["pricing_model"]) == (row["provider"], row["offer"],
+                                                                           row["region"], row["pricing_model"])]
+            st.markdown("**Price**")
+            st.dataframe(pd.DataFrame(price or [{"provider": row["provider"], "offer": row["offer"],
+                                                 "usd_per_device_hour": row["usd_per_device_hour"],
+                                                 "as_of": row["price_as_of"],
+                                                 "source": row["price_source"]}]),
+                         hide_index=True, key="assume_price")
+            st.markdown("**Hardware**")
+            st.dataframe(pd.DataFrame([h for h in det["hardware"] if h["accelerator"] == row["accelerator"]]),
+                         hide_index=True, key="assume_hw")
+            st.markdown("**Efficiencies** (fraction of peak; `row` says whose data: the part's own "
+                        "or its kind's default)")
+            st.dataframe(pd.DataFrame([e for e in det["efficiency"] if e["accelerator"] == row["accelerator"]]),
+                         hide_index=True, key="assume_eff")
+            st.markdown("**Assumption knobs**")
+            st.dataframe(pd.DataFrame(det["assumptions"]), hide_index=True, key="assume_knobs")
+
+st.subheader("Why other plans are infeasible")
+if view["infeasible"].empty:
+    st.write("Every plan searched is feasible.")
+else:
+    i1, i2 = st.columns([2, 1])
+    i1.plotly_chart(charts.fig_infeasible(view["infeasible"]), key="fig_infeasible")
+    i2.dataframe(view["infeasible"].rename(columns={"reason": "Reason", "plans": "Plans"}),
+                 hide_index=True, key="infeasible_table")
+
+st.subheader("Downloads")
+st.caption(f"The same files as `costmodel plan scenario.yaml --top {view['top']} --csv "
+           f"{c.REPORT_STEM}.csv`.")
+files = view["files"]
+d1, d2, d3, d4 = st.columns(4)
+d1.download_button("Plans CSV", files["plans"], file_name=f"{c.REPORT_STEM}.csv", mime="text/csv",
+                   key="dl_plans", on_click="ignore", icon=":material/download:")
+d2.download_button("Breakdown CSV", files["breakdown"], file_name=f"{c.REPORT_STEM}_breakdown.csv",
+                   mime="text/csv", key="dl_breakdown", on_click="ignore", icon=":material/download:")
+d3.download_button("Metadata JSON", files["metadata"], file_name=f"{c.REPORT_STEM}_metadata.json",
+                   mime="application/json", key="dl_metadata", on_click="ignore",
+                   icon=":material/download:")
+d4.download_button("Scenario YAML", view["scenario_yaml"], file_name="scenario.yaml",
+                   mime="application/x-yaml", key="dl_scenario", on_click="ignore",
+                   icon=":material/download:")

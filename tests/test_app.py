@@ -1,0 +1,399 @@
+"""The web UI (app.py + app_pages/) driven headlessly with Streamlit's AppTest.
+
+Every page runs without an exception; the ranked table is exactly what ``costmodel.planner.plan``
+returns for the same scenario; bad input shows a readable ``st.error`` and never a traceback;
+overrides change the ranking the way the planner says they should; the downloads are the CLI's
+files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import pytest
+from conftest import FIXTURES, REPO
+
+if str(REPO) not in sys.path:  # app_pages is imported by the app and by one test below
+    sys.path.insert(0, str(REPO))
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest
+
+from costmodel.planner import plan
+from costmodel.scenario import Constraints, Job, PriceOverride, Scenario
+
+APP = str(REPO / "app.py")
+PAGES = ("app_pages/plan.py", "app_pages/compare.py", "app_pages/assumptions.py",
+         "app_pages/catalog.py", "app_pages/model.py")
+TIMEOUT = 120
+
+
+def _app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, "page raised: " + "\n".join(e.value for e in at.exception)
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def _table(at: AppTest):
+    frames = [d.value for d in at.dataframe if "cost_total_usd" in d.value.columns and "rank" in d.value.columns]
+    assert frames, "no ranked-plans table on the page"
+    return frames[0]
+
+
+def _assert_first_row_matches(at: AppTest, scenario: Scenario, top: int = 50) -> None:
+    expected = plan(scenario, top=top).plans.iloc[0]
+    got = _table(at).iloc[0]
+    for col in ("accelerator", "provider", "offer", "n_devices", "precision", "zero_stage",
+                "recompute", "micro_batch"):
+        assert got[col] == expected[col], col
+    layout = "/".join(str(int(expected[k])) for k in ("tp", "pp", "vpp", "dp", "cp", "ep"))
+    assert got["layout"] == layout
+    assert math.isclose(got["cost_total_usd"], expected["cost_total_usd"], rel_tol=1e-9)
+    assert math.isclose(got["time_total_hours"], expected["time_total_hours"], rel_tol=1e-9)
+    assert int(got["rank"]) == 1
+
+
+@pytest.fixture(scope="module")
+def default_app() -> AppTest:
+    at = _app().run()
+    _no_exception(at)
+    return at
+
+
+# Pages ------------------------------------------------------------------------------------------
+
+def test_default_page_ranks_the_default_scenario(default_app):
+    at = default_app
+    assert not _errors(at)
+    assert at.title[0].value == "Training plans"
+    _assert_first_row_matches(at, Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12)))
+    # The Pareto chart, the selected plan's memory breakdown and the infeasible reasons are drawn.
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3
+    reasons = [d.value for d in at.dataframe if "Reason" in d.value.columns]
+    assert reasons and "out of memory" in set(reasons[0]["Reason"])
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Plans CSV", "Breakdown CSV", "Metadata JSON", "Scenario YAML"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs(page):
+    at = _app().run()
+    at.switch_page(page).run()
+    _no_exception(at)
+    assert not _errors(at), _errors(at)
+    assert at.title, f"{page} has no title"
+
+
+def test_selecting_a_plan_shows_its_details(default_app):
+    at = default_app
+    box = at.selectbox(key="selected_plan")
+    assert box.options[0].startswith("#1 ")
+    box.select_index(2).run()
+    _no_exception(at)
+    third = _table(at).iloc[2]
+    assert at.selectbox(key="selected_plan").value == third["_key"]
+    assert any(f"{int(third['n_devices']):,} devices" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("view, expect", [
+    ("Step time", "tokens/s per device"),
+    ("Cost", "device-hours"),
+])
+def test_detail_views(default_app, view, expect):
+    at = default_app
+    at.segmented_control(key="detail_view").set_value(view).run()
+    _no_exception(at)
+    assert any(expect in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_assumptions_used_by_the_selected_plan(default_app):
+    at = default_app
+    at.selectbox(key="selected_plan").select_index(0).run()
+    at.segmented_control(key="detail_view").set_value("Assumptions used").run()
+    _no_exception(at)
+    best = _table(at).iloc[0]
+    frames = [d.value for d in at.dataframe]
+
+    def frame(*cols):
+        return next(f for f in frames if set(cols) <= set(f.columns))
+
+    price = frame("offer", "usd_per_device_hour", "as_of", "source")
+    assert list(price["offer"]) == [best["offer"]]
+    assert price["as_of"].iloc[0] and price["source"].iloc[0]
+    eff = frame("quantity", "precision", "value", "source")
+    assert set(eff["accelerator"]) == {best["accelerator"]}
+    assert {"matmul", "memory_bandwidth"} <= set(eff["quantity"]) and eff["source"].all()
+    knobs = frame("name", "value", "unit", "source")
+    assert "fragmentation_fraction" in set(knobs["name"])
+
+
+# Choosing a preset and a job --------------------------------------------------------------------
+
+def test_preset_and_job_give_the_planner_ranking():
+    at = _app().run()
+    at.selectbox(key="in_preset").set_value("mistral-7b").run()
+    _no_exception(at)
+    assert "mistral-7b" in at.sidebar.markdown[0].value or any(
+        "mistral-7b" in m.value for m in at.sidebar.markdown)
+    at.radio(key="in_job_kind").set_value("finetune")
+    at.number_input(key="in_train_tokens_b").set_value(20.0)
+    at.number_input(key="in_seq_len").set_value(8192)
+    at.number_input(key="in_global_batch").set_value(256)
+    at.multiselect(key="in_pricing").set_value(["on-demand", "spot"])
+    at.button(key="run_plan").click().run()
+    _no_exception(at)
+    assert not _errors(at), _errors(at)
+    sc = Scenario(model="mistral-7b",
+                  job=Job(kind="finetune", train_tokens=20e9, seq_len=8192, global_batch=256),
+                  constraints=Constraints(pricing_models=["on-demand", "spot"]))
+    _assert_first_row_matches(at, sc)
+
+
+def test_search_space_and_rank_placement_reach_the_planner():
+    at = _app().run()
+    at.multiselect(key="in_accelerators").set_value(["h100-sxm5-80gb", "a100-sxm4-80gb"])
+    at.multiselect(key="in_precision").set_value(["bf16"])
+    at.selectbox(key="in_rank_order").set_value("dp-tp-cp-pp")
+    at.number_input(key="in_max_devices").set_value(512)
+    at.selectbox(key="in_objective").set_value("time")
+    at.button(key="run_plan").click().run()
+    _no_exception(at)
+    assert not _errors(at), _errors(at)
+    from costmodel.scenario import SearchSpace
+
+    sc = Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12), objective="time",
+                  constraints=Constraints(max_devices=512),
+                  search=SearchSpace(accelerators=["h100-sxm5-80gb", "a100-sxm4-80gb"],
+                                     precision=["bf16"], rank_order="dp-tp-cp-pp"))
+    _assert_first_row_matches(at, sc)
+    assert set(_table(at)["accelerator"]) <= {"h100-sxm5-80gb", "a100-sxm4-80gb"}
+
+
+def test_uploaded_config_plans_like_the_preset():
+    at = _app().run()
+    at.radio(key="in_model_source").set_value("Hugging Face config.json").run()
+    data = (FIXTURES / "hf_configs" / "llama-3.1-8b.json").read_bytes()
+    at.file_uploader(key="up_config").set_value(("llama-3.1-8b.json", data, "application/json")).run()
+    _no_exception(at)
+    assert not _errors(at), _errors(at)
+    assert any("8.03 B parameters" in m.value for m in at.sidebar.markdown)
+    import costmodel
+
+    spec = costmodel.spec_from_hf_config(json.loads(data), name="llama-3.1-8b")
+    _assert_first_row_matches(at, Scenario(model=spec, job=Job(train_tokens=1e12)))
+
+
+# Bad input: a readable error, never a traceback -------------------------------------------------
+
+def _hf_text(at: AppTest, text: str) -> AppTest:
+    at.radio(key="in_model_source").set_value("Hugging Face config.json").run()
+    at.text_area(key="in_config_text").set_value(text).run()
+    _no_exception(at)
+    return at
+
+
+def test_invalid_config_json_text_shows_an_error():
+    at = _hf_text(_app().run(), '{"model_type": "llama", "hidden_size": 4096,')
+    errs = _errors(at)
+    assert errs and any("not valid JSON" in e for e in errs), errs
+    assert not any("Traceback" in e for e in errs)
+
+
+def test_invalid_config_upload_shows_an_error():
+    at = _app().run()
+    at.radio(key="in_model_source").set_value("Hugging Face config.json").run()
+    at.file_uploader(key="up_config").set_value(("config.json", b"this is not json", "application/json")).run()
+    _no_exception(at)
+    assert any("not valid JSON" in e for e in _errors(at)), _errors(at)
+
+
+def test_unsupported_model_type_lists_the_supported_ones():
+    at = _hf_text(_app().run(), json.dumps({"model_type": "t5", "d_model": 512}))
+    errs = _errors(at)
+    assert any("unsupported model_type 't5'" in e and "llama" in e for e in errs), errs
+
+
+def test_config_missing_a_field_names_it():
+    cfg = json.loads((FIXTURES / "hf_configs" / "llama-3.1-8b.json").read_text())
+    del cfg["hidden_size"]
+    errs = _errors(_hf_text(_app().run(), json.dumps(cfg)))
+    assert any("hidden_size" in e for e in errs), errs
+
+
+def test_impossible_custom_dimensions_show_an_error():
+    at = _app().run()
+    at.radio(key="in_model_source").set_value("Custom dimensions").run()
+    _no_exception(at)
+    assert not _errors(at), _errors(at)  # the default custom model is valid
+    at.number_input(key="in_c_n_heads").set_value(30).run()
+    _no_exception(at)
+    errs = _errors(at)
+    assert any("d_model (4096) is not divisible by n_heads (30)" in e for e in errs), errs
+    at.number_input(key="in_c_n_heads").set_value(32)
+    at.number_input(key="in_c_n_kv_heads").set_value(64).run()
+    assert any("n_kv_heads (64) exceeds n_heads (32)" in e for e in _errors(at)), _errors(at)
+
+
+def test_custom_dimensions_plan_like_the_planner():
+    at = _app().run()
+    at.radio(key="in_model_source").set_value("Custom dimensions").run()
+    at.number_input(key="in_c_n_layers").set_value(16).run()
+    _no_exception(at)
+    assert not _errors(at), _errors(at)
+    import costmodel
+
+    spec = costmodel.preset("llama-3.1-8b").with_changes(
+        n_layers=16, name="custom-model",
+        source="custom dimensions entered in the web UI (based on preset llama-3.1-8b)")
+    _assert_first_row_matches(at, Scenario(model=spec, job=Job(train_tokens=1e12)))
+
+
+@pytest.mark.parametrize("setup, expected", [
+    ({"in_kinds": []}, "at least one accelerator kind is needed"),
+    ({"in_kinds": ["tpu"], "in_providers": ["TensorWave"]}, "no offer matches the constraints"),
+    ({"in_tp": []}, "tp is empty"),
+    ({"in_accelerators": ["versal-vck5000"], "in_pricing": ["capacity-block"]}, "search space is empty"),
+])
+def test_empty_search_space_shows_an_error(setup, expected):
+    at = _app().run()
+    for key, value in setup.items():
+        at.multiselect(key=key).set_value(value)
+    at.button(key="run_plan").click().run()
+    _no_exception(at)
+    errs = _errors(at)
+    assert any(expected in e for e in errs), errs
+
+
+def test_no_feasible_plan_explains_why():
+    at = _app().run()
+    at.number_input(key="in_deadline_days").set_value(0.01)
+    at.button(key="run_plan").click().run()
+    _no_exception(at)
+    assert any("No feasible plan" in w.value for w in at.warning)
+    reasons = next(d.value for d in at.dataframe if "Reason" in d.value.columns)
+    assert "misses deadline" in set(reasons["Reason"])
+
+
+def test_impossible_layout_on_the_model_page_shows_an_error():
+    at = _app().run()
+    at.switch_page("app_pages/model.py").run()
+    at.selectbox(key="in_m_tp").set_value(64).run()
+    _no_exception(at)
+    assert any("Cannot estimate memory" in e for e in _errors(at)), _errors(at)
+
+
+# Overrides --------------------------------------------------------------------------------------
+
+def test_price_override_updates_the_ranking():
+    at = _app().run()
+    first = _table(at).iloc[0]
+    at.switch_page("app_pages/assumptions.py").run()
+    _no_exception(at)
+    at.selectbox(key="ov_price_acc").set_value(first["accelerator"]).run()
+    box = at.selectbox(key="ov_price_offer")
+    key = next(o for o in box.options if first["offer"] in str(o) and first["provider"] in str(o))
+    box.set_value(key).run()
+    at.number_input(key="ov_price_value").set_value(50.0)
+    at.button(key="ov_price_apply").click().run()
+    _no_exception(at)
+    assert not _errors(at), _errors(at)
+    at.switch_page("app_pages/plan.py").run()
+    _no_exception(at)
+    o = next(o for o in __import__("costmodel.catalog_bridge", fromlist=["x"]).engine_catalog().offers
+             if o.provider == first["provider"] and o.offer == first["offer"]
+             and o.region == first["region"] and o.pricing_model == first["pricing_model"])
+    sc = Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12), price_overrides=[PriceOverride(
+        provider=o.provider, offer=o.offer, region=o.region, pricing_model=o.pricing_model,
+        usd_per_device_hour=50.0)])
+    _assert_first_row_matches(at, sc)
+    assert _table(at).iloc[0]["offer"] != first["offer"] or _table(at).iloc[0]["provider"] != first["provider"]
+    assert any("override" in i.value for i in at.info)
+
+
+def test_knob_and_efficiency_overrides_apply():
+    at = _app().run()
+    at.switch_page("app_pages/assumptions.py").run()
+    at.selectbox(key="ov_knob_name").set_value("fragmentation_fraction").run()
+    at.number_input(key="ov_knob_value").set_value(0.2)
+    at.button(key="ov_knob_apply").click().run()
+    _no_exception(at)
+    at.selectbox(key="ov_eff_acc").set_value("mi300x-192gb").run()
+    at.selectbox(key="ov_eff_quantity").set_value("matmul").run()
+    at.selectbox(key="ov_eff_precision").set_value("fp8").run()
+    at.number_input(key="ov_eff_value").set_value(0.2)
+    at.button(key="ov_eff_apply").click().run()
+    _no_exception(at)
+    assert not _errors(at), _errors(at)
+    assert at.session_state["overrides"]["knobs"] == {"fragmentation_fraction": 0.2}
+    assert at.session_state["overrides"]["efficiency"] == [
+        {"accelerator": "mi300x-192gb", "quantity": "matmul", "precision": "fp8", "value": 0.2}]
+    at.switch_page("app_pages/plan.py").run()
+    _no_exception(at)
+    from costmodel.scenario import EfficiencyOverride
+
+    sc = Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12),
+                  overrides={"fragmentation_fraction": 0.2},
+                  efficiency_overrides=[EfficiencyOverride(accelerator="mi300x-192gb", quantity="matmul",
+                                                           precision="fp8", value=0.2)])
+    _assert_first_row_matches(at, sc)
+    # Clearing restores the shipped ranking.
+    at.switch_page("app_pages/assumptions.py").run()
+    at.button(key="ov_clear").click().run()
+    _no_exception(at)
+    at.switch_page("app_pages/plan.py").run()
+    _assert_first_row_matches(at, Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12)))
+
+
+def test_inputs_survive_a_page_switch():
+    at = _app().run()
+    at.selectbox(key="in_preset").set_value("qwen2.5-7b").run()
+    at.number_input(key="in_train_tokens_b").set_value(300.0)
+    at.button(key="run_plan").click().run()
+    at.switch_page("app_pages/catalog.py").run()
+    at.switch_page("app_pages/plan.py").run()
+    _no_exception(at)
+    assert at.selectbox(key="in_preset").value == "qwen2.5-7b"
+    assert at.number_input(key="in_train_tokens_b").value == 300.0
+    _assert_first_row_matches(at, Scenario(model="qwen2.5-7b", job=Job(train_tokens=300e9)))
+
+
+def test_compare_page_shows_three_plans_side_by_side():
+    at = _app().run()
+    at.switch_page("app_pages/compare.py").run()
+    _no_exception(at)
+    table = next(d.value for d in at.dataframe if "Quantity" in d.value.columns)
+    assert len(table.columns) == 4  # Quantity + three plans
+    assert "Total cost (USD)" in set(table["Quantity"])
+    assert len(at.multiselect(key="cmp_plans").value) == 3
+
+
+# Downloads are the CLI's files ------------------------------------------------------------------
+
+def test_report_files_are_the_cli_files(tmp_path):
+    from app_pages.common import run_plan
+    from costmodel.cli import main
+
+    sc = Scenario(model="gpt2", job=Job(train_tokens=1e9), constraints=Constraints(max_devices=64))
+    view = run_plan(sc.to_yaml(), 7)
+    path = tmp_path / "scenario.yaml"
+    path.write_text(view["scenario_yaml"])
+    assert main(["plan", str(path), "--top", "7", "--csv", str(tmp_path / "cli.csv"), "--no-progress"]) == 0
+    assert view["files"]["plans"] == (tmp_path / "cli.csv").read_bytes()
+    assert view["files"]["breakdown"] == (tmp_path / "cli_breakdown.csv").read_bytes()
+    ui_meta = json.loads(view["files"]["metadata"])
+    cli_meta = json.loads((tmp_path / "cli_metadata.json").read_text())
+    for volatile in ("generated_at",):
+        ui_meta.pop(volatile), cli_meta.pop(volatile)
+    ui_meta["search"].pop("seconds"), cli_meta["search"].pop("seconds")
+    assert ui_meta == cli_meta
+    assert view["files"]["plans"].decode().startswith("rank,accelerator,")

@@ -1,0 +1,154 @@
+"""costmodel.charts: pure plotly figures of planner output (no Streamlit)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+import costmodel
+from costmodel import charts
+from costmodel.planner import plan
+from costmodel.report import COST_PARTS, MEMORY_PARTS
+from costmodel.scenario import Constraints, Job, Scenario
+from costmodel.timing import STEP_COMPONENTS
+
+
+@pytest.fixture(scope="module")
+def result():
+    sc = Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12),
+                  constraints=Constraints(max_devices=1024))
+    return plan(sc, top=30)
+
+
+def _rows(result):
+    # A spread of plans: the best, a pipeline-parallel one if any, the last ranked.
+    plans = result.plans
+    rows = [plans.iloc[0], plans.iloc[-1]]
+    pp = plans[plans["pp"] > 1]
+    if not pp.empty:
+        rows.append(pp.iloc[0])
+    return rows
+
+
+def test_charts_module_does_not_import_streamlit():
+    import importlib
+
+    source = importlib.util.find_spec("costmodel.charts").origin
+    with open(source) as fh:
+        text = fh.read()
+    assert "import streamlit" not in text and "from streamlit" not in text
+
+
+def test_pareto_has_log_axes_with_units_and_both_traces(result):
+    fig = charts.fig_pareto(result.pareto, result.plans)
+    assert isinstance(fig, go.Figure)
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    assert "hours" in fig.layout.xaxis.title.text
+    assert "USD" in fig.layout.yaxis.title.text
+    names = [t.name for t in fig.data]
+    assert names == ["Ranked plans", "Pareto front (cost vs time)"]
+    ranked, front = fig.data
+    assert len(ranked.x) == len(result.plans)
+    assert len(front.x) == len(result.pareto)
+    # The front is drawn in time order and holds exactly the Pareto rows.
+    assert list(front.x) == sorted(result.pareto["time_total_hours"])
+    assert sorted(front.y) == sorted(result.pareto["cost_total_usd"])
+    # customdata[0] is the planner's plan key (what a click selects); hover names the plan.
+    assert set(ranked.customdata[:, 0]) == set(result.plans["_key"])
+    assert set(front.customdata[:, 0]) == set(result.pareto["_key"])
+    assert "%{customdata[2]}" in ranked.hovertemplate  # the accelerator
+    # Error bars span the lower/upper time bounds.
+    order = np.argsort(result.pareto["time_total_hours"].to_numpy())
+    lower = result.pareto["time_total_lower_hours"].to_numpy()[order]
+    assert np.allclose(np.asarray(front.x) - np.asarray(front.error_x.arrayminus), lower)
+
+
+def test_pareto_marks_the_selected_plan_and_works_without_plans(result):
+    key = result.plans["_key"].iloc[3]
+    fig = charts.fig_pareto(result.pareto, result.plans, selected_key=key)
+    sel = fig.data[-1]
+    assert sel.name == "Selected plan"
+    assert sel.customdata[0][0] == key
+    assert sel.x[0] == result.plans["time_total_hours"].iloc[3]
+    only_front = charts.fig_pareto(result.pareto)
+    assert [t.name for t in only_front.data] == ["Pareto front (cost vs time)"]
+    empty = charts.fig_pareto(result.pareto.iloc[0:0])
+    assert len(empty.data) == 0 and empty.layout.xaxis.type == "log"
+
+
+def test_memory_bars_sum_to_the_plan_total_with_capacity_line(result):
+    for row in _rows(result):
+        fig = charts.fig_memory_breakdown(row)
+        assert [t.meta for t in fig.data] == list(MEMORY_PARTS)
+        total = sum(t.x[0] for t in fig.data)
+        assert math.isclose(total, row["memory_per_device_gib"], rel_tol=1e-12)
+        assert math.isclose(total * 2**30, row["memory_total_bytes"], rel_tol=1e-12)
+        assert fig.layout.barmode == "stack"
+        assert "GiB" in fig.layout.xaxis.title.text
+        lines = [s for s in fig.layout.shapes if s.type == "line"]
+        assert len(lines) == 1 and math.isclose(lines[0].x0, row["memory_capacity_gib"], rel_tol=1e-12)
+
+
+def test_memory_breakdown_of_a_training_memory_estimate():
+    spec = costmodel.preset("llama-3.1-8b")
+    mem = costmodel.training_memory(spec, costmodel.ParallelLayout(dp=8, zero_stage=3),
+                                    costmodel.TrainingSetup(micro_batch=2, seq_len=8192,
+                                                            recompute="selective"))
+    fig = charts.fig_memory_breakdown(mem, capacity_bytes=80 * 2**30)
+    assert math.isclose(sum(t.x[0] for t in fig.data) * 2**30, float(mem.total), rel_tol=1e-12)
+    assert [t.meta for t in fig.data] == list(mem.keys())
+    assert fig.layout.shapes[0].x0 == 80
+
+
+def test_step_bars_sum_to_the_step_time(result):
+    for row in _rows(result):
+        fig = charts.fig_step_breakdown(row)
+        assert {t.meta for t in fig.data} <= set(STEP_COMPONENTS)
+        assert "compute" in {t.meta for t in fig.data}
+        assert math.isclose(sum(t.x[0] for t in fig.data), row["step_time_s"], rel_tol=1e-12)
+        assert all(t.x[0] != 0 for t in fig.data)
+        assert "(s)" in fig.layout.xaxis.title.text
+    pp = result.plans[result.plans["pp"] > 1]
+    if not pp.empty:
+        fig = charts.fig_step_breakdown(pp.iloc[0])
+        assert "bubble" in {t.meta for t in fig.data}
+
+
+def test_cost_bars_sum_to_the_total(result):
+    for row in _rows(result):
+        fig = charts.fig_cost_breakdown(row)
+        assert {t.meta for t in fig.data} <= set(COST_PARTS)
+        assert math.isclose(sum(t.x[0] for t in fig.data), row["cost_total_usd"], rel_tol=1e-12)
+        assert "USD" in fig.layout.xaxis.title.text
+
+
+def test_infeasible_counts(result):
+    fig = charts.fig_infeasible(result.infeasible)
+    assert list(fig.data[0].y) == list(result.infeasible["reason"])
+    assert list(fig.data[0].x) == list(result.infeasible["plans"])
+    assert "Plans" in fig.layout.xaxis.title.text
+
+
+def test_compare_has_one_bar_per_plan_and_metric(result):
+    three = result.plans.head(3)
+    fig = charts.fig_compare(three)
+    bars = [t for t in fig.data if isinstance(t, go.Bar)]
+    assert len(bars) == 3 * len(charts.COMPARE_METRICS)
+    for col, _, scale in charts.COMPARE_METRICS:
+        values = [t.y[0] for t in bars if t.meta == col]
+        assert np.allclose(values, three[col].to_numpy() * scale)
+    caps = [t for t in fig.data if t.meta == "memory_capacity_gib"]
+    assert [t.y[0] for t in caps] == list(three["memory_capacity_gib"])
+    titles = [a.text for a in fig.layout.annotations]
+    assert "Total cost (USD)" in titles and "Training time (hours)" in titles
+    assert len([t for t in bars if t.showlegend]) == 3
+
+
+def test_labels(result):
+    row = result.plans.iloc[0]
+    assert charts.layout_text(row) == "/".join(str(int(row[k])) for k in ("tp", "pp", "vpp", "dp", "cp", "ep"))
+    label = charts.plan_label(row)
+    assert label.startswith("#1 ") and row["accelerator"] in label and row["offer"] in label

@@ -6,8 +6,8 @@ the CSV report and checks it against ``costmodel.planner.plan`` (it must be the 
 for byte), tours every page, and uploads a broken config.json to see the error in the page.
 
 Screenshots of the main views go to ``test-output/screenshots/`` (gitignored) and are copied,
-palette-compressed, to ``docs/screenshots/`` for docs/ui.md and the README (set
-``UPDATE_DOC_SCREENSHOTS=0`` to leave the committed ones alone).
+palette-compressed, to ``docs/screenshots/`` for docs/ui.md and the README only when
+``UPDATE_DOC_SCREENSHOTS=1`` (so an ordinary test run leaves the committed ones alone).
 
 The browser is the system Chromium at /usr/bin/chromium (``scripts/ensure_chromium.sh`` installs
 it with apt-get); ``playwright install`` is never used. Without it this test FAILS, on purpose.

@@ -116,6 +116,12 @@ class _Running:
         n = len(rows["_key"])
         if n == 0:
             return
+        # The Pareto front sees every feasible row of the chunk (its own filter is exact).
+        chunk_front = self._take(rows, pareto_mask(rows["cost_total_usd"], rows["time_total_hours"],
+                                                   rows["_key"]))
+        merged = self._concat(self.front, chunk_front)
+        self.front = self._take(merged, pareto_mask(merged["cost_total_usd"], merged["time_total_hours"],
+                                                   merged["_key"]))
         if n > self.k:  # pre-select the chunk's best k on the primary key before the exact sort
             part = np.argpartition(rows[keys[0]], self.k - 1)[: self.k]
             bound = rows[keys[0]][part].max()
@@ -123,9 +129,6 @@ class _Running:
         merged = self._concat(self.top, rows)
         order = np.lexsort(tuple(merged[k] for k in reversed(keys)))
         self.top = self._take(merged, order[: self.k])
-        merged = self._concat(self.front, rows)
-        self.front = self._take(merged, pareto_mask(merged["cost_total_usd"], merged["time_total_hours"],
-                                                   merged["_key"]))
 
 
 def pareto_mask(cost: np.ndarray, time_: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:

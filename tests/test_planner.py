@@ -232,3 +232,22 @@ def test_injection_guard_applies_to_catalog_text_in_reports(tmp_path):
     paths = write_reports(result, tmp_path / "plans.csv")
     text = paths["plans"].read_text()
     assert "'=cmd" in text and ",=cmd" not in text
+
+
+@pytest.mark.parametrize("top", [1, 5, 50])
+def test_pareto_front_does_not_depend_on_top(top):
+    """The front is over every feasible plan, whatever number of ranked plans is kept
+    (llama-3.1-70b on H100s: more devices buy time at a rising communication cost)."""
+    sc = Scenario(model="llama-3.1-70b", job=Job(train_tokens=1e11, seq_len=4096),
+                  search=SearchSpace(accelerators=["h100-sxm5-80gb"],
+                                     device_counts=[16, 32, 64, 128, 256, 512, 1024],
+                                     tp=[4, 8], pp=[1, 2, 4], vpp=[1], cp=[1], zero_stage=[1],
+                                     recompute=["none", "full"], micro_batch=[1], precision=["bf16"]),
+                  constraints=Constraints(pricing_models=["on-demand", "spot"]))
+    everything = all_feasible(sc)
+    expected = everything.iloc[brute_force_pareto(everything["cost_total_usd"].tolist(),
+                                                  everything["time_total_hours"].tolist())]
+    front = plan(sc, top=top, chunk_size=97).pareto
+    assert len(expected) >= 4
+    assert sorted(zip(front["cost_total_usd"], front["time_total_hours"])) == sorted(
+        zip(expected["cost_total_usd"], expected["time_total_hours"]))

@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common as c
-from costmodel.hardware import LINK_QUANTITIES
-from costmodel.scenario import EfficiencyOverride, PriceOverride
+from costmodel.scenario import (ENGINE_EFFICIENCY_QUANTITIES, FORMAT_QUANTITIES, EfficiencyOverride,
+                                PriceOverride)
 from hardware_catalog import EFFICIENCY_QUANTITIES, Catalog
 
 st.title("Assumptions and overrides")
@@ -19,8 +19,8 @@ st.caption("Every number the engine uses that is not a datasheet figure: achieve
 
 TRAINING_FORMATS = ("bf16", "fp8", "fp16", "tf32", "fp32")
 #: Efficiency quantities the planner's hardware table reads (the others are catalog data only).
-ENGINE_QUANTITIES = ("matmul", "attention", "memory_bandwidth", *LINK_QUANTITIES)
-PER_PRECISION = ("matmul", "attention")
+ENGINE_QUANTITIES = ENGINE_EFFICIENCY_QUANTITIES
+PER_PRECISION = FORMAT_QUANTITIES
 
 
 def overrides() -> dict:
@@ -47,12 +47,12 @@ def _formats(quantity: str) -> list[str]:
 
 
 def _current_eff() -> None:
-    fmts = _formats(st.session_state.get("ov_eff_quantity", EFFICIENCY_QUANTITIES[0]))
+    fmts = _formats(st.session_state.get("ov_eff_quantity", ENGINE_QUANTITIES[0]))
     if st.session_state.get("ov_eff_precision") not in fmts:
         st.session_state["ov_eff_precision"] = fmts[0]
     try:
         point = overridden_catalog().efficiency_value(
-            st.session_state["ov_eff_acc"], st.session_state.get("ov_eff_quantity", EFFICIENCY_QUANTITIES[0]),
+            st.session_state["ov_eff_acc"], st.session_state.get("ov_eff_quantity", ENGINE_QUANTITIES[0]),
             st.session_state["ov_eff_precision"])
         st.session_state["ov_eff_value"] = float(point.value)
     except c.INPUT_ERRORS:
@@ -121,14 +121,14 @@ with tab_eff:
                     "precision; the other quantities have none)")
 
         if "ov_eff_quantity" not in st.session_state:
-            st.session_state["ov_eff_quantity"] = EFFICIENCY_QUANTITIES[0]
+            st.session_state["ov_eff_quantity"] = ENGINE_QUANTITIES[0]
         fmts = _formats(st.session_state["ov_eff_quantity"])
         if st.session_state.get("ov_eff_precision") not in fmts:
             st.session_state["ov_eff_precision"] = fmts[0]
         if "ov_eff_value" not in st.session_state:
             _current_eff()
         f1, f2, f3 = st.columns(3)
-        q = f1.selectbox("Quantity", EFFICIENCY_QUANTITIES, key="ov_eff_quantity", on_change=_current_eff)
+        q = f1.selectbox("Quantity", ENGINE_QUANTITIES, key="ov_eff_quantity", on_change=_current_eff)
         fmt = f2.selectbox("Precision", fmts, key="ov_eff_precision", on_change=_current_eff,
                            format_func=lambda f: f or "(none)")
         value = f3.number_input("Value (fraction of peak)", min_value=0.001, max_value=1.0,

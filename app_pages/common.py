@@ -10,17 +10,15 @@ State conventions
   value across page switches and any page can read it from ``st.session_state``.
 - ``overrides`` (not a widget) holds the price, efficiency and knob overrides of the Assumptions
   page; they become part of the scenario, so every page plans with them.
-- ``selected_plan`` (not a widget) is the ``_key`` of the plan the Plan page shows in detail.
+- ``selected_plan`` (not a widget) is the ``plan_id`` of the plan the Plan page shows in detail.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import itertools
 import json
 import math
-import tempfile
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,7 +35,7 @@ from costmodel.assumptions import AssumptionError, Assumptions, frameworks
 from costmodel.catalog_bridge import engine_catalog
 from costmodel.layout import RANK_DIMENSIONS
 from costmodel.planner import plan
-from costmodel.report import metadata, write_reports
+from costmodel.report import metadata, report_bytes
 from costmodel.scenario import (
     OBJECTIVES,
     Constraints,
@@ -394,21 +392,15 @@ def scenario_summary(sc: Scenario, spec_name: str) -> str:
 def run_plan(scenario_yaml: str, top: int) -> dict[str, Any]:
     """``plan`` of the scenario (keyed on its YAML text), with the report files as bytes.
 
-    The files come from ``costmodel.report.write_reports`` (the CLI's writer), so the CSVs are
-    byte-for-byte what ``costmodel plan <scenario.yaml> --top <top> --csv`` writes.
+    The files come from ``costmodel.report.report_bytes`` (what the CLI's writer writes), so the
+    CSVs are byte-for-byte what ``costmodel plan <scenario.yaml> --top <top> --csv`` writes.
     """
     sc = Scenario.from_dict(yaml.safe_load(scenario_yaml), where="scenario")
     result = plan(sc, top=top)
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = write_reports(result, Path(tmp) / f"{REPORT_STEM}.csv")
-        files = {kind: path.read_bytes() for kind, path in paths.items()}
-    # What the details panel shows for any plan on screen (ranked or Pareto-only): the same
-    # metadata() rows, asked for the union of both frames.
-    union = result.plans
-    if not result.pareto.empty:
-        extra = result.pareto if union.empty else result.pareto[~result.pareto["_key"].isin(union["_key"])]
-        union = pd.concat([union, extra], ignore_index=True)
-    details = metadata(dataclasses.replace(result, plans=union))
+    files = report_bytes(result)
+    # What the details panel shows for any plan on screen (ranked or Pareto-only): metadata()
+    # covers both frames.
+    details = metadata(result)
     return {
         "plans": result.plans,
         "pareto": result.pareto,
@@ -446,7 +438,7 @@ def all_plans(view: Mapping[str, Any]) -> pd.DataFrame:
     plans, pareto = view["plans"], view["pareto"]
     if pareto.empty:
         return plans
-    extra = pareto if plans.empty else pareto[~pareto["_key"].isin(plans["_key"])]
+    extra = pareto if plans.empty else pareto[~pareto["plan_id"].isin(plans["plan_id"])]
     return pd.concat([plans, extra], ignore_index=True)
 
 
@@ -454,7 +446,7 @@ def plan_row(view: Mapping[str, Any], key: float) -> pd.Series | None:
     df = all_plans(view)
     if df.empty:
         return None
-    hit = df[df["_key"] == key]
+    hit = df[df["plan_id"] == key]
     return hit.iloc[0] if not hit.empty else None
 
 
@@ -505,11 +497,11 @@ def table_config() -> dict[str, Any]:
 def plans_display(df: pd.DataFrame, pareto: pd.DataFrame) -> pd.DataFrame:
     """The ranked plans with the columns of the table (raw values; units go in the headers)."""
     if df.empty:
-        return pd.DataFrame(columns=[*TABLE_COLUMNS, "_key"])
+        return pd.DataFrame(columns=[*TABLE_COLUMNS, "plan_id"])
     out = df.copy()
     out["layout"] = [charts.layout_text(r) for _, r in df.iterrows()]
-    out["pareto"] = df["_key"].isin(pareto["_key"]) if not pareto.empty else False
-    return out[[*TABLE_COLUMNS, "_key"]].reset_index(drop=True)
+    out["pareto"] = df["plan_id"].isin(pareto["plan_id"]) if not pareto.empty else False
+    return out[[*TABLE_COLUMNS, "plan_id"]].reset_index(drop=True)
 
 
 def overrides_count() -> int:

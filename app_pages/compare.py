@@ -20,8 +20,8 @@ if everything.empty:
                icon=":material/warning:")
     st.stop()
 
-keys = [float(k) for k in everything["_key"]]
-labels = {float(r["_key"]): charts.plan_label(r) for _, r in everything.iterrows()}
+keys = [int(k) for k in everything["plan_id"]]
+labels = {int(r["plan_id"]): charts.plan_label(r) for _, r in everything.iterrows()}
 selected = st.session_state.get("selected_plan")
 default = ([selected] if selected in keys else []) + [k for k in keys[:3] if k != selected]
 default = default[:3] if len(keys) >= 3 else default[:len(keys)]
@@ -36,7 +36,7 @@ if len(chosen) < 2:
     st.info("Pick at least two plans.", icon=":material/info:")
     st.stop()
 
-frame = pd.concat([everything[everything["_key"] == k] for k in chosen], ignore_index=True)
+frame = pd.concat([everything[everything["plan_id"] == k] for k in chosen], ignore_index=True)
 
 ROWS = (
     ("accelerator", "Accelerator", "s"), ("kind", "Kind", "s"), ("provider", "Provider", "s"),

@@ -110,14 +110,14 @@ else:
     m3.metric(f"Devices ({best['accelerator']})", f"{int(best['n_devices']):,}")
     m4.metric("USD per 1M tokens", f"${best['cost_per_million_tokens_usd']:,.4f}")
 
-# Selection: one plan (a _key) shown in detail; set by a table row, a Pareto point or the box.
+# Selection: one plan (a plan_id) shown in detail; set by a table row, a Pareto point or the box.
 everything = c.all_plans(view)
-keys = [float(k) for k in everything["_key"]] if not everything.empty else []
+keys = [int(k) for k in everything["plan_id"]] if not everything.empty else []
 if keys and st.session_state.get("selected_plan") not in keys:
     st.session_state["selected_plan"] = keys[0]
 display = c.plans_display(plans, pareto)
-st.session_state["_table_keys"] = [float(k) for k in display["_key"]]
-labels = {float(r["_key"]): charts.plan_label(r) for _, r in everything.iterrows()}
+st.session_state["_table_keys"] = [int(k) for k in display["plan_id"]]
+labels = {int(r["plan_id"]): charts.plan_label(r) for _, r in everything.iterrows()}
 
 
 def _on_table_select() -> None:
@@ -132,7 +132,7 @@ def _on_chart_select() -> None:
     for p in points:
         data = p.get("customdata")
         if data:
-            st.session_state["selected_plan"] = float(data[0])
+            st.session_state["selected_plan"] = int(data[0])
             return
 
 

@@ -4,6 +4,7 @@ against the same one)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from .assumptions import Assumptions
 from .hardware import HardwareTable
 
 _ENGINE_CATALOG: Catalog | None = None
-_TABLES: dict[int, HardwareTable] = {}
+_TABLES: OrderedDict[tuple[int, float], HardwareTable] = OrderedDict()
+_MAX_TABLES = 8  # a long-running UI builds a catalog per set of overrides; keep the recent ones
 
 
 def calibration_files() -> list[Path]:
@@ -39,9 +41,12 @@ def hardware_table(catalog: Catalog, kernel_overhead_s: float | None = None) -> 
     """Cached ``HardwareTable`` of a catalog object."""
     if kernel_overhead_s is None:
         kernel_overhead_s = Assumptions("nemo").values["gemm_kernel_overhead_s"]
-    key = id(catalog) ^ hash(kernel_overhead_s)
+    key = (id(catalog), float(kernel_overhead_s))
     table = _TABLES.get(key)
-    if table is None or table.catalog is not catalog:
+    if table is None or table.catalog is not catalog:  # ids are reused after garbage collection
         table = HardwareTable(catalog, kernel_overhead_s)
         _TABLES[key] = table
+    _TABLES.move_to_end(key)
+    while len(_TABLES) > _MAX_TABLES:
+        _TABLES.popitem(last=False)
     return table

@@ -13,7 +13,7 @@ Streamlit here, so the same figures work in a notebook::
     charts.fig_pareto(result.pareto, result.plans).show()
     charts.fig_memory_breakdown(result.plans.iloc[0]).show()
 
-Each trace carries ``customdata`` whose first entry is the plan's ``_key`` (the planner's unique,
+Each trace carries ``customdata`` whose first entry is the plan's ``plan_id`` (the planner's unique,
 stable id of a configuration x offer) so a click on a point can select the plan.
 """
 
@@ -68,7 +68,7 @@ _PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#
             "#B6E880", "#FF97FF", "#FECB52")
 _PLAN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
 
-_HOVER_COLUMNS = ("_key", "rank", "accelerator", "provider", "offer", "pricing_model", "n_devices",
+_HOVER_COLUMNS = ("plan_id", "rank", "accelerator", "provider", "offer", "pricing_model", "n_devices",
                   "layout", "precision", "cost_total_usd", "time_total_hours",
                   "cost_per_million_tokens_usd", "memory_per_device_gib", "mfu")
 
@@ -119,12 +119,12 @@ _HOVER_TEMPLATE = (
 
 
 def fig_pareto(pareto_df: pd.DataFrame, plans_df: pd.DataFrame | None = None,
-               selected_key: float | None = None) -> go.Figure:
+               selected_key: int | None = None) -> go.Figure:
     """Cost (USD) against training time (hours), both on log axes.
 
     ``pareto_df`` is ``PlanResult.pareto`` (drawn as the front, with the time range between the
     all-communication-hidden and none-hidden bounds as error bars); ``plans_df`` (optional) the
-    ranked plans, drawn behind it; ``selected_key`` (a ``_key``) is ringed.
+    ranked plans, drawn behind it; ``selected_key`` (a ``plan_id``) is ringed.
     """
     fig = go.Figure()
     if plans_df is not None and not plans_df.empty:
@@ -138,7 +138,7 @@ def fig_pareto(pareto_df: pd.DataFrame, plans_df: pd.DataFrame | None = None,
         front = pareto_df.sort_values("time_total_hours")
         if "rank" not in front.columns and plans_df is not None and not plans_df.empty:
             # Pareto points that are also ranked plans show their rank.
-            front = front.assign(rank=front["_key"].map(plans_df.set_index("_key")["rank"]))
+            front = front.assign(rank=front["plan_id"].map(plans_df.set_index("plan_id")["rank"]))
         err = {}
         if {"time_total_lower_hours", "time_total_upper_hours"} <= set(front.columns):
             err = {"error_x": {
@@ -154,7 +154,7 @@ def fig_pareto(pareto_df: pd.DataFrame, plans_df: pd.DataFrame | None = None,
         ))
     if selected_key is not None:
         frames = [f for f in (plans_df, pareto_df) if f is not None and not f.empty]
-        sel = pd.concat(frames)[lambda d: d["_key"] == selected_key] if frames else pd.DataFrame()
+        sel = pd.concat(frames)[lambda d: d["plan_id"] == selected_key] if frames else pd.DataFrame()
         if not sel.empty:
             sel = sel.head(1)
             fig.add_trace(go.Scatter(

@@ -155,6 +155,12 @@ def _spec_row(s: ModelSpec) -> dict[str, float]:
     }
 
 
-def model_columns(model: ModelSpec | ModelColumns) -> ModelColumns:
-    """Accept either a spec or ready columns."""
-    return ModelColumns.from_spec(model) if isinstance(model, ModelSpec) else model
+def model_columns(model: ModelSpec | ModelColumns | str) -> ModelColumns:
+    """Accept a spec, ready columns, or a preset name / config path."""
+    if isinstance(model, ModelColumns):
+        return model
+    if not isinstance(model, ModelSpec):
+        from .spec import resolve_model
+
+        model = resolve_model(model)
+    return ModelColumns.from_spec(model)

@@ -441,13 +441,17 @@ def plan(
         plans.insert(0, "rank", np.arange(1, len(plans) + 1))
     if not pareto.empty:
         pareto = pareto.sort_values(["cost_total_usd", "time_total_hours"]).reset_index(drop=True)
+    if not pareto.empty and not plans.empty:
+        # Pareto rows that are also ranked carry their rank; the others have none.
+        rank_of = dict(zip(plans["plan_id"], plans["rank"]))
+        pareto.insert(0, "rank", pareto["plan_id"].map(rank_of).astype("Int64"))
     infeasible = pd.DataFrame({"reason": REASONS[1:], "plans": counts[1:]})
     infeasible = infeasible[infeasible["plans"] > 0].reset_index(drop=True)
     return PlanResult(
         scenario=scenario, plans=plans, pareto=pareto, infeasible=infeasible,
         n_configurations=total, n_plans=int(counts.sum()),
         seconds=time.perf_counter() - started, catalog=prep.catalog,
-        context={"prep": prep, "feasible": int(counts[0])},
+        context={"feasible": int(counts[0])},
     )
 
 
@@ -503,5 +507,6 @@ def _frame(prep: _Prepared, rows: dict[str, np.ndarray] | None) -> pd.DataFrame:
              and k not in df.columns}
     for k, v in extra.items():
         df[k] = v
-    df["_key"] = rows["_key"]
+    # A stable identifier of the plan within this scenario: grid position x 4096 + offer row.
+    df["plan_id"] = rows["_key"].astype(np.int64)
     return df.reset_index(drop=True)

@@ -80,46 +80,61 @@ def breakdown_table(result: PlanResult, frame: pd.DataFrame | None = None) -> pd
     return pd.DataFrame(rows, columns=["rank", "quantity", "component", "value", "unit"])
 
 
-def metadata(result: PlanResult) -> dict[str, Any]:
-    """What the numbers rest on, for the sidecar JSON."""
-    from . import __version__
+def _plans_and_front(result: PlanResult) -> pd.DataFrame:
+    """Ranked plans plus the Pareto plans that are not ranked (one row per plan_id)."""
+    if result.pareto.empty:
+        return result.plans
+    if result.plans.empty:
+        return result.pareto
+    extra = result.pareto[~result.pareto["plan_id"].isin(result.plans["plan_id"])]
+    return pd.concat([result.plans, extra], ignore_index=True)
+
+
+def plan_sources(result: PlanResult, frame: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """The offers, hardware figures and efficiency rows behind the plans in ``frame``."""
+    from .workload import PRECISION_TABLE
 
     cat = result.catalog
-    sc = result.scenario
-    used_offers = result.plans[["provider", "offer", "region", "pricing_model"]].drop_duplicates() \
-        if not result.plans.empty else pd.DataFrame(columns=["provider", "offer", "region", "pricing_model"])
-    offer_rows = []
-    for o in cat.offers:
-        if ((used_offers["provider"] == o.provider) & (used_offers["offer"] == o.offer)
-                & (used_offers["region"] == o.region) & (used_offers["pricing_model"] == o.pricing_model)).any():
-            offer_rows.append({"provider": o.provider, "offer": o.offer, "region": o.region,
-                               "pricing_model": o.pricing_model, "accelerator": o.accelerator,
-                               "usd_per_device_hour": o.usd_per_device_hour,
-                               "usd_per_instance_hour": o.usd_per_instance_hour,
-                               "devices_per_instance": o.devices_per_instance,
-                               "as_of": o.as_of, "source": o.source, "notes": o.notes})
-    accs = sorted(set(result.plans["accelerator"])) if not result.plans.empty else []
-    eff_rows = []
-    for acc in accs:
-        for quantity, fmts in (("matmul", ("bf16", "fp8")), ("attention", ("bf16",)),
-                               ("memory_bandwidth", ("",)), ("scaleup_allreduce", ("",)),
-                               ("scaleup_alltoall", ("",)), ("scaleout_allreduce", ("",)),
-                               ("scaleout_alltoall", ("",))):
-            for fmt in fmts:
-                try:
-                    p = cat.efficiency_value(acc, quantity, fmt)
-                except Exception:
-                    continue
-                eff_rows.append({"accelerator": acc, "quantity": quantity, "precision": fmt,
-                                 "value": p.value, "row": p.accelerator, "as_of": p.as_of,
-                                 "source": p.source})
-    hw_rows = []
-    for acc in accs:
+    keys = set(zip(frame["provider"], frame["offer"], frame["region"], frame["pricing_model"])) \
+        if not frame.empty else set()
+    offer_rows = [{"provider": o.provider, "offer": o.offer, "region": o.region,
+                   "pricing_model": o.pricing_model, "accelerator": o.accelerator,
+                   "usd_per_device_hour": o.usd_per_device_hour,
+                   "usd_per_instance_hour": o.usd_per_instance_hour,
+                   "devices_per_instance": o.devices_per_instance,
+                   "as_of": o.as_of, "source": o.source, "notes": o.notes}
+                  for o in cat.offers if (o.provider, o.offer, o.region, o.pricing_model) in keys]
+    eff_rows, hw_rows = [], []
+    for acc in sorted(set(frame["accelerator"])) if not frame.empty else []:
+        precisions = sorted(set(frame.loc[frame["accelerator"] == acc, "precision"]))
+        wanted = {("matmul", PRECISION_TABLE[p][2]) for p in precisions}
+        wanted |= {("attention", PRECISION_TABLE[p][3]) for p in precisions}
+        wanted |= {(q, "") for q in ("memory_bandwidth", "scaleup_allreduce", "scaleup_alltoall",
+                                     "scaleout_allreduce", "scaleout_alltoall")}
+        for quantity, fmt in sorted(wanted):
+            try:
+                p = cat.efficiency_value(acc, quantity, fmt)
+            except Exception:
+                continue
+            eff_rows.append({"accelerator": acc, "quantity": quantity, "precision": fmt,
+                             "value": p.value, "row": p.accelerator, "as_of": p.as_of,
+                             "source": p.source})
         a = cat.accelerator(acc)
         hw_rows.append({"accelerator": acc, "memory_bytes": a.memory_bytes,
                         "memory_bandwidth_bytes_per_s": a.memory_bandwidth_bytes_per_s,
                         "peak_flops_per_s": a.peak_flops_per_s, "tdp_w": a.tdp_w,
                         "as_of": a.as_of, "source": a.source})
+    return {"prices": offer_rows, "hardware": hw_rows, "efficiency": eff_rows}
+
+
+def metadata(result: PlanResult, frame: pd.DataFrame | None = None) -> dict[str, Any]:
+    """What the numbers rest on, for the sidecar JSON. ``frame`` defaults to the ranked plans plus
+    the Pareto front; the prices, hardware figures and efficiencies of every plan in it are listed."""
+    from . import __version__
+
+    cat = result.catalog
+    sc = result.scenario
+    frame = _plans_and_front(result) if frame is None else frame
     as_of = {
         "accelerators": sorted({a.as_of for a in cat.accelerators.values()}),
         "offers": sorted({o.as_of for o in cat.offers}),
@@ -135,11 +150,19 @@ def metadata(result: PlanResult) -> dict[str, Any]:
                                                     map(int, result.infeasible["plans"]))),
                    "seconds": round(result.seconds, 3)},
         "catalog_as_of": as_of,
-        "prices": offer_rows,
-        "hardware": hw_rows,
-        "efficiency": eff_rows,
+        **plan_sources(result, frame),
         "assumptions": Assumptions(sc.job.framework, sc.overrides).as_records(),
         "scenario": sc.to_dict(),
+    }
+
+
+def report_bytes(result: PlanResult) -> dict[str, bytes]:
+    """The three report files in memory (the UI's downloads), exactly what ``write_reports``
+    writes: ``plans`` (wide CSV), ``breakdown`` (long CSV), ``metadata`` (JSON)."""
+    return {
+        "plans": _guard_frame(plans_table(result)).to_csv(index=False).encode(),
+        "breakdown": _guard_frame(breakdown_table(result)).to_csv(index=False).encode(),
+        "metadata": (json.dumps(metadata(result), indent=2, default=str) + "\n").encode(),
     }
 
 
@@ -153,7 +176,6 @@ def write_reports(result: PlanResult, csv_path: str | Path) -> dict[str, Path]:
         "breakdown": Path(f"{stem}_breakdown.csv"),
         "metadata": Path(f"{stem}_metadata.json"),
     }
-    _guard_frame(plans_table(result)).to_csv(paths["plans"], index=False)
-    _guard_frame(breakdown_table(result)).to_csv(paths["breakdown"], index=False)
-    paths["metadata"].write_text(json.dumps(metadata(result), indent=2, default=str) + "\n")
+    for kind, data in report_bytes(result).items():
+        paths[kind].write_bytes(data)
     return paths

@@ -19,7 +19,7 @@ from hardware_catalog import KINDS, PRICING_MODELS
 
 from .layout import DEFAULT_RANK_ORDER, rank_strides
 from .spec import ModelSpec, ModelSpecError, resolve_model
-from .workload import Optimizer, Recompute, TrainingPrecision
+from .workload import PRECISION_TABLE, Optimizer, Recompute, TrainingPrecision
 
 Objective = Literal["cost", "time", "cost-per-token", "energy"]
 OBJECTIVES: tuple[str, ...] = ("cost", "time", "cost-per-token", "energy")
@@ -151,13 +151,31 @@ class PriceOverride(_Frozen):
     usd_per_device_hour: float = Field(gt=0, description="USD per device-hour.")
 
 
+#: Efficiency quantities the engine reads; matmul and attention are per number format.
+ENGINE_EFFICIENCY_QUANTITIES = ("matmul", "attention", "memory_bandwidth", "scaleup_allreduce",
+                                "scaleup_alltoall", "scaleout_allreduce", "scaleout_alltoall")
+FORMAT_QUANTITIES = ("matmul", "attention")
+
+
 class EfficiencyOverride(_Frozen):
     """An achieved-efficiency value to use instead of the catalog's (fraction of peak, 0..1]."""
 
     accelerator: str
-    quantity: str = Field(description="matmul, attention, memory_bandwidth, scaleup_allreduce, ...")
-    precision: str = Field("", description="Number format ('' for quantities without one).")
+    quantity: str = Field(description="One of " + ", ".join(ENGINE_EFFICIENCY_QUANTITIES) + ".")
+    precision: str = Field("", description="Number format for matmul/attention; '' otherwise.")
     value: float = Field(gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> EfficiencyOverride:
+        if self.quantity not in ENGINE_EFFICIENCY_QUANTITIES:
+            raise ValueError(f"quantity {self.quantity!r} is not used by the engine; use one of "
+                             f"{', '.join(ENGINE_EFFICIENCY_QUANTITIES)}")
+        formats = sorted({v[2] for v in PRECISION_TABLE.values()} | {v[3] for v in PRECISION_TABLE.values()})
+        if self.quantity in FORMAT_QUANTITIES and self.precision not in formats:
+            raise ValueError(f"precision is required for {self.quantity}: one of {', '.join(formats)}")
+        if self.quantity not in FORMAT_QUANTITIES and self.precision:
+            raise ValueError(f"{self.quantity} has no precision; leave it empty")
+        return self
 
 
 class Scenario(_Frozen):

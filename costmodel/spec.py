@@ -402,13 +402,26 @@ HF_MODEL_TYPES = {
 }
 
 
-def spec_from_hf_config(config: dict[str, Any] | str | Path, name: str | None = None) -> ModelSpec:
-    """Build a ``ModelSpec`` from a Hugging Face ``config.json`` (a path or the parsed mapping).
+def spec_from_hf_config(config: dict[str, Any] | str | bytes | Path, name: str | None = None) -> ModelSpec:
+    """Build a ``ModelSpec`` from a Hugging Face ``config.json``: a path, the file's text or bytes
+    (e.g. an upload), or the parsed mapping.
 
     Supported ``model_type`` values are the keys of ``HF_MODEL_TYPES``; anything else is an error
     that lists them. Only local files are read; nothing is downloaded.
     """
     where = "config"
+    if isinstance(config, bytes):
+        try:
+            config = config.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ModelSpecError("config.json is not UTF-8 text") from None
+    if isinstance(config, str) and config.lstrip().startswith(("{", "[")):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError as exc:
+            raise ModelSpecError(
+                f"config.json is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            ) from None
     if isinstance(config, (str, Path)):
         path = Path(config)
         where = str(path)
@@ -419,7 +432,8 @@ def spec_from_hf_config(config: dict[str, Any] | str | Path, name: str | None = 
         try:
             config = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ModelSpecError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+            raise ModelSpecError(
+                f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
         if name is None:
             name = path.parent.name if path.name == "config.json" else path.stem
     if not isinstance(config, dict):

@@ -98,3 +98,56 @@ def test_plan_result_views_for_notebooks():
     assert r.report.columns[:3].tolist() == ["rank", "accelerator", "kind"]
     assert set(r.breakdown["quantity"]) == {"memory_per_device", "step_time", "cost"}
     assert r.metadata["scenario"]["model"] == "gpt2"
+
+
+def test_api_fixes_from_the_ui():
+    """Formulas accept preset names; config.json text and bytes import; efficiency overrides must
+    name a quantity the engine reads and, for matmul/attention, a number format; the metadata of a
+    plan covers Pareto-only plans; report_bytes equals the written files."""
+    import json as _json
+
+    from costmodel.scenario import EfficiencyOverride
+    from costmodel.spec import ModelSpecError
+
+    assert int(costmodel.parameter_count("gpt2").total) == 124_439_808
+    text = _json.dumps({"model_type": "gpt2", "n_layer": 12, "n_embd": 768, "n_head": 12,
+                        "n_positions": 1024, "vocab_size": 50257})
+    assert int(costmodel.parameter_count(costmodel.spec_from_hf_config(text)).total) == 124_439_808
+    assert costmodel.spec_from_hf_config(text.encode(), name="x").name == "x"
+    with pytest.raises(ModelSpecError, match=r"not valid JSON: .*line 1, column"):
+        costmodel.spec_from_hf_config('{"model_type": "gpt2",')
+    with pytest.raises(ValueError, match="not used by the engine"):
+        EfficiencyOverride(accelerator="h100-sxm5-80gb", quantity="scaleup_allgather", value=0.5)
+    with pytest.raises(ValueError, match="precision is required"):
+        EfficiencyOverride(accelerator="h100-sxm5-80gb", quantity="matmul", value=0.5)
+    with pytest.raises(ValueError, match="has no precision"):
+        EfficiencyOverride(accelerator="h100-sxm5-80gb", quantity="memory_bandwidth",
+                           precision="bf16", value=0.5)
+
+
+def test_metadata_covers_pareto_plans_and_report_bytes_match(tmp_path):
+    from costmodel.report import metadata, report_bytes, write_reports
+    from costmodel.scenario import Constraints, SearchSpace
+
+    sc = costmodel.Scenario(model="llama-3.1-70b", job=costmodel.Job(train_tokens=1e11),
+                            search=SearchSpace(accelerators=["h100-sxm5-80gb", "h200-sxm-141gb"],
+                                               device_counts=[64, 256, 1024], tp=[8], pp=[1, 4],
+                                               vpp=[1], cp=[1], zero_stage=[1], recompute=["full"],
+                                               micro_batch=[1], precision=["bf16", "fp8"]),
+                            constraints=Constraints(pricing_models=["on-demand", "spot"]))
+    r = costmodel.plan(sc, top=1)
+    meta = metadata(r)
+    offers_meta = {(p["provider"], p["offer"]) for p in meta["prices"]}
+    for _, row in r.pareto.iterrows():
+        assert (row["provider"], row["offer"]) in offers_meta
+    used = {(e["accelerator"], e["quantity"], e["precision"]) for e in meta["efficiency"]}
+    for _, row in r.pareto.iterrows():
+        fmt = {"bf16": "bf16", "fp8": "fp8"}[row["precision"]]
+        assert (row["accelerator"], "matmul", fmt) in used
+    files = report_bytes(r)
+    paths = write_reports(r, tmp_path / "p.csv")
+    assert paths["plans"].read_bytes() == files["plans"]
+    assert paths["breakdown"].read_bytes() == files["breakdown"]
+    assert r.plans["plan_id"].dtype.kind == "i"
+    if len(r.pareto) > 1:
+        assert r.pareto["rank"].isna().any()  # Pareto-only plans carry no rank

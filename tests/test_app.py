@@ -100,7 +100,7 @@ def test_selecting_a_plan_shows_its_details(default_app):
     box.select_index(2).run()
     _no_exception(at)
     third = _table(at).iloc[2]
-    assert at.selectbox(key="selected_plan").value == third["_key"]
+    assert at.selectbox(key="selected_plan").value == third["plan_id"]
     assert any(f"{int(third['n_devices']):,} devices" in c.value for c in at.caption)
 
 

@@ -57,8 +57,8 @@ def test_pareto_has_log_axes_with_units_and_both_traces(result):
     assert list(front.x) == sorted(result.pareto["time_total_hours"])
     assert sorted(front.y) == sorted(result.pareto["cost_total_usd"])
     # customdata[0] is the planner's plan key (what a click selects); hover names the plan.
-    assert set(ranked.customdata[:, 0]) == set(result.plans["_key"])
-    assert set(front.customdata[:, 0]) == set(result.pareto["_key"])
+    assert set(ranked.customdata[:, 0]) == set(result.plans["plan_id"])
+    assert set(front.customdata[:, 0]) == set(result.pareto["plan_id"])
     assert "%{customdata[2]}" in ranked.hovertemplate  # the accelerator
     # Error bars span the lower/upper time bounds.
     order = np.argsort(result.pareto["time_total_hours"].to_numpy())
@@ -67,7 +67,7 @@ def test_pareto_has_log_axes_with_units_and_both_traces(result):
 
 
 def test_pareto_marks_the_selected_plan_and_works_without_plans(result):
-    key = result.plans["_key"].iloc[3]
+    key = result.plans["plan_id"].iloc[3]
     fig = charts.fig_pareto(result.pareto, result.plans, selected_key=key)
     sel = fig.data[-1]
     assert sel.name == "Selected plan"

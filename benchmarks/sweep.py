@@ -61,11 +61,11 @@ def child_search(n: int, chunk: int) -> dict:
     t0 = time.perf_counter()
     for start in range(0, n, chunk):
         flat = np.floor(np.arange(start, min(n, start + chunk)) * step).astype(np.int64)
-        rows, counts = evaluate_chunk(prep, 0, 0, flat)
+        cand, counts = evaluate_chunk(prep, 0, 0, flat)
         plan_rows += int(counts.sum())
         feasible += int(counts[0])
-        if rows:
-            running.add(rows, keys)
+        if cand is not None:
+            running.add(cand, keys)
     seconds = time.perf_counter() - t0
     return {"rows": n, "grid": prep.size, "seconds": seconds, "plan_rows": plan_rows,
             "feasible_plan_rows": feasible, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -94,6 +94,19 @@ class PlanResult:
         return metadata(self)
 
 
+#: Columns built for every feasible plan row (what ranking, constraints and the front need).
+RANKING_COLUMNS = ("cost_total_usd", "time_total_hours", "cost_per_million_tokens_usd", "energy_kwh")
+
+
+@dataclass
+class Candidates:
+    """Feasible plan rows of one chunk: ``light`` ranking columns for all of them, and
+    ``materialize(idx)`` to build the full rows of a few."""
+
+    light: dict[str, np.ndarray]
+    materialize: Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
 class _Running:
     """Running top-k (by the objective's sort keys) and Pareto set (cost vs time)."""
 
@@ -112,21 +125,29 @@ class _Running:
     def _take(d: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
         return {key: v[idx] for key, v in d.items()}
 
-    def add(self, rows: dict[str, np.ndarray], keys: tuple[str, ...]) -> None:
-        n = len(rows["_key"])
+    def add(self, cand: Candidates, keys: tuple[str, ...]) -> None:
+        light = cand.light
+        n = len(light["_key"])
         if n == 0:
             return
-        # The Pareto front sees every feasible row of the chunk (its own filter is exact).
-        chunk_front = self._take(rows, pareto_mask(rows["cost_total_usd"], rows["time_total_hours"],
-                                                   rows["_key"]))
-        merged = self._concat(self.front, chunk_front)
+        # The Pareto filter sees every feasible row of the chunk (exact); the top-k pre-selects the
+        # chunk's best k on the primary key (ties at the bound kept) before the exact sort.
+        front_idx = pareto_mask(light["cost_total_usd"], light["time_total_hours"], light["_key"])
+        if n > self.k:
+            part = np.argpartition(light[keys[0]], self.k - 1)[: self.k]
+            bound = light[keys[0]][part].max()
+            top_idx = np.flatnonzero(light[keys[0]] <= bound)
+        else:
+            top_idx = np.arange(n)
+        survivors = np.union1d(front_idx, top_idx)
+        rows = cand.materialize(survivors)
+        pos = {v: i for i, v in enumerate(survivors)}
+        front_rows = self._take(rows, np.array([pos[i] for i in front_idx], dtype=np.int64))
+        top_rows = self._take(rows, np.array([pos[i] for i in top_idx], dtype=np.int64))
+        merged = self._concat(self.front, front_rows)
         self.front = self._take(merged, pareto_mask(merged["cost_total_usd"], merged["time_total_hours"],
                                                    merged["_key"]))
-        if n > self.k:  # pre-select the chunk's best k on the primary key before the exact sort
-            part = np.argpartition(rows[keys[0]], self.k - 1)[: self.k]
-            bound = rows[keys[0]][part].max()
-            rows = self._take(rows, np.flatnonzero(rows[keys[0]] <= bound))
-        merged = self._concat(self.top, rows)
+        merged = self._concat(self.top, top_rows)
         order = np.lexsort(tuple(merged[k] for k in reversed(keys)))
         self.top = self._take(merged, order[: self.k])
 
@@ -280,9 +301,9 @@ def _decode(prep: _Prepared, start: int, stop: int, flat: np.ndarray | None = No
 
 
 def evaluate_chunk(prep: _Prepared, start: int, stop: int, flat: np.ndarray | None = None
-                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                   ) -> tuple[Candidates | None, np.ndarray]:
     """Evaluate grid rows [start, stop) (or the flat grid indices ``flat``): returns the feasible
-    plan rows (configuration x offer) and per-reason counts of plan rows."""
+    plan rows (configuration x offer) as ``Candidates`` and per-reason counts of plan rows."""
     sc = prep.scenario
     cols = _decode(prep, start, stop, flat)
     m = prep.model
@@ -320,7 +341,7 @@ def evaluate_chunk(prep: _Prepared, start: int, stop: int, flat: np.ndarray | No
     counts = np.zeros(len(REASONS), dtype=np.int64)
     np.add.at(counts, reason[reason != 0], n_offers[reason != 0])
     if live.size == 0:
-        return {}, counts
+        return None, counts
 
     def sub(x):
         return x[live]
@@ -354,7 +375,7 @@ def evaluate_chunk(prep: _Prepared, start: int, stop: int, flat: np.ndarray | No
     np.add.at(counts, np.full(int(oom.sum()), 5), n_offers[live][oom])
     keep = np.flatnonzero(mem_ok)
     if keep.size == 0:
-        return {}, counts
+        return None, counts
 
     # Join each surviving configuration with every offer of its system.
     cfg = live[keep]
@@ -394,22 +415,33 @@ def evaluate_chunk(prep: _Prepared, start: int, stop: int, flat: np.ndarray | No
     plan_reason[(plan_reason == 0) & ~np.isfinite(cost["cost_total_usd"])] = 4
     np.add.at(counts, plan_reason, 1)
     ok = np.flatnonzero(plan_reason == 0)
-    rows: dict[str, np.ndarray] = {}
-    for d in DIMENSIONS:
-        rows[d] = cols[d][cfg][rep][ok]
-    rows["dp"] = dp[cfg][rep][ok]
-    rows["n_micro"] = n_micro[cfg][rep][ok]
-    rows["sequence_parallel"] = t.sp[keep][rep][ok]
-    rows["offer_row"] = offer_row[ok]
-    for k, v in out.items():
-        rows[k] = np.asarray(v, dtype=np.float64)[keep][rep][ok] if np.ndim(v) else np.full(ok.size, float(v))
-    for k, v in cost.items():
-        rows[k] = np.asarray(v)[ok] if np.ndim(v) else np.full(ok.size, float(v))
-    rows["usd_per_device_hour"] = price[ok]
-    rows["devices_per_instance"] = dpi[ok]
+    # Only the ranking columns are built for every feasible plan row; the full row (~100 columns)
+    # is gathered later for the few survivors of the top-k and Pareto selection, which keeps the
+    # memory of a chunk proportional to its size and not to its number of offers x columns.
+    light = {k: np.asarray(cost[k])[ok] for k in RANKING_COLUMNS if k in cost}
+    light["memory_total_bytes"] = out["memory_total_bytes"][keep][rep][ok]
     # Deterministic tie-break: position in the grid, then the offer.
-    rows["_key"] = cols["_flat"][cfg][rep][ok].astype(np.float64) * 4096 + offer_row[ok]
-    return rows, counts
+    light["_key"] = cols["_flat"][cfg][rep][ok].astype(np.float64) * 4096 + offer_row[ok]
+
+    def materialize(idx: np.ndarray) -> dict[str, np.ndarray]:
+        sel = ok[idx]
+        cfg_rows = keep[rep[sel]]  # rows of ``out`` (the live configurations)
+        grid_rows = cfg[rep[sel]]  # rows of the chunk
+        rows: dict[str, np.ndarray] = {d: cols[d][grid_rows] for d in DIMENSIONS}
+        rows["dp"] = dp[grid_rows]
+        rows["n_micro"] = n_micro[grid_rows]
+        rows["sequence_parallel"] = t.sp[cfg_rows]
+        rows["offer_row"] = offer_row[sel]
+        for k, v in out.items():
+            rows[k] = np.asarray(v, dtype=np.float64)[cfg_rows] if np.ndim(v) else np.full(sel.size, float(v))
+        for k, v in cost.items():
+            rows[k] = np.asarray(v)[sel] if np.ndim(v) else np.full(sel.size, float(v))
+        rows["usd_per_device_hour"] = price[sel]
+        rows["devices_per_instance"] = dpi[sel]
+        rows["_key"] = light["_key"][idx]
+        return rows
+
+    return Candidates(light, materialize), counts
 
 
 def plan(
@@ -429,10 +461,10 @@ def plan(
     keys = _objective_keys(scenario.objective)
     for start in range(0, total, chunk_size):
         stop = min(total, start + chunk_size)
-        rows, c = evaluate_chunk(prep, start, stop)
+        cand, c = evaluate_chunk(prep, start, stop)
         counts += c
-        if rows:
-            running.add(rows, keys)
+        if cand is not None:
+            running.add(cand, keys)
         if progress is not None:
             progress(stop, total)
     plans = _frame(prep, running.top)

@@ -10,7 +10,7 @@ from .columns import Breakdown, ModelColumns
 from .flops import training_flops_per_token
 from .layout import ParallelLayout, layout_problems
 from .memory import inference_memory_per_device, training_memory_per_device
-from .spec import ModelSpec, ModelSpecError, resolve_model
+from .spec import ModelSpec, ModelSpecError, format_validation_error, resolve_model
 from .workload import TrainingSetup, training_columns
 
 ModelLike = ModelSpec | str | Path
@@ -332,8 +332,7 @@ def evaluate_frame(configs, *, catalog=None):
                 raise ValueError(f"system {system!r} does not hold {row['accelerator']}")
             cols = training_columns(layout, setup)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise ValueError(f"{where}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+            raise ValueError(format_validation_error(exc, where)) from None
         except (ValueError, KeyError) as exc:
             raise ValueError(f"{where}: {exc.args[0] if exc.args else exc}") from None
         specs.setdefault(spec.name, spec)

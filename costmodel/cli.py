@@ -14,21 +14,13 @@ from pydantic import ValidationError
 from .api import training_memory
 from .assumptions import AssumptionError, frameworks
 from .params import active_parameter_count, parameter_count
-from .spec import ModelSpecError, resolve_model
+from .spec import ModelSpecError, format_validation_error, resolve_model
 
 GIB = 2**30
 
 
 class CliError(Exception):
     """An input problem reported as one line on stderr with exit code 2."""
-
-
-def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(input)"
-        parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)
 
 
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
@@ -490,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"costmodel: error: {exc}", file=sys.stderr)
     except ValidationError as exc:
-        print(f"costmodel: error: {_validation_message(exc)}", file=sys.stderr)
+        print(f"costmodel: error: {format_validation_error(exc)}", file=sys.stderr)
     except (ModelSpecError, AssumptionError, ValueError, KeyError, FileNotFoundError) as exc:
         # CatalogError, ScenarioError and MeasurementFileError are ValueErrors too.
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

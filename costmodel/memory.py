@@ -175,11 +175,29 @@ def pipeline_stages(m: ModelColumns, pp: Array) -> list[Array]:
     return stages
 
 
-def _stage_layers(m: ModelColumns, stage: Array, layers_per_stage: Array) -> tuple[Array, Array]:
-    """(dense blocks, MoE blocks) on pipeline stage ``stage`` (dense blocks come first)."""
-    first_layer = stage * layers_per_stage
-    dense = np.clip(m.n_dense_layers - first_layer, 0.0, layers_per_stage)
-    return dense, layers_per_stage - dense
+def stage_parameters(m: ModelColumns, p, stage: Array, pp: Array, tp: Array, ep: Array
+                     ) -> tuple[Array, Array, Array, Array]:
+    """Blocks and parameters one device of pipeline stage ``stage`` holds before ZeRO sharding.
+
+    Returns (dense blocks, MoE blocks, non-expert parameters, expert parameters). Dense blocks
+    come first in the model; the first stage also holds the embedding, the last the head (or,
+    with pp > 1 and tied embeddings, Megatron's copy of the embedding), the final norm and the
+    pooler. Matrices are split across tp; experts across ep x tp (expert TP = tp); norms and the
+    pooler are replicated.
+    """
+    layers_per_stage = m.n_layers / pp
+    dense_n = np.clip(m.n_dense_layers - stage * layers_per_stage, 0.0, layers_per_stage)
+    moe_n = layers_per_stage - dense_n
+    is_first, is_last = stage == 0, stage == pp - 1
+    dense_params = (
+        dense_n * p.dense_block / tp
+        + moe_n * (p.moe_nonexpert + m.n_shared_experts * p.expert) / tp
+        + is_first * p.embedding / tp
+        + is_last * (p.head + np.where(pp > 1, m.tied_embeddings * m.vocab_size * m.d_model, 0.0)) / tp
+        + is_last * (p.final_norm + p.pooler)
+    )
+    expert_params = moe_n * m.n_experts * p.expert / (ep * tp)
+    return dense_n, moe_n, dense_params, expert_params
 
 
 def training_memory_per_device(
@@ -207,7 +225,6 @@ def training_memory_per_device(
     p = layer_params(m)
     tp, pp, ep = t.tp, t.pp, t.ep
     has_experts = bool(np.any(m.n_experts > 0))
-    layers_per_stage = m.n_layers / pp
     dense_shard = t.dp * t.cp  # ZeRO/FSDP partition group of non-expert parameters
     expert_shard = t.dp * t.cp / ep  # expert-data-parallel group (Megatron-core MoE)
 
@@ -246,17 +263,8 @@ def training_memory_per_device(
     for stage in pipeline_stages(m, pp):
         is_first = stage == 0
         is_last = stage == last
-        dense_n, moe_n = _stage_layers(m, stage, layers_per_stage)
         # Parameters on this device, split into ZeRO groups.
-        dense_params = (
-            dense_n * p.dense_block / tp
-            + moe_n * (p.moe_nonexpert + m.n_shared_experts * p.expert) / tp
-            + is_first * p.embedding / tp
-            # Head (or, with pp > 1 and tied embeddings, Megatron's copy of the embedding).
-            + is_last * (p.head + np.where(pp > 1, m.tied_embeddings * m.vocab_size * m.d_model, 0.0)) / tp
-            + is_last * (p.final_norm + p.pooler)
-        )
-        expert_params = moe_n * m.n_experts * p.expert / (ep * tp)
+        dense_n, moe_n, dense_params, expert_params = stage_parameters(m, p, stage, pp, tp, ep)
         states_args = dict(zero_stage=t.zero_stage, weight_bytes=t.weight_bytes,
                            grad_bytes=t.grad_bytes, master_bytes=t.master_bytes,
                            optimizer_state_bytes=t.optimizer_state_bytes)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hardware_catalog import KINDS, PRICING_MODELS
 
 from .layout import DEFAULT_RANK_ORDER, rank_strides
-from .spec import ModelSpec, ModelSpecError, resolve_model
+from .spec import ModelSpec, ModelSpecError, format_validation_error, resolve_model
 from .workload import PRECISION_TABLE, Optimizer, Recompute, TrainingPrecision
 
 Objective = Literal["cost", "time", "cost-per-token", "energy"]
@@ -229,11 +229,7 @@ class Scenario(_Frozen):
         try:
             return cls(**data)
         except ValidationError as exc:
-            parts = []
-            for err in exc.errors():
-                loc = ".".join(str(p) for p in err["loc"]) or "(scenario)"
-                parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
-            raise ScenarioError(f"{where}: " + "; ".join(parts)) from None
+            raise ScenarioError(format_validation_error(exc, where)) from None
 
     @classmethod
     def load(cls, path: str | Path) -> Scenario:

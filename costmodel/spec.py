@@ -199,13 +199,14 @@ class ModelSpec(BaseModel):
         return ModelSpec(**{**self.model_dump(), **changes})
 
 
-def _format_validation_error(exc: ValidationError, where: str) -> str:
+def format_validation_error(exc: ValidationError, where: str | None = None) -> str:
+    """One readable line from a pydantic error: 'where: field.path: message; ...'."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(model)"
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}")
-    return f"{where}: " + "; ".join(parts)
+        loc = ".".join(str(p) for p in err["loc"]) or "(input)"
+        parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+    text = "; ".join(parts)
+    return f"{where}: {text}" if where else text
 
 
 def make_spec(data: dict[str, Any], where: str = "model spec") -> ModelSpec:
@@ -213,7 +214,7 @@ def make_spec(data: dict[str, Any], where: str = "model spec") -> ModelSpec:
     try:
         return ModelSpec(**data)
     except ValidationError as exc:
-        raise ModelSpecError(_format_validation_error(exc, where)) from None
+        raise ModelSpecError(format_validation_error(exc, where)) from None
 
 
 # Presets ------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from .columns import Array, ModelColumns, as_array, model_columns
 from .comms import all_gather_time, all_reduce_time, all_to_all_time, group, p2p_time, reduce_scatter_time
 from .flops import forward_flops_per_token, training_flops_per_token
 from .hardware import HardwareColumns
-from .memory import pipeline_stages
+from .memory import pipeline_stages, stage_parameters
 from .params import layer_params
 from .workload import PRECISION_CODES, TrainingColumns
 
@@ -182,16 +182,8 @@ def training_step_time(
     stage_compute = stage_tp = stage_ep = stage_cp = stage_cp_exp = stage_moe_n = None
     best_params_dense = best_params_expert = None
     for stage in pipeline_stages(m, pp):
-        first_layer = stage * layers_per_stage
-        dense_n = np.clip(m.n_dense_layers - first_layer, 0.0, layers_per_stage)
-        moe_n = layers_per_stage - dense_n
-        is_first, is_last = stage == 0, stage == last
-        compute = dense_n * dense_block + moe_n * moe_block + is_last * head
-        params_dense = (dense_n * p.dense_block + moe_n * (p.moe_nonexpert + m.n_shared_experts * p.expert)
-                        + is_first * p.embedding
-                        + is_last * (p.head + np.where(pp > 1, m.tied_embeddings * m.vocab_size * h, 0.0)
-                                     + p.final_norm + p.pooler)) / tp
-        params_expert = moe_n * m.n_experts * p.expert / (ep * tp)
+        dense_n, moe_n, params_dense, params_expert = stage_parameters(m, p, stage, pp, tp, ep)
+        compute = dense_n * dense_block + moe_n * moe_block + (stage == last) * head
         tp_c = layers_per_stage * tp_block
         ep_c = moe_n * ep_block
         cp_c = layers_per_stage * cp_block

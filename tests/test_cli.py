@@ -65,3 +65,61 @@ def test_bad_input_is_one_clear_line(capsys, argv, needle):
     assert code == 2
     assert needle in err
     assert "Traceback" not in err
+
+
+PLAN_FLAGS = ("--model", "llama-3.1-8b", "--train-tokens", "1e11", "--seq-len", "4096",
+              "--accelerators", "h100-sxm5-80gb,a100-sxm4-80gb", "--kinds", "gpu",
+              "--pricing", "on-demand,spot", "--top", "3", "--no-progress")
+
+
+def test_plan_flags_table_and_reports(capsys, tmp_path):
+    import pandas as pd
+
+    from costmodel.planner import plan
+    from costmodel.scenario import Scenario
+
+    code, out, err = run(capsys, "plan", *PLAN_FLAGS, "--csv", str(tmp_path / "plans.csv"),
+                         "--save-scenario", str(tmp_path / "s.yaml"))
+    assert code == 0, err
+    assert "searched" in out and "rank" in out and "wrote plans" in out
+    wide = pd.read_csv(tmp_path / "plans.csv")
+    assert len(wide) == 3 and (tmp_path / "plans_breakdown.csv").exists()
+    assert (tmp_path / "plans_metadata.json").exists()
+    # The saved scenario re-plans to the same first row.
+    again = plan(Scenario.load(tmp_path / "s.yaml"), top=3).plans.iloc[0]
+    assert wide.loc[0, "cost_total_usd"] == pytest.approx(again["cost_total_usd"])
+    assert set(wide["accelerator"]) <= {"h100-sxm5-80gb", "a100-sxm4-80gb"}
+
+
+def test_plan_from_a_scenario_file_with_flag_overrides(capsys, tmp_path):
+    code, _, _ = run(capsys, "plan", *PLAN_FLAGS, "--save-scenario", str(tmp_path / "s.yaml"))
+    assert code == 0
+    code, out, err = run(capsys, "plan", str(tmp_path / "s.yaml"), "--objective", "time", "--top", "2",
+                         "--deadline-days", "30", "--no-progress")
+    assert code == 0, err
+    assert "objective time" in out
+
+
+def test_plan_progress_bar_on_stderr(capsys):
+    from costmodel.cli import _Progress
+
+    bar = _Progress(True)
+    bar(50, 100)
+    bar(100, 100)
+    err = capsys.readouterr().err
+    assert "searching [" in err and "100.0%" in err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (("plan", "--train-tokens", "1e9"), "--model"),
+    (("plan", "--model", "gpt2"), "--train-tokens"),
+    (("plan", "--model", "gpt2", "--train-tokens", "1e9", "--kinds", "npu"), "constraints.kinds"),
+    (("plan", "--model", "gpt2", "--train-tokens", "1e9", "--pricing", "reserved"), "constraints.pricing_models"),
+    (("plan", "--model", "gpt2", "--train-tokens", "-5"), "job.train_tokens"),
+    (("plan", "--model", "gpt2", "--train-tokens", "1e9", "--providers", "Nobody"), "unknown ['Nobody']"),
+    (("plan", "nope.yaml"), "cannot read nope.yaml"),
+])
+def test_plan_bad_input_is_one_line(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert needle in err and "Traceback" not in err

@@ -65,3 +65,64 @@ def test_grid_memory_and_flops_equal_scalar_path():
             assert grid_mem[k][i] == pytest.approx(v, rel=1e-12, abs=1e-6), (i, k)
         assert model_f.total[i] == pytest.approx(scalar_flops[i][0], rel=1e-12)
         assert hw_f.total[i] == pytest.approx(scalar_flops[i][1], rel=1e-12)
+
+
+def test_grid_engine_equals_scalar_engine_for_time_and_cost():
+    """Mixed models, layouts and hardware in one pass equal one-row passes, for every output."""
+    from costmodel.catalog_bridge import engine_catalog, hardware_table
+    from costmodel.engine import evaluate_training, knob_columns
+
+    table = hardware_table(engine_catalog())
+    systems = ["hgx-h100-8", "hgx-a100-80gb-8", "aws-p5en-48xlarge", "mi300x-oam-8", "tpu-v5p-12288"]
+    rng = np.random.default_rng(7)
+    configs = random_configs(120, seed=11)
+    codes = [table.system_code(systems[rng.integers(len(systems))]) for _ in configs]
+    # fp8 only where the part has it; otherwise bf16
+    cols, specs = [], []
+    for (spec, layout, setup), code in zip(configs, codes):
+        if not np.isfinite(table.peak_matmul[code, 4]) and setup.precision == "fp8":
+            setup = setup.model_copy(update={"precision": "bf16"})
+        cols.append(training_columns(layout, setup))
+        specs.append(spec)
+    knobs = knob_columns("nemo")
+    grid = evaluate_training(ModelColumns.from_specs(specs), TrainingColumns.stack(cols),
+                             table.columns(np.array(codes), TrainingColumns.stack(cols).precision), knobs)
+    for i, (spec, code, c) in enumerate(zip(specs, codes, cols)):
+        one = evaluate_training(ModelColumns.from_spec(spec), c,
+                                table.columns(np.array([code]), np.array([int(c.precision)])), knobs)
+        for key, value in one.items():
+            # NaN where the part lacks the format (e.g. fp16 on a TPU): NaN in both paths.
+            np.testing.assert_allclose(np.asarray(grid[key], dtype=float)[i],
+                                       float(np.asarray(value, dtype=float).reshape(-1)[0]),
+                                       rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=f"{i} {key}")
+    assert np.isfinite(np.asarray(grid["step_time_s"], dtype=float)).sum() > 60
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama-3.1-8b", "mixtral-8x7b", "qwen2.5-7b", "bert-base"])
+def test_conformance_cost_and_time_move_the_right_way(name):
+    from costmodel.cost import training_run_cost
+    from costmodel.hardware import hardware_from_values
+    from costmodel.timing import training_step_time
+
+    spec = preset(name)
+    layout = ParallelLayout(dp=8, ep=8 if spec.is_moe else 1, zero_stage=1)
+    t = training_columns(layout, TrainingSetup(seq_len=512, micro_batch=2, global_batch=64))
+    base = dict(peak_attention_flops_per_s=989e12, matmul_efficiency=0.55,
+                attention_efficiency=0.545, memory_bandwidth_bytes_per_s=3.35e12,
+                memory_bandwidth_efficiency=0.9, kernel_overhead_s=5e-6, memory_bytes=80e9,
+                tdp_w=700.0, devices_per_node=8.0, scaleup_allreduce_bytes_per_s=450e9,
+                scaleup_alltoall_bytes_per_s=300e9, scaleup_latency_s=5e-6, scaleup_domain=8.0,
+                scaleout_allreduce_bytes_per_s=45e9, scaleout_alltoall_bytes_per_s=40e9,
+                scaleout_latency_s=20e-6)
+    m = ModelColumns.from_spec(spec)
+    slow = training_step_time(m, t, hardware_from_values(peak_matmul_flops_per_s=500e12, **base))
+    fast = training_step_time(m, t, hardware_from_values(peak_matmul_flops_per_s=989e12, **base))
+    assert float(fast["step_time_s"]) < float(slow["step_time_s"])
+    costs = [float(training_run_cost(
+        step_time_s=fast["step_time_s"], step_time_lower_s=fast["step_time_lower_s"],
+        step_time_upper_s=fast["step_time_upper_s"], tokens_per_step=fast["tokens_per_step"],
+        train_tokens=1e10, n_devices=8, devices_per_instance=8, usd_per_device_hour=price,
+        checkpoint_bytes=1e9, checkpoints_retained=2, storage_usd_per_gb_month=0.02, tdp_w=700,
+        power_utilization_fraction=0.8, pue=1.2)["cost_total_usd"]) for price in (1.0, 2.0, 4.0)]
+    assert costs[0] < costs[1] < costs[2]
+    assert costs[2] / costs[1] == pytest.approx(2.0, rel=1e-3)

@@ -109,6 +109,17 @@ def _check_source(value: str) -> str:
 class _Row(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    # Every row type carries as_of and source; the checks are declared once here.
+    @field_validator("as_of", check_fields=False)
+    @classmethod
+    def _as_of(cls, v: str) -> str:
+        return _check_as_of(v)
+
+    @field_validator("source", check_fields=False)
+    @classmethod
+    def _source(cls, v: str) -> str:
+        return _check_source(v)
+
 
 class Accelerator(_Row):
     """One accelerator (a GPU, TPU chip, FPGA card or ASIC), as one device the engine counts.
@@ -146,15 +157,6 @@ class Accelerator(_Row):
             raise ValueError(f"id {v!r} must be lowercase letters, digits, '.', '_' or '-'")
         return v
 
-    @field_validator("as_of")
-    @classmethod
-    def _as_of(cls, v: str) -> str:
-        return _check_as_of(v)
-
-    @field_validator("source")
-    @classmethod
-    def _source(cls, v: str) -> str:
-        return _check_source(v)
 
     @field_validator("peak_flops_per_s")
     @classmethod
@@ -216,15 +218,6 @@ class System(_Row):
             raise ValueError(f"id {v!r} must be lowercase letters, digits, '.', '_' or '-'")
         return v
 
-    @field_validator("as_of")
-    @classmethod
-    def _as_of(cls, v: str) -> str:
-        return _check_as_of(v)
-
-    @field_validator("source")
-    @classmethod
-    def _source(cls, v: str) -> str:
-        return _check_source(v)
 
 
 PRICE_TOLERANCE_USD = 0.005
@@ -246,16 +239,6 @@ class Offer(_Row):
     as_of: str = Field(description="Date the price was published or read.")
     source: str = Field(description="Where the price was read.")
     notes: str = Field(default="", description="Caveats: third-party figure, spot range across zones, ...")
-
-    @field_validator("as_of")
-    @classmethod
-    def _as_of(cls, v: str) -> str:
-        return _check_as_of(v)
-
-    @field_validator("source")
-    @classmethod
-    def _source(cls, v: str) -> str:
-        return _check_source(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Offer":
@@ -319,15 +302,6 @@ class EfficiencyPoint(_Row):
             raise ValueError(f"{v!r}: kind must be one of {', '.join(KINDS)}")
         return v
 
-    @field_validator("as_of")
-    @classmethod
-    def _as_of(cls, v: str) -> str:
-        return _check_as_of(v)
-
-    @field_validator("source")
-    @classmethod
-    def _source(cls, v: str) -> str:
-        return _check_source(v)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -349,16 +323,6 @@ class OtherPrice(_Row):
     as_of: str = Field(description="Date of the source.")
     source: str = Field(description="Where it was read.")
     notes: str = Field(default="", description="Tiering, sector, caveats.")
-
-    @field_validator("as_of")
-    @classmethod
-    def _as_of(cls, v: str) -> str:
-        return _check_as_of(v)
-
-    @field_validator("source")
-    @classmethod
-    def _source(cls, v: str) -> str:
-        return _check_source(v)
 
     @model_validator(mode="after")
     def _unit(self) -> "OtherPrice":

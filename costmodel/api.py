@@ -173,8 +173,8 @@ def estimate_training(
     """
     import numpy as np
 
-    from .catalog_bridge import engine_catalog, hardware_table
-    from .cost import training_run_cost
+    from .catalog_bridge import engine_catalog, hardware_table, object_storage_price
+    from .cost import checkpoint_bytes, training_run_cost
     from .engine import evaluate_training, knob_columns
     from .params import parameter_count
 
@@ -204,17 +204,16 @@ def estimate_training(
     if offer is not None and not offers:
         raise ValueError(f"no {pricing_model} offer {offer!r} for system {sys_.id}")
     chosen = min(offers, key=lambda o: o.usd_per_device_hour) if offers else None
-    storage = catalog.other_price("object_storage", provider=chosen.provider) if chosen else []
-    storage = storage or catalog.other_price("object_storage")
-    storage_price = min(r.value for r in storage) if storage else 0.0
-    kt = float(t.weight_bytes + t.master_bytes + t.optimizer_state_bytes)
+    storage = object_storage_price(catalog, chosen.provider if chosen else None)
+    storage_price = storage.value if storage else 0.0
     cost = training_run_cost(
         step_time_s=out["step_time_s"], step_time_lower_s=out["step_time_lower_s"],
         step_time_upper_s=out["step_time_upper_s"], tokens_per_step=out["tokens_per_step"],
         train_tokens=train_tokens, n_devices=layout.n_devices,
         devices_per_instance=chosen.devices_per_instance if chosen else 1,
         usd_per_device_hour=chosen.usd_per_device_hour if chosen else float("nan"),
-        checkpoint_bytes=float(parameter_count(m).total) * kt,
+        checkpoint_bytes=checkpoint_bytes(parameter_count(m).total, t.weight_bytes, t.master_bytes,
+                                          t.optimizer_state_bytes),
         checkpoints_retained=float(knobs["checkpoints_retained"]),
         storage_usd_per_gb_month=storage_price, tdp_w=float(hw.tdp_w[0]),
         power_utilization_fraction=float(knobs["power_utilization_fraction"]), pue=float(knobs["pue"]),
@@ -292,7 +291,7 @@ def evaluate_frame(configs, *, catalog=None):
     from pydantic import ValidationError
 
     from .catalog_bridge import engine_catalog, hardware_table
-    from .cost import training_run_cost
+    from .cost import checkpoint_bytes, training_run_cost
     from .engine import evaluate_training, knob_columns
     from .params import parameter_count
     from .workload import TrainingColumns
@@ -355,13 +354,14 @@ def evaluate_frame(configs, *, catalog=None):
     res["model_tflops_per_device"] = out["model_flops_per_s_per_device"] / 1e12
     if "train_tokens" in df:
         price = df["usd_per_device_hour"].to_numpy(dtype=float) if "usd_per_device_hour" in df else np.nan
-        kt = t.weight_bytes + t.master_bytes + t.optimizer_state_bytes
         cost = training_run_cost(
             step_time_s=out["step_time_s"], step_time_lower_s=out["step_time_lower_s"],
             step_time_upper_s=out["step_time_upper_s"], tokens_per_step=out["tokens_per_step"],
             train_tokens=df["train_tokens"].to_numpy(dtype=float), n_devices=t.n_devices,
             devices_per_instance=1.0, usd_per_device_hour=price,
-            checkpoint_bytes=parameter_count(m).total * kt, checkpoints_retained=knobs["checkpoints_retained"],
+            checkpoint_bytes=checkpoint_bytes(parameter_count(m).total, t.weight_bytes, t.master_bytes,
+                                              t.optimizer_state_bytes),
+            checkpoints_retained=knobs["checkpoints_retained"],
             storage_usd_per_gb_month=0.0, tdp_w=hw.tdp_w,
             power_utilization_fraction=knobs["power_utilization_fraction"], pue=knobs["pue"])
         for key in ("time_total_hours", "device_hours", "cost_compute_usd", "energy_kwh"):

@@ -166,7 +166,8 @@ def fit(paths=None) -> FitResult:
     return FitResult(out, sorted(ids), before, after, scales, fw_rows)
 
 
-def _ape(frame: pd.DataFrame, ids: list[str]) -> float:
+def median_abs_error_pct(frame: pd.DataFrame, ids: list[str]) -> float:
+    """Median |relative error| in percent of the result rows ``ids``."""
     g = frame[frame["id"].isin(ids)]
     return float((g["rel_error"].abs() * 100).median())
 
@@ -223,7 +224,7 @@ def write_fitted(result: FitResult, path: str | Path, catalog=None) -> Path:
     by_acc: dict[str, list[str]] = {}
     for p in result.rows_used:
         by_acc.setdefault(p, [])
-    before, after = _ape(result.before, result.rows_used), _ape(result.after, result.rows_used)
+    before, after = median_abs_error_pct(result.before, result.rows_used), median_abs_error_pct(result.after, result.rows_used)
     note = (f"fitted on {len(result.rows_used)} train_throughput rows of data/validation/public.csv "
             f"(matching hardware only): {' '.join(result.rows_used)}; median |error| on them "
             f"{before:.1f}% before, {after:.1f}% after")
@@ -251,7 +252,7 @@ def write_fitted(result: FitResult, path: str | Path, catalog=None) -> Path:
             "value": v, "unit": "fraction",
             "source": f"fit: `{FIT_COMMAND}` (costmodel.calibration) on {len(ids)} {fw} rows on "
                       f"matching hardware: {' '.join(ids)}; median |error| on them "
-                      f"{_ape(result.before, ids):.1f}% before, {_ape(result.after, ids):.1f}% after",
+                      f"{median_abs_error_pct(result.before, ids):.1f}% before, {median_abs_error_pct(result.after, ids):.1f}% after",
             "description": "Multiplier on the matmul and attention efficiencies for this framework's kernels."}}}
     (path.parent / "framework_knobs.yaml").write_text(
         "# Written by `" + FIT_COMMAND + "`; do not edit by hand.\n" + yaml.safe_dump(knobs, sort_keys=False, width=110))

@@ -37,6 +37,14 @@ def engine_catalog(extra_files: Sequence[str | Path] = (), mode: str = "merge") 
     return load_catalog([*calibration_files(), *extra_files])
 
 
+def object_storage_price(catalog: Catalog, provider: str | None):
+    """The object-storage price row for checkpoints of a run at ``provider``: the provider's own
+    cheapest, else the cheapest in the catalog (None when the catalog has none)."""
+    own = catalog.other_price("object_storage", provider=provider) if provider else []
+    rows = own or catalog.other_price("object_storage")
+    return min(rows, key=lambda r: r.value) if rows else None
+
+
 def hardware_table(catalog: Catalog, kernel_overhead_s: float | None = None) -> HardwareTable:
     """Cached ``HardwareTable`` of a catalog object."""
     if kernel_overhead_s is None:

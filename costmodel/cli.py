@@ -356,7 +356,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibration import _ape, fit, write_fitted
+    from .calibration import median_abs_error_pct, fit, write_fitted
 
     result = fit(args.files or None)
     rows = [{"accelerator": a, "quantity": q, "precision": f, "fitted": f"{v:.3f}"}
@@ -365,7 +365,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
               "precision": "", "fitted": f"{v:.3f}"} for fw, v in result.framework_scales.items()]
     print(format_table(rows))
     print(f"rows used: {len(result.rows_used)}; median |error| on them "
-          f"{_ape(result.before, result.rows_used):.1f}% before, {_ape(result.after, result.rows_used):.1f}% after")
+          f"{median_abs_error_pct(result.before, result.rows_used):.1f}% before, {median_abs_error_pct(result.after, result.rows_used):.1f}% after")
     if args.write:
         path = write_fitted(result, args.write)
         print(f"wrote {path} and {path.parent / 'framework_knobs.yaml'}")

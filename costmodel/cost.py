@@ -18,6 +18,13 @@ from .columns import Array, as_array
 HOURS_PER_MONTH = 730.0
 
 
+def checkpoint_bytes(n_params: Array, weight_bytes: Array, master_bytes: Array,
+                     optimizer_state_bytes: Array) -> Array:
+    """Size of one full training-state checkpoint: weights, fp32 master copy and optimizer
+    states (gradients are not saved)."""
+    return as_array(n_params) * (as_array(weight_bytes) + master_bytes + optimizer_state_bytes)
+
+
 def training_run_cost(
     *,
     step_time_s: Array,

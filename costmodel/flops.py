@@ -19,11 +19,6 @@ import numpy as np
 from .columns import Array, Breakdown, ModelColumns, as_array, model_columns
 from .spec import ModelSpec
 
-FLOP_COMPONENTS = (
-    "qkv", "attention_scores", "attention_values", "output_projection", "mlp", "experts",
-    "shared_experts", "router", "lm_head",
-)
-
 #: Recompute modes and their numeric codes used in columns.
 RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2}
 

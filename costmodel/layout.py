@@ -77,10 +77,6 @@ class ParallelLayout(BaseModel):
         return self.tp * self.pp * self.cp * self.dp
 
 
-#: Reasons a layout cannot run a given model, as (code, message) pairs.
-LAYOUT_MISMATCH = "layout does not divide the model"
-
-
 def layout_problems(model: ModelSpec, layout: ParallelLayout) -> list[str]:
     """Why ``layout`` cannot shard ``model`` (empty when it can). Same rules as ``layout_fits``."""
     problems = []

@@ -14,10 +14,6 @@ import numpy as np
 from .columns import Array, Breakdown, ModelColumns, model_columns
 from .spec import ModelSpec
 
-PARAM_COMPONENTS = (
-    "embedding", "attention", "mlp", "experts", "shared_experts", "router", "norms", "head", "pooler",
-)
-
 
 @dataclass(frozen=True)
 class LayerParams:

@@ -22,9 +22,9 @@ import pandas as pd
 
 from hardware_catalog import Catalog
 
-from .catalog_bridge import engine_catalog, hardware_table
+from .catalog_bridge import engine_catalog, hardware_table, object_storage_price
 from .columns import ModelColumns
-from .cost import training_run_cost
+from .cost import checkpoint_bytes, training_run_cost
 from .engine import evaluate_training, knob_columns
 from .flops import RECOMPUTE_CODES
 from .layout import layout_fits, rank_strides
@@ -276,17 +276,16 @@ def prepare(scenario: Scenario, catalog: Catalog | None = None) -> _Prepared:
 
 
 def _storage_prices(catalog: Catalog, offers: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-    """Object-storage price per offer: the provider's own, else the cheapest in the catalog."""
-    all_rows = catalog.other_price("object_storage")
-    if not all_rows:
-        return np.zeros(len(offers)), ["no object-storage price in the catalog"] * len(offers)
-    fallback = min(all_rows, key=lambda r: r.value)
+    """Object-storage price per offer (``catalog_bridge.object_storage_price``) and its source."""
     prices, sources = [], []
     for provider in offers["provider"]:
-        own = catalog.other_price("object_storage", provider=provider)
-        row = min(own, key=lambda r: r.value) if own else fallback
+        row = object_storage_price(catalog, provider)
+        if row is None:
+            prices.append(0.0)
+            sources.append("no object-storage price in the catalog")
+            continue
         prices.append(row.value)
-        tag = "" if own else f" (no {provider} price; using {row.provider})"
+        tag = "" if row.provider == provider else f" (no {provider} price; using {row.provider})"
         sources.append(f"{row.provider} {row.region or ''} {row.value} {row.unit}, {row.as_of}: {row.source}{tag}")
     return np.array(prices, dtype=np.float64), sources
 
@@ -387,8 +386,8 @@ def evaluate_chunk(prep: _Prepared, start: int, stop: int, flat: np.ndarray | No
     price = o["usd_per_device_hour"].to_numpy(dtype=np.float64)[offer_row]
     dpi = o["devices_per_instance"].to_numpy(dtype=np.float64)[offer_row]
     a = prep.knobs
-    tk = t.weight_bytes + t.master_bytes + t.optimizer_state_bytes
-    n_params = float(parameter_count(m).total)
+    ckpt = checkpoint_bytes(float(parameter_count(m).total), t.weight_bytes, t.master_bytes,
+                            t.optimizer_state_bytes)
     cost = training_run_cost(
         step_time_s=out["step_time_s"][keep][rep],
         step_time_lower_s=out["step_time_lower_s"][keep][rep],
@@ -398,7 +397,7 @@ def evaluate_chunk(prep: _Prepared, start: int, stop: int, flat: np.ndarray | No
         n_devices=n[cfg][rep],
         devices_per_instance=dpi,
         usd_per_device_hour=price,
-        checkpoint_bytes=n_params * tk[keep][rep],
+        checkpoint_bytes=ckpt[keep][rep],
         checkpoints_retained=a["checkpoints_retained"],
         storage_usd_per_gb_month=prep.storage_price[offer_row],
         tdp_w=hw.tdp_w[keep][rep],

@@ -19,6 +19,7 @@ import pandas as pd
 
 from .assumptions import Assumptions
 from .planner import PlanResult
+from .memory import TRAIN_MEMORY_COMPONENTS
 from .timing import STEP_COMPONENTS
 
 PLAN_COLUMNS = (
@@ -31,8 +32,7 @@ PLAN_COLUMNS = (
     "memory_headroom_gib", "mfu", "hfu", "step_time_s", "tokens_per_s_per_device", "energy_kwh",
     "price_as_of", "price_source",
 )
-MEMORY_PARTS = ("weights", "gradients", "master_weights", "optimizer_states", "activations",
-                "logits", "zero3_buffers", "framework", "fragmentation")
+MEMORY_PARTS = TRAIN_MEMORY_COMPONENTS
 COST_PARTS = ("cost_compute_usd", "cost_storage_usd", "cost_energy_usd")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

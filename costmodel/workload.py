@@ -7,7 +7,7 @@ about them keep working unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
@@ -42,7 +42,6 @@ PRECISION_CODES = {name: i for i, name in enumerate(PRECISION_TABLE)}
 OPTIMIZER_STATES: dict[str, float] = {
     "adam": 2, "adamw": 2, "sgd": 0, "momentum": 1, "adagrad": 1, "lion": 1, "adafactor": 0,
 }
-OPTIMIZER_CODES = {name: i for i, name in enumerate(OPTIMIZER_STATES)}
 
 
 class TrainingSetup(BaseModel):
@@ -155,8 +154,6 @@ class TrainingColumns:
         return cls(**{f.name: np.stack([np.asarray(getattr(r, f.name), dtype=np.float64)
                                         for r in rows]) for f in fields(cls)})
 
-    def with_(self, **changes: Array) -> TrainingColumns:
-        return replace(self, **{k: as_array(v) for k, v in changes.items()})
 
 
 def precision_numbers(precision: str, master: bool | None, gradient_precision: str,

@@ -120,6 +120,13 @@ class _Row(BaseModel):
     def _source(cls, v: str) -> str:
         return _check_source(v)
 
+    @field_validator("id", check_fields=False)
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError(f"id {v!r} must be lowercase letters, digits, '.', '_' or '-'")
+        return v
+
 
 class Accelerator(_Row):
     """One accelerator (a GPU, TPU chip, FPGA card or ASIC), as one device the engine counts.
@@ -149,14 +156,6 @@ class Accelerator(_Row):
     as_of: str = Field(description="Date of the source (ISO date, 'YYYY-MM', or '<=YYYY-MM-DD' for undated sources read on that day).")
     source: str = Field(description="Where every figure of the row was read; several sources separated by ';'.")
     notes: str = Field(default="", description="Curation decisions, disagreements between sources, labelled assumptions.")
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        if not _ID.match(v):
-            raise ValueError(f"id {v!r} must be lowercase letters, digits, '.', '_' or '-'")
-        return v
-
 
     @field_validator("peak_flops_per_s")
     @classmethod
@@ -211,12 +210,6 @@ class System(_Row):
     source: str = Field(description="Where the figures were read.")
     notes: str = Field(default="", description="Curation decisions and labelled assumptions.")
 
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        if not _ID.match(v):
-            raise ValueError(f"id {v!r} must be lowercase letters, digits, '.', '_' or '-'")
-        return v
 
 
 
@@ -301,7 +294,6 @@ class EfficiencyPoint(_Row):
         if v.startswith("kind:") and v[5:] not in KINDS:
             raise ValueError(f"{v!r}: kind must be one of {', '.join(KINDS)}")
         return v
-
 
     @property
     def key(self) -> tuple[str, str, str]:

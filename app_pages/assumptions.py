@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common as c
-from costmodel.scenario import (ENGINE_EFFICIENCY_QUANTITIES, FORMAT_QUANTITIES, EfficiencyOverride,
+from costmodel.specs.scenario import (ENGINE_EFFICIENCY_QUANTITIES, FORMAT_QUANTITIES, EfficiencyOverride,
                                 PriceOverride)
 from hardware_catalog import EFFICIENCY_QUANTITIES, Catalog
 

@@ -30,13 +30,13 @@ import yaml
 from pydantic import ValidationError
 
 import costmodel
-from costmodel import charts
-from costmodel.assumptions import AssumptionError, Assumptions, frameworks
-from costmodel.catalog_bridge import engine_catalog
-from costmodel.layout import RANK_DIMENSIONS
-from costmodel.planner import plan
-from costmodel.report import metadata, report_bytes
-from costmodel.scenario import (
+from costmodel.faces import charts
+from costmodel.specs.assumptions import AssumptionError, Assumptions, frameworks
+from costmodel.tables.catalog import engine_catalog
+from costmodel.specs.layout import RANK_DIMENSIONS
+from costmodel.search.grid import plan
+from costmodel.faces.report import metadata, report_bytes
+from costmodel.specs.scenario import (
     OBJECTIVES,
     Constraints,
     Job,
@@ -44,8 +44,8 @@ from costmodel.scenario import (
     ScenarioError,
     SearchSpace,
 )
-from costmodel.spec import ModelSpec, ModelSpecError, make_spec
-from costmodel.workload import Optimizer, Recompute, TrainingPrecision
+from costmodel.specs.spec import ModelSpec, ModelSpecError, make_spec
+from costmodel.specs.setup import Optimizer, Recompute, TrainingPrecision
 from hardware_catalog import KINDS, PRICING_MODELS, Catalog, CatalogError
 
 #: Errors that mean "the input is wrong": shown as a readable st.error, never as a traceback.
@@ -287,7 +287,7 @@ def model_picker() -> ModelSpec | None:
         st.file_uploader("Upload a Hugging Face config.json", type=["json"], key="up_config",
                          on_change=_take_upload,
                          help="Read locally, nothing is downloaded. Supported model_type values: "
-                              + ", ".join(sorted(costmodel.spec.HF_MODEL_TYPES)) + ".")
+                              + ", ".join(sorted(costmodel.specs.spec.HF_MODEL_TYPES)) + ".")
         st.text_area("config.json contents (upload above or paste here)", key="in_config_text",
                      height=140, persist_state=PERSIST)
         st.text_input("Model name (optional)", key="in_config_name", persist_state=PERSIST,
@@ -392,7 +392,7 @@ def scenario_summary(sc: Scenario, spec_name: str) -> str:
 def run_plan(scenario_yaml: str, top: int) -> dict[str, Any]:
     """``plan`` of the scenario (keyed on its YAML text), with the report files as bytes.
 
-    The files come from ``costmodel.report.report_bytes`` (what the CLI's writer writes), so the
+    The files come from ``costmodel.faces.report.report_bytes`` (what the CLI's writer writes), so the
     CSVs are byte-for-byte what ``costmodel plan <scenario.yaml> --top <top> --csv`` writes.
     """
     sc = Scenario.from_dict(yaml.safe_load(scenario_yaml), where="scenario")

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common as c
-from costmodel import charts
+from costmodel.faces import charts
 
 st.title("Compare plans")
 

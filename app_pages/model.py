@@ -8,7 +8,8 @@ import streamlit as st
 
 import costmodel
 from app_pages import common as c
-from costmodel import ParallelLayout, TrainingSetup, charts
+from costmodel import ParallelLayout, TrainingSetup
+from costmodel.faces import charts
 
 st.title("Model footprint")
 

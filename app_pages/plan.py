@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common as c
-from costmodel import charts
-from costmodel.scenario import OBJECTIVES
+from costmodel.faces import charts
+from costmodel.specs.scenario import OBJECTIVES
 from hardware_catalog import KINDS, PRICING_MODELS
 
 DETAILS = ("Memory", "Step time", "Cost", "Assumptions used")

@@ -5,7 +5,7 @@ reads) is translated into llm-analysis's own configuration objects (``ModelConfi
 ``DtypeConfig``, ``ParallelismConfig``) and run through ``LLMAnalysis.training()`` (training rows),
 ``LLMAnalysis.inference()`` (serving rows) or its weight-memory methods (the weights-only row).
 Its prediction of the row's metric and its relative error are put beside costmodel's prediction
-and error from ``costmodel.validation.validate()``.
+and error from ``costmodel.validation.measurements.validate()``.
 
 Ground rules:
 
@@ -489,7 +489,7 @@ def run_llm_analysis(inputs: LLMAnalysisInputs, flops_efficiency: float | None =
 
 def _sc21_flops(row) -> float:
     """SC21 (Narayanan et al. 2021) eq. 3, the row's own convention: 96 B s l h^2 (1 + s/6h + V/16lh)."""
-    from costmodel.validation import _sc21_flops as sc21
+    from costmodel.validation.measurements import _sc21_flops as sc21
     return sc21(row)
 
 
@@ -581,7 +581,7 @@ def compare(ids: list[str] | None = None, paths: list[str | Path] | None = None,
 
     ``ids`` restricts the output to those measurement ids (costmodel is still validated in one pass).
     """
-    from costmodel.validation import read_measurements, validate
+    from costmodel.validation.measurements import read_measurements, validate
     from hardware_catalog import default_catalog
 
     catalog = default_catalog()

@@ -33,7 +33,7 @@ sys.path.insert(0, ROOT)
 
 
 def big_scenario():
-    from costmodel.scenario import Constraints, Job, Scenario, SearchSpace
+    from costmodel.specs.scenario import Constraints, Job, Scenario, SearchSpace
 
     return Scenario(
         model="llama-3.1-70b",
@@ -47,7 +47,7 @@ def big_scenario():
 
 
 def child_search(n: int, chunk: int) -> dict:
-    from costmodel.planner import _objective_keys, _Running, evaluate_chunk, prepare
+    from costmodel.search.grid import _objective_keys, _Running, evaluate_chunk, prepare
 
     sc = big_scenario()
     prep = prepare(sc)
@@ -73,12 +73,12 @@ def child_search(n: int, chunk: int) -> dict:
 
 def child_engine(n: int, chunk: int) -> dict:
     """N valid rows straight through the engine and the cost formulas."""
-    from costmodel.catalog_bridge import engine_catalog, hardware_table
-    from costmodel.columns import ModelColumns
-    from costmodel.cost import training_run_cost
-    from costmodel.engine import evaluate_training, knob_columns
-    from costmodel.spec import preset
-    from costmodel.workload import TrainingColumns
+    from costmodel.tables.catalog import engine_catalog, hardware_table
+    from costmodel.specs.columns import ModelColumns
+    from costmodel.formulas.cost import training_run_cost
+    from costmodel.jobs.train import evaluate_training, knob_columns
+    from costmodel.specs.spec import preset
+    from costmodel.specs.setup import TrainingColumns
 
     table = hardware_table(engine_catalog())
     h100 = table.system_code("hgx-h100-8")
@@ -119,8 +119,8 @@ def child_engine(n: int, chunk: int) -> dict:
 
 
 def child_default() -> dict:
-    from costmodel.planner import plan
-    from costmodel.scenario import Job, Scenario
+    from costmodel.search.grid import plan
+    from costmodel.specs.scenario import Job, Scenario
 
     t0 = time.perf_counter()
     result = plan(Scenario(model="llama-3.1-70b", job=Job(train_tokens=2e12)), top=50)
@@ -137,7 +137,7 @@ def child_llm_analysis(repeats: int) -> dict:
     import io
 
     from costmodel import ModelSpec, ParallelLayout, TrainingSetup
-    from costmodel.api import estimate_training
+    from costmodel.faces.api import estimate_training
 
     spec = ModelSpec(name="gpt-22b", n_layers=48, d_model=6144, n_heads=64, d_ff=24576,
                      vocab_size=51200, max_position_embeddings=2048, position_embedding="learned",

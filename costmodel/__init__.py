@@ -3,7 +3,7 @@
 The same formulas evaluate one configuration or a grid of millions; see README.md.
 """
 
-from .api import (
+from costmodel.faces.api import (
     TrainingEstimate,
     estimate_training,
     evaluate_frame,
@@ -11,11 +11,11 @@ from .api import (
     training_flops,
     training_memory,
 )
-from .assumptions import Assumptions, frameworks
-from .columns import Breakdown, ModelColumns
-from .flops import forward_flops_per_token, megatron_flops_per_iteration, training_flops_per_token
-from .layout import ParallelLayout, layout_problems
-from .memory import (
+from costmodel.specs.assumptions import Assumptions, frameworks
+from costmodel.specs.columns import Breakdown, ModelColumns
+from costmodel.formulas.flops import forward_flops_per_token, megatron_flops_per_iteration, training_flops_per_token
+from costmodel.specs.layout import ParallelLayout, layout_problems
+from costmodel.formulas.memory import (
     activation_terms,
     inference_memory_per_device,
     kv_cache_bytes_per_token,
@@ -23,11 +23,11 @@ from .memory import (
     model_state_bytes,
     training_memory_per_device,
 )
-from .params import active_parameter_count, layer_params, parameter_count
-from .spec import ModelSpec, ModelSpecError, preset, presets, resolve_model, spec_from_hf_config
-from .workload import TrainingColumns, TrainingSetup, training_columns
-from .scenario import Constraints, Job, Scenario, ScenarioError, SearchSpace  # noqa: E402
-from .planner import PlanResult, plan  # noqa: E402
+from costmodel.formulas.params import active_parameter_count, layer_params, parameter_count
+from costmodel.specs.spec import ModelSpec, ModelSpecError, preset, presets, resolve_model, spec_from_hf_config
+from costmodel.specs.setup import TrainingColumns, TrainingSetup, training_columns
+from costmodel.specs.scenario import Constraints, Job, Scenario, ScenarioError, SearchSpace  # noqa: E402
+from costmodel.search.grid import PlanResult, plan  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -86,7 +86,7 @@ def test_evaluate_frame_errors_name_row_and_field():
 
 
 def test_plan_result_views_for_notebooks():
-    from costmodel.scenario import SearchSpace
+    from costmodel.specs.scenario import SearchSpace
 
     sc = costmodel.Scenario(model="gpt2", job=costmodel.Job(train_tokens=1e10, seq_len=1024),
                             search=SearchSpace(accelerators=["a100-sxm4-80gb"], device_counts=[1, 8],
@@ -106,8 +106,8 @@ def test_api_fixes_from_the_ui():
     plan covers Pareto-only plans; report_bytes equals the written files."""
     import json as _json
 
-    from costmodel.scenario import EfficiencyOverride
-    from costmodel.spec import ModelSpecError
+    from costmodel.specs.scenario import EfficiencyOverride
+    from costmodel.specs.spec import ModelSpecError
 
     assert int(costmodel.parameter_count("gpt2").total) == 124_439_808
     text = _json.dumps({"model_type": "gpt2", "n_layer": 12, "n_embd": 768, "n_head": 12,
@@ -126,8 +126,8 @@ def test_api_fixes_from_the_ui():
 
 
 def test_metadata_covers_pareto_plans_and_report_bytes_match(tmp_path):
-    from costmodel.report import metadata, report_bytes, write_reports
-    from costmodel.scenario import Constraints, SearchSpace
+    from costmodel.faces.report import metadata, report_bytes, write_reports
+    from costmodel.specs.scenario import Constraints, SearchSpace
 
     sc = costmodel.Scenario(model="llama-3.1-70b", job=costmodel.Job(train_tokens=1e11),
                             search=SearchSpace(accelerators=["h100-sxm5-80gb", "h200-sxm-141gb"],

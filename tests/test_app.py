@@ -1,6 +1,6 @@
 """The web UI (app.py + app_pages/) driven headlessly with Streamlit's AppTest.
 
-Every page runs without an exception; the ranked table is exactly what ``costmodel.planner.plan``
+Every page runs without an exception; the ranked table is exactly what ``costmodel.search.grid.plan``
 returns for the same scenario; bad input shows a readable ``st.error`` and never a traceback;
 overrides change the ranking the way the planner says they should; the downloads are the CLI's
 files.
@@ -21,8 +21,8 @@ if str(REPO) not in sys.path:  # app_pages is imported by the app and by one tes
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
-from costmodel.planner import plan
-from costmodel.scenario import Constraints, Job, PriceOverride, Scenario
+from costmodel.search.grid import plan
+from costmodel.specs.scenario import Constraints, Job, PriceOverride, Scenario
 
 APP = str(REPO / "app.py")
 PAGES = ("app_pages/plan.py", "app_pages/compare.py", "app_pages/assumptions.py",
@@ -169,7 +169,7 @@ def test_search_space_and_rank_placement_reach_the_planner():
     at.button(key="run_plan").click().run()
     _no_exception(at)
     assert not _errors(at), _errors(at)
-    from costmodel.scenario import SearchSpace
+    from costmodel.specs.scenario import SearchSpace
 
     sc = Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12), objective="time",
                   constraints=Constraints(max_devices=512),
@@ -309,7 +309,7 @@ def test_price_override_updates_the_ranking():
     assert not _errors(at), _errors(at)
     at.switch_page("app_pages/plan.py").run()
     _no_exception(at)
-    o = next(o for o in __import__("costmodel.catalog_bridge", fromlist=["x"]).engine_catalog().offers
+    o = next(o for o in __import__("costmodel.tables.catalog", fromlist=["x"]).engine_catalog().offers
              if o.provider == first["provider"] and o.offer == first["offer"]
              and o.region == first["region"] and o.pricing_model == first["pricing_model"])
     sc = Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12), price_overrides=[PriceOverride(
@@ -339,7 +339,7 @@ def test_knob_and_efficiency_overrides_apply():
         {"accelerator": "mi300x-192gb", "quantity": "matmul", "precision": "fp8", "value": 0.2}]
     at.switch_page("app_pages/plan.py").run()
     _no_exception(at)
-    from costmodel.scenario import EfficiencyOverride
+    from costmodel.specs.scenario import EfficiencyOverride
 
     sc = Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12),
                   overrides={"fragmentation_fraction": 0.2},
@@ -381,7 +381,7 @@ def test_compare_page_shows_three_plans_side_by_side():
 
 def test_report_files_are_the_cli_files(tmp_path):
     from app_pages.common import run_plan
-    from costmodel.cli import main
+    from costmodel.faces.cli import main
 
     sc = Scenario(model="gpt2", job=Job(train_tokens=1e9), constraints=Constraints(max_devices=64))
     view = run_plan(sc.to_yaml(), 7)

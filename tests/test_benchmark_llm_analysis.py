@@ -25,7 +25,7 @@ def bench():
 
 @pytest.fixture(scope="module")
 def rows():
-    from costmodel.validation import read_measurements
+    from costmodel.validation.measurements import read_measurements
 
     return {r.text("id"): r for r in read_measurements()}
 
@@ -106,7 +106,7 @@ def test_compare_tt020_tt021_predictions(bench):
     expected = (3 * fwd + 4 * b * s * s * h * L) / (tp * peak)
     assert tt021["llm_analysis_predicted"] == pytest.approx(expected, rel=1e-9)
     # costmodel's side is validate()'s own prediction
-    from costmodel.validation import validate
+    from costmodel.validation.measurements import validate
 
     ours = validate().set_index("id")
     assert tt020["costmodel_predicted"] == pytest.approx(ours.loc["TT-020", "predicted"])

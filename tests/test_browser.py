@@ -2,7 +2,7 @@
 
 Starts ``streamlit run app.py`` on a free port, then: picks a preset and a job, runs the plan,
 sees the ranked table and the Pareto chart drawn, clicks a Pareto point to select it, downloads
-the CSV report and checks it against ``costmodel.planner.plan`` (it must be the CLI's file byte
+the CSV report and checks it against ``costmodel.search.grid.plan`` (it must be the CLI's file byte
 for byte), tours every page, and uploads a broken config.json to see the error in the page.
 
 Screenshots of the main views go to ``test-output/screenshots/`` (gitignored) and are copied,
@@ -32,9 +32,9 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from costmodel.planner import plan
-from costmodel.report import write_reports
-from costmodel.scenario import Job, Scenario
+from costmodel.search.grid import plan
+from costmodel.faces.report import write_reports
+from costmodel.specs.scenario import Job, Scenario
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

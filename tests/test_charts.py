@@ -1,4 +1,4 @@
-"""costmodel.charts: pure plotly figures of planner output (no Streamlit)."""
+"""costmodel.faces.charts: pure plotly figures of planner output (no Streamlit)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import plotly.graph_objects as go
 import pytest
 
 import costmodel
-from costmodel import charts
-from costmodel.planner import plan
-from costmodel.report import COST_PARTS, MEMORY_PARTS
-from costmodel.scenario import Constraints, Job, Scenario
-from costmodel.timing import STEP_COMPONENTS
+from costmodel.faces import charts
+from costmodel.search.grid import plan
+from costmodel.faces.report import COST_PARTS, MEMORY_PARTS
+from costmodel.specs.scenario import Constraints, Job, Scenario
+from costmodel.formulas.timing import STEP_COMPONENTS
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def _rows(result):
 def test_charts_module_does_not_import_streamlit():
     import importlib
 
-    source = importlib.util.find_spec("costmodel.charts").origin
+    source = importlib.util.find_spec("costmodel.faces.charts").origin
     with open(source) as fh:
         text = fh.read()
     assert "import streamlit" not in text and "from streamlit" not in text

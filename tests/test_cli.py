@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from costmodel.cli import main
+from costmodel.faces.cli import main
 
 
 def run(capsys, *argv):
@@ -75,8 +75,8 @@ PLAN_FLAGS = ("--model", "llama-3.1-8b", "--train-tokens", "1e11", "--seq-len", 
 def test_plan_flags_table_and_reports(capsys, tmp_path):
     import pandas as pd
 
-    from costmodel.planner import plan
-    from costmodel.scenario import Scenario
+    from costmodel.search.grid import plan
+    from costmodel.specs.scenario import Scenario
 
     code, out, err = run(capsys, "plan", *PLAN_FLAGS, "--csv", str(tmp_path / "plans.csv"),
                          "--save-scenario", str(tmp_path / "s.yaml"))
@@ -101,7 +101,7 @@ def test_plan_from_a_scenario_file_with_flag_overrides(capsys, tmp_path):
 
 
 def test_plan_progress_bar_on_stderr(capsys):
-    from costmodel.cli import _Progress
+    from costmodel.faces.cli import _Progress
 
     bar = _Progress(True)
     bar(50, 100)

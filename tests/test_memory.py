@@ -5,7 +5,7 @@ import pytest
 from costmodel import (ModelColumns, ModelSpec, ParallelLayout, TrainingSetup, activation_terms,
                        inference_memory, kv_cache_bytes_per_token, layer_activation_bytes,
                        model_state_bytes, preset, presets, training_memory)
-from costmodel.memory import in_flight_microbatches
+from costmodel.formulas.memory import in_flight_microbatches
 
 GB = 1e9
 

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from costmodel import ParallelLayout, TrainingSetup
-from costmodel.api import estimate_training
-from costmodel.catalog_bridge import engine_catalog
-from costmodel.planner import REASONS, pareto_mask, plan
-from costmodel.report import guard_text, write_reports
-from costmodel.scenario import Constraints, Job, PriceOverride, Scenario, ScenarioError, SearchSpace
+from costmodel.faces.api import estimate_training
+from costmodel.tables.catalog import engine_catalog
+from costmodel.search.grid import REASONS, pareto_mask, plan
+from costmodel.faces.report import guard_text, write_reports
+from costmodel.specs.scenario import Constraints, Job, PriceOverride, Scenario, ScenarioError, SearchSpace
 
 SMALL_SEARCH = SearchSpace(
     accelerators=["h100-sxm5-80gb"], device_counts=[8, 16], tp=[1, 2], pp=[1, 2], vpp=[1],

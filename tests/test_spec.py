@@ -5,7 +5,7 @@ import json
 import pytest
 
 from costmodel import ModelSpec, ModelSpecError, preset, presets, spec_from_hf_config
-from costmodel.spec import HF_MODEL_TYPES, make_spec
+from costmodel.specs.spec import HF_MODEL_TYPES, make_spec
 
 REQUIRED_PRESETS = {
     "gpt2", "gpt3-175b", "bert-base", "bert-large", "llama-2-7b", "llama-2-13b", "llama-2-70b",

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from costmodel import ModelColumns, ParallelLayout, TrainingSetup, preset, training_columns
-from costmodel.catalog_bridge import engine_catalog, hardware_table
-from costmodel.comms import Fabric, all_gather_time, all_reduce_time, all_to_all_time, group, p2p_time
-from costmodel.cost import training_run_cost
-from costmodel.engine import evaluate_training, knob_columns
-from costmodel.hardware import hardware_from_values
-from costmodel.timing import STEP_COMPONENTS, TimingKnobs, _gemm_time, training_step_time
-from costmodel.workload import TrainingColumns
+from costmodel.tables.catalog import engine_catalog, hardware_table
+from costmodel.formulas.comms import Fabric, all_gather_time, all_reduce_time, all_to_all_time, group, p2p_time
+from costmodel.formulas.cost import training_run_cost
+from costmodel.jobs.train import evaluate_training, knob_columns
+from costmodel.formulas.hardware import hardware_from_values
+from costmodel.formulas.timing import STEP_COMPONENTS, TimingKnobs, _gemm_time, training_step_time
+from costmodel.specs.setup import TrainingColumns
 
 FAB = Fabric(scaleup_allreduce_bytes_per_s=360e9, scaleup_alltoall_bytes_per_s=300e9,
              scaleup_latency_s=5e-6, scaleup_domain=8.0, scaleout_allreduce_bytes_per_s=45e9,

@@ -8,9 +8,9 @@ import math
 import pandas as pd
 import pytest
 
-from costmodel.calibration import FIT_COMMAND, fit
-from costmodel.cli import main
-from costmodel.validation import MeasurementFileError, read_measurements, summarize, validate
+from costmodel.validation.calibration import FIT_COMMAND, fit
+from costmodel.faces.cli import main
+from costmodel.validation.measurements import MeasurementFileError, read_measurements, summarize, validate
 from hardware_catalog.paths import data_dir
 
 PUBLIC = data_dir() / "validation" / "public.csv"

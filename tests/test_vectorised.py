@@ -5,8 +5,8 @@ import pytest
 
 from costmodel import (ModelColumns, ParallelLayout, TrainingColumns, TrainingSetup, preset,
                        training_columns, training_memory_per_device)
-from costmodel.flops import training_flops_per_token
-from costmodel.layout import layout_problems
+from costmodel.formulas.flops import training_flops_per_token
+from costmodel.specs.layout import layout_problems
 
 MODELS = ["gpt2", "llama-3.1-8b", "llama-2-70b", "mixtral-8x7b", "deepseek-v3", "bert-base",
           "qwen2.5-7b"]
@@ -69,8 +69,8 @@ def test_grid_memory_and_flops_equal_scalar_path():
 
 def test_grid_engine_equals_scalar_engine_for_time_and_cost():
     """Mixed models, layouts and hardware in one pass equal one-row passes, for every output."""
-    from costmodel.catalog_bridge import engine_catalog, hardware_table
-    from costmodel.engine import evaluate_training, knob_columns
+    from costmodel.tables.catalog import engine_catalog, hardware_table
+    from costmodel.jobs.train import evaluate_training, knob_columns
 
     table = hardware_table(engine_catalog())
     systems = ["hgx-h100-8", "hgx-a100-80gb-8", "aws-p5en-48xlarge", "mi300x-oam-8", "tpu-v5p-12288"]
@@ -100,9 +100,9 @@ def test_grid_engine_equals_scalar_engine_for_time_and_cost():
 
 @pytest.mark.parametrize("name", ["gpt2", "llama-3.1-8b", "mixtral-8x7b", "qwen2.5-7b", "bert-base"])
 def test_conformance_cost_and_time_move_the_right_way(name):
-    from costmodel.cost import training_run_cost
-    from costmodel.hardware import hardware_from_values
-    from costmodel.timing import training_step_time
+    from costmodel.formulas.cost import training_run_cost
+    from costmodel.formulas.hardware import hardware_from_values
+    from costmodel.formulas.timing import training_step_time
 
     spec = preset(name)
     layout = ParallelLayout(dp=8, ep=8 if spec.is_moe else 1, zero_stage=1)

@@ -29,7 +29,7 @@ def test_wheel_carries_the_data_and_runs_outside_the_source_tree(tmp_path):
     code = ("import costmodel, hardware_catalog.paths as p; "
             "print(p.data_dir()); "
             "print(int(costmodel.parameter_count(costmodel.preset('llama-3.1-8b')).total)); "
-            "from costmodel.validation import validate; print(len(validate()))")
+            "from costmodel.validation.measurements import validate; print(len(validate()))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
                          capture_output=True, text=True).stdout.splitlines()
     assert out[0] == str(target / "hardware_catalog" / "data")

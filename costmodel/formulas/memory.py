@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .columns import Array, Breakdown, ModelColumns, as_array, model_columns
-from .params import layer_params, matrix_shape_sum, parameter_count
-from .spec import ModelSpec
-from .workload import TrainingColumns
+from costmodel.specs.columns import Array, Breakdown, ModelColumns, as_array, model_columns
+from costmodel.formulas.params import layer_params, matrix_shape_sum, parameter_count
+from costmodel.specs.spec import ModelSpec
+from costmodel.specs.setup import TrainingColumns
 
 TRAIN_MEMORY_COMPONENTS = (
     "weights", "gradients", "master_weights", "optimizer_states", "activations", "logits",

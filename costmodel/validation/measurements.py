@@ -24,11 +24,11 @@ import pandas as pd
 
 from hardware_catalog.paths import data_dir
 
-from .columns import ModelColumns
-from .layout import ParallelLayout, layout_problems
-from .memory import inference_memory_per_device, model_state_bytes
-from .spec import ModelSpec, ModelSpecError, make_spec
-from .workload import PRECISION_TABLE, TrainingColumns, TrainingSetup, training_columns
+from costmodel.specs.columns import ModelColumns
+from costmodel.specs.layout import ParallelLayout, layout_problems
+from costmodel.formulas.memory import inference_memory_per_device, model_state_bytes
+from costmodel.specs.spec import ModelSpec, ModelSpecError, make_spec
+from costmodel.specs.setup import PRECISION_TABLE, TrainingColumns, TrainingSetup, training_columns
 
 GIB = 2.0**30
 
@@ -280,7 +280,7 @@ def _prepare_training(row: Row, catalog) -> Prepared:
         recompute=row.choice("recompute", ("none", "selective", "full"), default="none"),
         micro_batch=micro, seq_len=seq_len, global_batch=gb, **extra_setup,
     )
-    from .assumptions import frameworks as framework_names
+    from costmodel.specs.assumptions import frameworks as framework_names
 
     framework = row.choice("framework", tuple(framework_names()), default=DEFAULTS["framework"])
     acc = row.text("accelerator")
@@ -318,8 +318,8 @@ class ValidationBatch:
 
 def prepare_validation(paths: list[str | Path] | None = None, catalog=None) -> ValidationBatch:
     """Parse every row, evaluate the ones that need no engine, and stack the training rows."""
-    from .catalog_bridge import engine_catalog, hardware_table
-    from .engine import knob_columns
+    from costmodel.tables.catalog import engine_catalog, hardware_table
+    from costmodel.jobs.train import knob_columns
 
     catalog = catalog or engine_catalog()
     table = hardware_table(catalog)
@@ -365,7 +365,7 @@ def prepare_validation(paths: list[str | Path] | None = None, catalog=None) -> V
 
 def evaluate_validation(batch: ValidationBatch, hardware=None) -> pd.DataFrame:
     """Predictions for a prepared batch (``hardware`` replaces the batch's, e.g. during a fit)."""
-    from .engine import evaluate_training
+    from costmodel.jobs.train import evaluate_training
 
     results = {k: dict(v) for k, v in batch.results.items()}
     if batch.train:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .columns import Array, as_array
+from costmodel.specs.columns import Array, as_array
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .columns import Array, ModelColumns, as_array
-from .spec import ModelSpec
+from costmodel.specs.columns import Array, ModelColumns, as_array
+from costmodel.specs.spec import ModelSpec
 
 
 DEFAULT_RANK_ORDER = "tp-cp-dp-pp"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .columns import Array, as_array
+from costmodel.specs.columns import Array, as_array
 
 HOURS_PER_MONTH = 730.0
 

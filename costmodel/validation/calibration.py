@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .validation import ValidationBatch, evaluate_validation, prepare_validation
-from .workload import PRECISION_TABLE
+from costmodel.validation.measurements import ValidationBatch, evaluate_validation, prepare_validation
+from costmodel.specs.setup import PRECISION_TABLE
 
 FIT_COMMAND = "costmodel calibrate --write data/calibration/fitted.csv"
 
@@ -107,7 +107,7 @@ class FitResult:
 
 def fit(paths=None) -> FitResult:
     """Fit FIT_PARAMETERS on the public rows; returns values and before/after results."""
-    from .catalog_bridge import calibration_files
+    from costmodel.tables.catalog import calibration_files
     from hardware_catalog import load_catalog
 
     # Start from the shipped catalog plus the non-fitted calibration files (never from a previous
@@ -230,13 +230,13 @@ def write_fitted(result: FitResult, path: str | Path, catalog=None) -> Path:
             f"{before:.1f}% before, {after:.1f}% after")
     for (acc, quantity, fmt), v in sorted(result.values.items()):
         rows.append([acc, fmt, quantity, "", f"{v:.3f}", today,
-                     f"fit: `{FIT_COMMAND}` (costmodel.calibration)", note])
+                     f"fit: `{FIT_COMMAND}` (costmodel.validation.calibration)", note])
         for child, parent in sorted(SHARED_SILICON.items()):
             if parent == acc:
                 rows.append([child, fmt, quantity, "", f"{v:.3f}", today,
                              f"fit: `{FIT_COMMAND}`; inherited from {acc} (same compute die)", note])
     if catalog is None:
-        from .catalog_bridge import calibration_files
+        from costmodel.tables.catalog import calibration_files
         from hardware_catalog import load_catalog
 
         catalog = load_catalog([f for f in calibration_files() if f.name != "fitted.csv"])
@@ -250,7 +250,7 @@ def write_fitted(result: FitResult, path: str | Path, catalog=None) -> Path:
         ids = result.framework_rows[fw]
         knobs[fw] = {"knobs": {"matmul_efficiency_scale": {
             "value": v, "unit": "fraction",
-            "source": f"fit: `{FIT_COMMAND}` (costmodel.calibration) on {len(ids)} {fw} rows on "
+            "source": f"fit: `{FIT_COMMAND}` (costmodel.validation.calibration) on {len(ids)} {fw} rows on "
                       f"matching hardware: {' '.join(ids)}; median |error| on them "
                       f"{median_abs_error_pct(result.before, ids):.1f}% before, {median_abs_error_pct(result.after, ids):.1f}% after",
             "description": "Multiplier on the matmul and attention efficiencies for this framework's kernels."}}}

@@ -7,8 +7,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .columns import Array, as_array
-from .comms import Fabric
+from costmodel.specs.columns import Array, as_array
+from costmodel.formulas.comms import Fabric
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class HardwareTable:
     """
 
     def __init__(self, catalog, kernel_overhead_s: float):
-        from .workload import PRECISION_TABLE
+        from costmodel.specs.setup import PRECISION_TABLE
 
         self.catalog = catalog
         self.system_ids = list(catalog.system_ids)

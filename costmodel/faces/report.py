@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .assumptions import Assumptions
-from .planner import PlanResult
-from .memory import TRAIN_MEMORY_COMPONENTS
-from .timing import STEP_COMPONENTS
+from costmodel.specs.assumptions import Assumptions
+from costmodel.search.grid import PlanResult
+from costmodel.formulas.memory import TRAIN_MEMORY_COMPONENTS
+from costmodel.formulas.timing import STEP_COMPONENTS
 
 PLAN_COLUMNS = (
     "rank", "accelerator", "kind", "provider", "offer", "region", "pricing_model", "system",
@@ -92,7 +92,7 @@ def _plans_and_front(result: PlanResult) -> pd.DataFrame:
 
 def plan_sources(result: PlanResult, frame: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
     """The offers, hardware figures and efficiency rows behind the plans in ``frame``."""
-    from .workload import PRECISION_TABLE
+    from costmodel.specs.setup import PRECISION_TABLE
 
     cat = result.catalog
     keys = set(zip(frame["provider"], frame["offer"], frame["region"], frame["pricing_model"])) \
@@ -130,7 +130,7 @@ def plan_sources(result: PlanResult, frame: pd.DataFrame) -> dict[str, list[dict
 def metadata(result: PlanResult, frame: pd.DataFrame | None = None) -> dict[str, Any]:
     """What the numbers rest on, for the sidecar JSON. ``frame`` defaults to the ranked plans plus
     the Pareto front; the prices, hardware figures and efficiencies of every plan in it are listed."""
-    from . import __version__
+    from costmodel import __version__
 
     cat = result.catalog
     sc = result.scenario

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .columns import Array, Breakdown, ModelColumns, as_array, model_columns
-from .spec import ModelSpec
+from costmodel.specs.columns import Array, Breakdown, ModelColumns, as_array, model_columns
+from costmodel.specs.spec import ModelSpec
 
 #: Recompute modes and their numeric codes used in columns.
 RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2}

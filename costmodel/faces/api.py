@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .assumptions import Assumptions
-from .columns import Breakdown, ModelColumns
-from .flops import training_flops_per_token
-from .layout import ParallelLayout, layout_problems
-from .memory import inference_memory_per_device, training_memory_per_device
-from .spec import ModelSpec, ModelSpecError, format_validation_error, resolve_model
-from .workload import TrainingSetup, training_columns
+from costmodel.specs.assumptions import Assumptions
+from costmodel.specs.columns import Breakdown, ModelColumns
+from costmodel.formulas.flops import training_flops_per_token
+from costmodel.specs.layout import ParallelLayout, layout_problems
+from costmodel.formulas.memory import inference_memory_per_device, training_memory_per_device
+from costmodel.specs.spec import ModelSpec, ModelSpecError, format_validation_error, resolve_model
+from costmodel.specs.setup import TrainingSetup, training_columns
 
 ModelLike = ModelSpec | str | Path
 
@@ -173,10 +173,10 @@ def estimate_training(
     """
     import numpy as np
 
-    from .catalog_bridge import engine_catalog, hardware_table, object_storage_price
-    from .cost import checkpoint_bytes, training_run_cost
-    from .engine import evaluate_training, knob_columns
-    from .params import parameter_count
+    from costmodel.tables.catalog import engine_catalog, hardware_table, object_storage_price
+    from costmodel.formulas.cost import checkpoint_bytes, training_run_cost
+    from costmodel.jobs.train import evaluate_training, knob_columns
+    from costmodel.formulas.params import parameter_count
 
     spec = resolve_model(model)
     layout = layout or ParallelLayout()
@@ -222,8 +222,8 @@ def estimate_training(
     mem = {k[len("memory_"):-len("_bytes")]: v for k, v in out.items()
            if k.startswith("memory_") and k.endswith("_bytes")
            and k not in ("memory_total_bytes", "memory_capacity_bytes")}
-    from .assumptions import Assumptions
-    from .timing import COLLECTIVES, STEP_COMPONENTS
+    from costmodel.specs.assumptions import Assumptions
+    from costmodel.formulas.timing import COLLECTIVES, STEP_COMPONENTS
 
     communication = []
     for name in COLLECTIVES:
@@ -290,11 +290,11 @@ def evaluate_frame(configs, *, catalog=None):
     import pandas as pd
     from pydantic import ValidationError
 
-    from .catalog_bridge import engine_catalog, hardware_table
-    from .cost import checkpoint_bytes, training_run_cost
-    from .engine import evaluate_training, knob_columns
-    from .params import parameter_count
-    from .workload import TrainingColumns
+    from costmodel.tables.catalog import engine_catalog, hardware_table
+    from costmodel.formulas.cost import checkpoint_bytes, training_run_cost
+    from costmodel.jobs.train import evaluate_training, knob_columns
+    from costmodel.formulas.params import parameter_count
+    from costmodel.specs.setup import TrainingColumns
 
     df = pd.DataFrame(configs).reset_index(drop=True)
     missing = [c for c in ("model", "accelerator") if c not in df]

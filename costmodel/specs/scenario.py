@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hardware_catalog import KINDS, PRICING_MODELS
 
-from .layout import DEFAULT_RANK_ORDER, rank_strides
-from .spec import ModelSpec, ModelSpecError, format_validation_error, resolve_model
-from .workload import PRECISION_TABLE, Optimizer, Recompute, TrainingPrecision
+from costmodel.specs.layout import DEFAULT_RANK_ORDER, rank_strides
+from costmodel.specs.spec import ModelSpec, ModelSpecError, format_validation_error, resolve_model
+from costmodel.specs.setup import PRECISION_TABLE, Optimizer, Recompute, TrainingPrecision
 
 Objective = Literal["cost", "time", "cost-per-token", "energy"]
 OBJECTIVES: tuple[str, ...] = ("cost", "time", "cost-per-token", "energy")

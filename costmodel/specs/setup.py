@@ -13,9 +13,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .columns import Array, as_array
-from .flops import RECOMPUTE_CODES
-from .layout import ParallelLayout, rank_strides
+from costmodel.specs.columns import Array, as_array
+from costmodel.formulas.flops import RECOMPUTE_CODES
+from costmodel.specs.layout import ParallelLayout, rank_strides
 
 TrainingPrecision = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
 Optimizer = Literal["adam", "adamw", "sgd", "momentum", "adagrad", "lion", "adafactor"]

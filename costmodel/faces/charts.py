@@ -1,12 +1,12 @@
 """Plotly figures of plans: pure functions ``fig_*(data) -> plotly.graph_objects.Figure``.
 
-They take the frames and rows ``costmodel.planner.plan`` returns (``PlanResult.plans``,
+They take the frames and rows ``costmodel.search.grid.plan`` returns (``PlanResult.plans``,
 ``.pareto``, ``.infeasible`` and single rows of them) and only draw: every number shown is a column
 of those frames, converted to a display unit at most (bytes -> GiB, fraction -> percent). No
 Streamlit here, so the same figures work in a notebook::
 
-    from costmodel.planner import plan
-    from costmodel.scenario import Job, Scenario
+    from costmodel.search.grid import plan
+    from costmodel.specs.scenario import Job, Scenario
     from costmodel import charts
 
     result = plan(Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12)))
@@ -26,8 +26,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .report import COST_PARTS, MEMORY_PARTS
-from .timing import STEP_COMPONENTS
+from costmodel.faces.report import COST_PARTS, MEMORY_PARTS
+from costmodel.formulas.timing import STEP_COMPONENTS
 
 GIB = 2**30
 

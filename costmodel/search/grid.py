@@ -22,15 +22,15 @@ import pandas as pd
 
 from hardware_catalog import Catalog
 
-from .catalog_bridge import engine_catalog, hardware_table, object_storage_price
-from .columns import ModelColumns
-from .cost import checkpoint_bytes, training_run_cost
-from .engine import evaluate_training, knob_columns
-from .flops import RECOMPUTE_CODES
-from .layout import layout_fits, rank_strides
-from .params import parameter_count
-from .scenario import Scenario, ScenarioError
-from .workload import PRECISION_CODES, TrainingColumns, precision_numbers
+from costmodel.tables.catalog import engine_catalog, hardware_table, object_storage_price
+from costmodel.specs.columns import ModelColumns
+from costmodel.formulas.cost import checkpoint_bytes, training_run_cost
+from costmodel.jobs.train import evaluate_training, knob_columns
+from costmodel.formulas.flops import RECOMPUTE_CODES
+from costmodel.specs.layout import layout_fits, rank_strides
+from costmodel.formulas.params import parameter_count
+from costmodel.specs.scenario import Scenario, ScenarioError
+from costmodel.specs.setup import PRECISION_CODES, TrainingColumns, precision_numbers
 
 #: Infeasibility reasons, in the order they are checked (a row gets the first that applies).
 REASONS = (
@@ -75,21 +75,21 @@ class PlanResult:
     @property
     def report(self) -> pd.DataFrame:
         """The wide one-row-per-plan table, exactly as ``costmodel plan --csv`` writes it."""
-        from .report import plans_table
+        from costmodel.faces.report import plans_table
 
         return plans_table(self)
 
     @property
     def breakdown(self) -> pd.DataFrame:
         """Memory, step-time and cost components per ranked plan (long form)."""
-        from .report import breakdown_table
+        from costmodel.faces.report import breakdown_table
 
         return breakdown_table(self)
 
     @property
     def metadata(self) -> dict[str, Any]:
         """Tool version, catalog dates, prices and efficiencies used, assumptions, scenario."""
-        from .report import metadata
+        from costmodel.faces.report import metadata
 
         return metadata(self)
 

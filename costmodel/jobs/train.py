@@ -11,12 +11,12 @@ from dataclasses import fields
 
 import numpy as np
 
-from .assumptions import Assumptions
-from .columns import Array, ModelColumns, as_array
-from .hardware import HardwareColumns
-from .memory import training_memory_per_device
-from .timing import TimingKnobs, training_step_time
-from .workload import TrainingColumns
+from costmodel.specs.assumptions import Assumptions
+from costmodel.specs.columns import Array, ModelColumns, as_array
+from costmodel.formulas.hardware import HardwareColumns
+from costmodel.formulas.memory import training_memory_per_device
+from costmodel.formulas.timing import TimingKnobs, training_step_time
+from costmodel.specs.setup import TrainingColumns
 
 MEMORY_KNOBS = ("cuda_context_bytes", "fragmentation_fraction", "logits_bytes_per_element",
                 "selective_keep_fraction")

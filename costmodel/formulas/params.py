@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .columns import Array, Breakdown, ModelColumns, model_columns
-from .spec import ModelSpec
+from costmodel.specs.columns import Array, Breakdown, ModelColumns, model_columns
+from costmodel.specs.spec import ModelSpec
 
 
 @dataclass(frozen=True)

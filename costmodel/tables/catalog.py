@@ -11,8 +11,8 @@ from pathlib import Path
 from hardware_catalog import Catalog, load_catalog
 from hardware_catalog.paths import data_dir
 
-from .assumptions import Assumptions
-from .hardware import HardwareTable
+from costmodel.specs.assumptions import Assumptions
+from costmodel.formulas.hardware import HardwareTable
 
 _ENGINE_CATALOG: Catalog | None = None
 _TABLES: OrderedDict[tuple[int, float], HardwareTable] = OrderedDict()

@@ -11,10 +11,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .api import training_memory
-from .assumptions import AssumptionError, frameworks
-from .params import active_parameter_count, parameter_count
-from .spec import ModelSpecError, format_validation_error, resolve_model
+from costmodel.faces.api import training_memory
+from costmodel.specs.assumptions import AssumptionError, frameworks
+from costmodel.formulas.params import active_parameter_count, parameter_count
+from costmodel.specs.spec import ModelSpecError, format_validation_error, resolve_model
 
 GIB = 2**30
 
@@ -111,8 +111,8 @@ def _overrides(items: Sequence[str]) -> dict[str, float]:
 
 
 def _layout_and_setup(args: argparse.Namespace):
-    from .layout import ParallelLayout
-    from .workload import TrainingSetup
+    from costmodel.specs.layout import ParallelLayout
+    from costmodel.specs.setup import TrainingSetup
 
     layout = ParallelLayout(tp=args.tp, pp=args.pp, vpp=args.vpp, dp=args.dp, cp=args.cp,
                             ep=args.ep, sequence_parallel=args.sp, zero_stage=args.zero,
@@ -156,7 +156,7 @@ def _cmd_memory(args: argparse.Namespace) -> int:
 # train -------------------------------------------------------------------------------------------
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .api import estimate_training
+    from costmodel.faces.api import estimate_training
 
     layout, setup = _layout_and_setup(args)
     est = estimate_training(args.model, args.accelerator, layout, setup,
@@ -216,7 +216,7 @@ def _csv_list(value: str | None) -> list[str] | None:
 
 def scenario_from_args(args: argparse.Namespace):
     """A Scenario from a file (if given) with the command-line flags applied on top."""
-    from .scenario import Scenario, ScenarioError
+    from costmodel.specs.scenario import Scenario, ScenarioError
 
     data: dict[str, Any] = {}
     if args.scenario:
@@ -276,8 +276,8 @@ class _Progress:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from .planner import plan
-    from .report import plans_table, write_reports
+    from costmodel.search.grid import plan
+    from costmodel.faces.report import plans_table, write_reports
 
     sc = scenario_from_args(args)
     if args.save_scenario:
@@ -318,7 +318,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 # validate / calibrate --------------------------------------------------------------------------------
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .validation import summarize, validate
+    from costmodel.validation.measurements import summarize, validate
 
     results = validate(args.files or None)
     if args.format == "json":
@@ -356,7 +356,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibration import median_abs_error_pct, fit, write_fitted
+    from costmodel.validation.measurements.calibration import median_abs_error_pct, fit, write_fitted
 
     result = fit(args.files or None)
     rows = [{"accelerator": a, "quantity": q, "precision": f, "fitted": f"{v:.3f}"}
@@ -446,8 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    from .params import active_parameter_count, parameter_count
-    from .spec import presets
+    from costmodel.formulas.params import active_parameter_count, parameter_count
+    from costmodel.specs.spec import presets
 
     rows = []
     for name, spec in sorted(presets().items()):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .spec import ModelSpec
+from costmodel.specs.spec import ModelSpec
 
 Array = np.ndarray
 
@@ -160,7 +160,7 @@ def model_columns(model: ModelSpec | ModelColumns | str) -> ModelColumns:
     if isinstance(model, ModelColumns):
         return model
     if not isinstance(model, ModelSpec):
-        from .spec import resolve_model
+        from costmodel.specs.spec import resolve_model
 
         model = resolve_model(model)
     return ModelColumns.from_spec(model)

@@ -22,13 +22,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .columns import Array, ModelColumns, as_array, model_columns
-from .comms import all_gather_time, all_reduce_time, all_to_all_time, group, p2p_time, reduce_scatter_time
-from .flops import forward_flops_per_token, training_flops_per_token
-from .hardware import HardwareColumns
-from .memory import pipeline_stages, stage_parameters
-from .params import layer_params
-from .workload import PRECISION_CODES, TrainingColumns
+from costmodel.specs.columns import Array, ModelColumns, as_array, model_columns
+from costmodel.formulas.comms import all_gather_time, all_reduce_time, all_to_all_time, group, p2p_time, reduce_scatter_time
+from costmodel.formulas.flops import forward_flops_per_token, training_flops_per_token
+from costmodel.formulas.hardware import HardwareColumns
+from costmodel.formulas.memory import pipeline_stages, stage_parameters
+from costmodel.formulas.params import layer_params
+from costmodel.specs.setup import PRECISION_CODES, TrainingColumns
 
 STEP_COMPONENTS = (
     "compute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "dp_comm", "bubble", "optimizer",

@@ -25,17 +25,17 @@ from costmodel.formulas.memory import (
 )
 from costmodel.formulas.params import active_parameter_count, layer_params, parameter_count
 from costmodel.specs.spec import ModelSpec, ModelSpecError, preset, presets, resolve_model, spec_from_hf_config
-from costmodel.specs.setup import TrainingColumns, TrainingSetup, training_columns
+from costmodel.specs.setup import TrainingColumns, TrainingSetup, build_training_columns, training_columns
+from costmodel.specs import __version__
 from costmodel.specs.scenario import Constraints, Job, Scenario, ScenarioError, SearchSpace  # noqa: E402
 from costmodel.search.grid import PlanResult, plan  # noqa: E402
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Constraints", "Job", "PlanResult", "Scenario", "ScenarioError", "SearchSpace",
     "TrainingEstimate", "estimate_training", "evaluate_frame", "plan",
     "Assumptions", "Breakdown", "ModelColumns", "ModelSpec", "ModelSpecError", "ParallelLayout",
-    "TrainingColumns", "TrainingSetup", "activation_terms", "active_parameter_count",
+    "TrainingColumns", "TrainingSetup", "build_training_columns", "activation_terms", "active_parameter_count",
     "forward_flops_per_token", "frameworks", "inference_memory", "inference_memory_per_device",
     "kv_cache_bytes_per_token", "layer_activation_bytes", "layer_params", "layout_problems",
     "megatron_flops_per_iteration", "model_state_bytes", "parameter_count", "preset", "presets",

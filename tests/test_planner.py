@@ -9,7 +9,8 @@ import pytest
 from costmodel import ParallelLayout, TrainingSetup
 from costmodel.faces.api import estimate_training
 from costmodel.tables.catalog import engine_catalog
-from costmodel.search.grid import REASONS, pareto_mask, plan
+from costmodel.jobs.train import REASONS
+from costmodel.search.grid import pareto_mask, plan
 from costmodel.faces.report import guard_text, write_reports
 from costmodel.specs.scenario import Constraints, Job, PriceOverride, Scenario, ScenarioError, SearchSpace
 

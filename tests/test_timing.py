@@ -62,7 +62,7 @@ def _h100(**over):
     values = dict(peak_matmul_flops_per_s=989e12, peak_attention_flops_per_s=989e12,
                   matmul_efficiency=0.55, attention_efficiency=0.545,
                   memory_bandwidth_bytes_per_s=3.35e12, memory_bandwidth_efficiency=0.896,
-                  kernel_overhead_s=5e-6, memory_bytes=80 * 2**30, tdp_w=700.0,
+                  memory_bytes=80 * 2**30, tdp_w=700.0,
                   devices_per_node=8.0, scaleup_allreduce_bytes_per_s=450e9,
                   scaleup_alltoall_bytes_per_s=344e9, scaleup_latency_s=5e-6, scaleup_domain=8.0,
                   scaleout_allreduce_bytes_per_s=42.5e9, scaleout_alltoall_bytes_per_s=43e9,
@@ -165,7 +165,7 @@ def test_engine_marks_configurations_that_do_not_fit():
         training_columns(ParallelLayout(tp=8, pp=4, dp=2, sequence_parallel=True, zero_stage=1),
                          TrainingSetup(seq_len=4096, global_batch=32)),
     ])
-    hw = table.columns([table.system_code("hgx-h100-8")] * 2, t.precision)
+    hw = table.columns([table.system_code("hgx-h100-8")] * 2, t.matmul_format, t.attention_format)
     out = evaluate_training(m, t, hw, knob_columns("nemo"))
     assert out["memory_fits"].tolist() == [False, True]
     assert out["memory_capacity_bytes"][0] == 80 * 2**30

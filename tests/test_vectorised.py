@@ -1,6 +1,8 @@
 """Oracle: the grid path (1-d columns) equals the single-configuration path row by row."""
 
 import numpy as np
+
+from costmodel.specs.codes import FORMAT_CODES
 import pytest
 
 from costmodel import (ModelColumns, ParallelLayout, TrainingColumns, TrainingSetup, preset,
@@ -80,16 +82,17 @@ def test_grid_engine_equals_scalar_engine_for_time_and_cost():
     # fp8 only where the part has it; otherwise bf16
     cols, specs = [], []
     for (spec, layout, setup), code in zip(configs, codes):
-        if not np.isfinite(table.peak_matmul[code, 4]) and setup.precision == "fp8":
+        if not np.isfinite(table.peak[code, FORMAT_CODES["fp8"]]) and setup.precision == "fp8":
             setup = setup.model_copy(update={"precision": "bf16"})
         cols.append(training_columns(layout, setup))
         specs.append(spec)
     knobs = knob_columns("nemo")
     grid = evaluate_training(ModelColumns.from_specs(specs), TrainingColumns.stack(cols),
-                             table.columns(np.array(codes), TrainingColumns.stack(cols).precision), knobs)
+                             table.columns(np.array(codes), TrainingColumns.stack(cols).matmul_format,
+                                           TrainingColumns.stack(cols).attention_format), knobs)
     for i, (spec, code, c) in enumerate(zip(specs, codes, cols)):
         one = evaluate_training(ModelColumns.from_spec(spec), c,
-                                table.columns(np.array([code]), np.array([int(c.precision)])), knobs)
+                                table.columns(np.array([code]), c.matmul_format, c.attention_format), knobs)
         for key, value in one.items():
             # NaN where the part lacks the format (e.g. fp16 on a TPU): NaN in both paths.
             np.testing.assert_allclose(np.asarray(grid[key], dtype=float)[i],
@@ -109,7 +112,7 @@ def test_conformance_cost_and_time_move_the_right_way(name):
     t = training_columns(layout, TrainingSetup(seq_len=512, micro_batch=2, global_batch=64))
     base = dict(peak_attention_flops_per_s=989e12, matmul_efficiency=0.55,
                 attention_efficiency=0.545, memory_bandwidth_bytes_per_s=3.35e12,
-                memory_bandwidth_efficiency=0.9, kernel_overhead_s=5e-6, memory_bytes=80e9,
+                memory_bandwidth_efficiency=0.9, memory_bytes=80e9,
                 tdp_w=700.0, devices_per_node=8.0, scaleup_allreduce_bytes_per_s=450e9,
                 scaleup_alltoall_bytes_per_s=300e9, scaleup_latency_s=5e-6, scaleup_domain=8.0,
                 scaleout_allreduce_bytes_per_s=45e9, scaleout_alltoall_bytes_per_s=40e9,

@@ -9,7 +9,8 @@ from costmodel.specs.assumptions import Assumptions
 from costmodel.specs.columns import Breakdown, ModelColumns
 from costmodel.formulas.flops import training_flops_per_token
 from costmodel.specs.layout import ParallelLayout, layout_problems
-from costmodel.formulas.memory import inference_memory_per_device, training_memory_per_device
+from costmodel.formulas.memory import (TRAIN_MEMORY_COMPONENTS, inference_memory_per_device,
+                                       training_memory_per_device)
 from costmodel.specs.spec import ModelSpec, ModelSpecError, format_validation_error, resolve_model
 from costmodel.specs.setup import TrainingSetup, training_columns
 
@@ -108,11 +109,27 @@ def inference_memory(
 
 # Training time and cost ------------------------------------------------------------------------
 
-from pydantic import BaseModel, ConfigDict  # noqa: E402
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from pydantic import BaseModel, ConfigDict, ValidationError  # noqa: E402
+
+from costmodel.formulas.timing import COLLECTIVES, STEP_COMPONENTS  # noqa: E402
+from costmodel.jobs import train as job  # noqa: E402
+from costmodel.specs.codes import FORMATS  # noqa: E402
+from costmodel.specs.setup import layout_codes, micro_batches, setup_codes  # noqa: E402
+from costmodel.tables.catalog import engine_catalog, hardware_table  # noqa: E402
+from costmodel.tables.knobs import knob_columns  # noqa: E402
+from costmodel.tables.offers import OfferTable  # noqa: E402
 
 
 class TrainingEstimate(BaseModel):
-    """Everything the engine says about one training configuration (units in the names)."""
+    """Everything the engine says about one training configuration (units in the names).
+
+    Cost fields are None when no offer prices the run; ``cost_note`` then says why. Providers
+    bill whole instances: ``instances`` x ``devices_per_instance`` devices are billed even when
+    the run uses fewer (``billing`` says so in words)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -143,12 +160,60 @@ class TrainingEstimate(BaseModel):
     device_hours: float
     offer: str | None
     usd_per_device_hour: float | None
+    instances: int | None
+    devices_per_instance: int | None
+    billed_device_hours: float | None
+    billing: str | None
     cost_compute_usd: float | None
     cost_storage_usd: float | None
+    cost_energy_usd: float | None
     cost_total_usd: float | None
+    cost_note: str | None
     energy_kwh: float
     communication: list[dict]
     assumptions: list[dict]
+
+
+def _check_tokens(train_tokens: float) -> float:
+    value = float(train_tokens)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"train_tokens must be a finite number > 0 (got {train_tokens!r})")
+    return value
+
+
+def _unsupported(reason: int, acc_id: str, system: str, setup: TrainingSetup, table) -> str:
+    if reason == job.FORMAT:
+        have = ", ".join(table.formats_with_peak(system)) or "none"
+        return (f"{acc_id} has no dense peak for the formats of precision {setup.precision!r}: "
+                f"format unsupported on hardware (formats it has: {have})")
+    return f"{acc_id}: no efficiency data for {setup.precision} (no efficiency or price data)"
+
+
+def _system_offers(catalog, table, system: str, pricing_model: str, offer: str | None) -> OfferTable:
+    frame = catalog.offers_frame()
+    frame = frame[(frame["system"] == system) & (frame["pricing_model"] == pricing_model)]
+    if offer is not None:
+        frame = frame[frame["offer"] == offer]
+    return OfferTable.build(catalog, frame, table.system_code)
+
+
+def _communication(out: dict[str, float]) -> list[dict]:
+    rows = []
+    for name in COLLECTIVES:
+        calls = out[f"comm_{name}_calls_per_step"]
+        if calls <= 0:
+            continue
+        rows.append({
+            "collective": name,
+            "bytes_per_call": out[f"comm_{name}_bytes_per_call"],
+            "calls_per_step": calls,
+            "bytes_per_step": out[f"comm_{name}_bytes_per_call"] * calls,
+            "group_size": int(out[f"comm_{name}_group_size"]),
+            "fabric": "scale-out" if out[f"comm_{name}_spans_nodes"] else "scale-up",
+            "time_per_step_s": out[f"comm_{name}_raw_s"],
+            "exposed_per_step_s": out[f"comm_{name}_exposed_s"],
+        })
+    return rows
 
 
 def estimate_training(
@@ -169,20 +234,13 @@ def estimate_training(
 
     ``accelerator`` is a catalog id; ``system`` picks how devices are connected (default: the
     catalog's default system for the part). ``offer`` (an instance/SKU name of the catalog) prices
-    the run; without it the cheapest offer of that system and pricing model is used, if any.
+    the run; without it the offer of that system and pricing model with the lowest bill for this
+    run is used (the planner's choice), if any. Runs through the same job functions as the planner.
     """
-    import numpy as np
-
-    from costmodel.tables.catalog import engine_catalog, hardware_table, object_storage_price
-    from costmodel.formulas.cost import checkpoint_bytes, training_run_cost
-    from costmodel.jobs.train import evaluate_training, knob_columns
-    from costmodel.formulas.params import parameter_count
-
     spec = resolve_model(model)
     layout = layout or ParallelLayout()
     setup = setup or TrainingSetup()
-    if train_tokens <= 0:
-        raise ValueError("train_tokens must be > 0")
+    train_tokens = _check_tokens(train_tokens)
     problems = layout_problems(spec, layout)
     if problems:
         raise ModelSpecError(f"layout cannot shard {spec.name}: " + "; ".join(problems))
@@ -192,78 +250,62 @@ def estimate_training(
     if sys_.accelerator != acc.id:
         raise ValueError(f"system {sys_.id!r} holds {sys_.accelerator}, not {acc.id}")
     table = hardware_table(catalog)
-    t = training_columns(layout, setup)
-    hw = table.columns(np.array([table.system_code(sys_.id)]), np.array([int(t.precision)]))
-    if not np.isfinite(hw.peak_matmul_flops_per_s[0]):
-        raise ValueError(f"{acc.id} has no dense peak for {setup.precision}: format unsupported on hardware")
     knobs = knob_columns(framework, overrides)
-    m = ModelColumns.from_spec(spec)
-    out = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in evaluate_training(m, t, hw, knobs).items()}
-    offers = catalog.offers_for(accelerator=acc.id, pricing_model=pricing_model)
-    offers = [o for o in offers if o.system == sys_.id and (offer is None or o.offer == offer)]
-    if offer is not None and not offers:
+    coded = {**layout_codes(layout), **setup_codes(setup), "n_micro": micro_batches(layout, setup)}
+    ev = job.evaluate_configurations(ModelColumns.from_spec(spec), coded, table.system_code(sys_.id),
+                                     table, knobs)
+    if ev.live.size == 0:
+        raise ValueError(_unsupported(int(ev.reason[0]), acc.id, sys_.id, setup, table))
+    offers = _system_offers(catalog, table, sys_.id, pricing_model, offer)
+    if offer is not None and len(offers) == 0:
         raise ValueError(f"no {pricing_model} offer {offer!r} for system {sys_.id}")
-    chosen = min(offers, key=lambda o: o.usd_per_device_hour) if offers else None
-    storage = object_storage_price(catalog, chosen.provider if chosen else None)
-    storage_price = storage.value if storage else 0.0
-    cost = training_run_cost(
-        step_time_s=out["step_time_s"], step_time_lower_s=out["step_time_lower_s"],
-        step_time_upper_s=out["step_time_upper_s"], tokens_per_step=out["tokens_per_step"],
-        train_tokens=train_tokens, n_devices=layout.n_devices,
-        devices_per_instance=chosen.devices_per_instance if chosen else 1,
-        usd_per_device_hour=chosen.usd_per_device_hour if chosen else float("nan"),
-        checkpoint_bytes=checkpoint_bytes(parameter_count(m).total, t.weight_bytes, t.master_bytes,
-                                          t.optimizer_state_bytes),
-        checkpoints_retained=float(knobs["checkpoints_retained"]),
-        storage_usd_per_gb_month=storage_price, tdp_w=float(hw.tdp_w[0]),
-        power_utilization_fraction=float(knobs["power_utilization_fraction"]), pue=float(knobs["pue"]),
-    )
-    cost = {k: float(v) for k, v in cost.items()}
-    mem = {k[len("memory_"):-len("_bytes")]: v for k, v in out.items()
-           if k.startswith("memory_") and k.endswith("_bytes")
-           and k not in ("memory_total_bytes", "memory_capacity_bytes")}
-    from costmodel.specs.assumptions import Assumptions
-    from costmodel.formulas.timing import COLLECTIVES, STEP_COMPONENTS
-
-    communication = []
-    for name in COLLECTIVES:
-        calls = out[f"comm_{name}_calls_per_step"]
-        if calls <= 0:
-            continue
-        communication.append({
-            "collective": name,
-            "bytes_per_call": out[f"comm_{name}_bytes_per_call"],
-            "calls_per_step": calls,
-            "bytes_per_step": out[f"comm_{name}_bytes_per_call"] * calls,
-            "group_size": int(out[f"comm_{name}_group_size"]),
-            "fabric": "scale-out" if out[f"comm_{name}_spans_nodes"] else "scale-up",
-            "time_per_step_s": out[f"comm_{name}_raw_s"],
-            "exposed_per_step_s": out[f"comm_{name}_exposed_s"],
-        })
-
+    out = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in ev.out.items()}
+    cost, chosen = _price_one(ev, offers, train_tokens, knobs)
     return TrainingEstimate(
         model=spec.name, accelerator=acc.id, system=sys_.id, n_devices=layout.n_devices,
         layout=layout, setup=setup, framework=framework, train_tokens=train_tokens,
-        memory_breakdown_bytes=mem, memory_per_device_bytes=out["memory_total_bytes"],
+        memory_breakdown_bytes={k: out[f"memory_{k}_bytes"] for k in TRAIN_MEMORY_COMPONENTS},
+        memory_per_device_bytes=out["memory_total_bytes"],
         memory_capacity_bytes=out["memory_capacity_bytes"], fits_in_memory=bool(out["memory_fits"]),
         step_breakdown_s={c: out[f"{c}_s"] for c in STEP_COMPONENTS},
         step_time_s=out["step_time_s"], step_time_lower_s=out["step_time_lower_s"],
         step_time_upper_s=out["step_time_upper_s"],
         tokens_per_s_per_device=out["tokens_per_s_per_device"],
         model_tflops_per_device=out["model_flops_per_s_per_device"] / 1e12,
-        mfu=out["mfu"], hfu=out["hfu"], steps=cost["steps"],
-        time_total_hours=cost["time_total_hours"],
-        time_total_lower_hours=cost["time_total_lower_hours"],
-        time_total_upper_hours=cost["time_total_upper_hours"], device_hours=cost["device_hours"],
-        offer=f"{chosen.provider} {chosen.offer} ({chosen.region}, {chosen.pricing_model})" if chosen else None,
-        usd_per_device_hour=chosen.usd_per_device_hour if chosen else None,
-        cost_compute_usd=cost["cost_compute_usd"] if chosen else None,
-        cost_storage_usd=cost["cost_storage_usd"] if chosen else None,
-        cost_total_usd=cost["cost_total_usd"] if chosen else None,
-        energy_kwh=cost["energy_kwh"],
-        communication=communication,
+        mfu=out["mfu"], hfu=out["hfu"], **cost,
+        offer=offers.describe(chosen) if chosen is not None else None,
+        cost_note=None if chosen is not None else (
+            f"no {pricing_model} offer for system {sys_.id} in the catalog: cost not computed"),
+        communication=_communication(out),
         assumptions=Assumptions(framework, overrides).as_records(),
     )
+
+
+def _price_one(ev, offers: OfferTable, train_tokens: float, knobs) -> tuple[dict, int | None]:
+    """Run length and, when an offer exists, the cheapest bill (``job.cheapest_offer``)."""
+    if len(offers):
+        chosen, c = job.cheapest_offer(ev, 0, offers, np.arange(len(offers)), train_tokens, knobs)
+        c = {k: float(v) for k, v in c.items()}
+    else:  # run length and energy do not depend on the price: price with a zero-cost stand-in
+        chosen = None
+        stand_in = OfferTable(offers.frame, np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1, dtype=np.int64))
+        c = {k: float(np.asarray(v)[0]) for k, v in job.price_training(
+            ev, np.zeros(1, dtype=np.int64), stand_in, np.zeros(1, dtype=np.int64), train_tokens, knobs).items()}
+    priced = chosen is not None
+    keep = lambda k: c[k] if priced else None  # noqa: E731
+    return {
+        "steps": c["steps"], "time_total_hours": c["time_total_hours"],
+        "time_total_lower_hours": c["time_total_lower_hours"],
+        "time_total_upper_hours": c["time_total_upper_hours"], "device_hours": c["device_hours"],
+        "energy_kwh": c["energy_kwh"], "usd_per_device_hour": keep("usd_per_device_hour"),
+        "instances": int(c["instances"]) if priced else None,
+        "devices_per_instance": int(c["devices_per_instance"]) if priced else None,
+        "billed_device_hours": keep("billed_device_hours"),
+        "billing": job.billing_note(ev.t.n_devices[0], c["instances"], c["devices_per_instance"])
+        if priced else None,
+        "cost_compute_usd": keep("cost_compute_usd"), "cost_storage_usd": keep("cost_storage_usd"),
+        "cost_energy_usd": keep("cost_energy_usd"), "cost_total_usd": keep("cost_total_usd"),
+    }, chosen
 
 
 # Many configurations at once ------------------------------------------------------------------
@@ -271,31 +313,57 @@ def estimate_training(
 FRAME_DEFAULTS = {
     "pp": 1, "vpp": 1, "dp": 1, "cp": 1, "ep": 1, "tp": 1, "sequence_parallel": False,
     "zero_stage": 0, "recompute": "none", "micro_batch": 1, "global_batch": None,
-    "seq_len": 2048, "precision": "bf16", "optimizer": "adamw", "framework": "nemo",
-    "system": None, "rank_order": "tp-cp-dp-pp",
+    "seq_len": 2048, "precision": "bf16", "optimizer": "adamw", "gradient_precision": "param",
+    "optimizer_state_bits": 32, "master_weights": None, "flash_attention": True, "dropout": False,
+    "vocab_head": True, "causal_discount": True, "framework": "nemo", "system": None,
+    "rank_order": "tp-cp-dp-pp", "pricing_model": "on-demand", "offer": None,
 }
+_LAYOUT_FIELDS = ("tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "zero_stage", "rank_order")
+_SETUP_FIELDS = ("precision", "optimizer", "gradient_precision", "optimizer_state_bits",
+                 "master_weights", "recompute", "micro_batch", "seq_len", "global_batch",
+                 "flash_attention", "dropout", "vocab_head", "causal_discount")
+_FRAME_OUTPUTS = ("step_time_s", "step_time_lower_s", "step_time_upper_s", "tokens_per_s_per_device",
+                  "mfu", "hfu")
+_FRAME_COSTS = ("time_total_hours", "device_hours", "billed_device_hours", "instances",
+                "cost_compute_usd", "cost_storage_usd", "cost_energy_usd", "cost_total_usd",
+                "energy_kwh")
+
+
+def _cell(value):
+    """A DataFrame cell as a plain Python value (None for blanks)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _frame_row(row, catalog, table):
+    """(spec, layout, setup, system id) of one DataFrame row, validated at the boundary."""
+    spec = row["model"] if isinstance(row["model"], ModelSpec) else resolve_model(row["model"])
+    cells = {k: _cell(row[k]) for k in (*_LAYOUT_FIELDS, *_SETUP_FIELDS)}
+    layout = ParallelLayout(**{k: cells[k] for k in _LAYOUT_FIELDS})
+    problems = layout_problems(spec, layout)
+    if problems:
+        raise ValueError("; ".join(problems))
+    setup = TrainingSetup(**{k: cells[k] for k in _SETUP_FIELDS})
+    system = row["system"] if isinstance(row["system"], str) and row["system"] else \
+        catalog.default_system(row["accelerator"]).id
+    if catalog.system(system).accelerator != row["accelerator"]:
+        raise ValueError(f"system {system!r} does not hold {row['accelerator']}")
+    return spec, layout, setup, system
 
 
 def evaluate_frame(configs, *, catalog=None):
     """Evaluate a DataFrame of training configurations with the engine, one vectorised pass.
 
     Required columns: ``model`` (preset name, config path or ModelSpec) and ``accelerator``
-    (catalog id). Optional: the fields of ``FRAME_DEFAULTS`` (missing columns take those values),
-    ``train_tokens`` and ``usd_per_device_hour`` (for run time and cost). Each row is validated
-    at the boundary (an error names the row and field); the formulas then run over all rows as
-    numpy columns. Returns the input columns plus memory, step time, throughput, MFU and, when
-    given tokens and prices, time and cost of the run.
+    (catalog id). Optional: the fields of ``FRAME_DEFAULTS`` (missing columns take those values)
+    and ``train_tokens``. With ``train_tokens``, each row is priced like ``estimate_training``:
+    the catalog offer named in ``offer`` (or the one with the lowest bill) of its system and
+    ``pricing_model``, billed by whole instances; a ``usd_per_device_hour`` column instead prices
+    with your own rate (``devices_per_instance``, default 1, is the billing unit). Rows no offer
+    prices get empty cost cells and a ``cost_note`` saying why; rows the engine cannot evaluate
+    get a ``reason``. Each row is validated at the boundary (an error names the row and field).
     """
-    import numpy as np
-    import pandas as pd
-    from pydantic import ValidationError
-
-    from costmodel.tables.catalog import engine_catalog, hardware_table
-    from costmodel.formulas.cost import checkpoint_bytes, training_run_cost
-    from costmodel.jobs.train import evaluate_training, knob_columns
-    from costmodel.formulas.params import parameter_count
-    from costmodel.specs.setup import TrainingColumns
-
     df = pd.DataFrame(configs).reset_index(drop=True)
     missing = [c for c in ("model", "accelerator") if c not in df]
     if missing:
@@ -307,63 +375,80 @@ def evaluate_frame(configs, *, catalog=None):
             df[col] = df[col].astype(object).where(df[col].notna(), default)
     catalog = catalog or engine_catalog()
     table = hardware_table(catalog)
-    specs: dict[str, ModelSpec] = {}
-    spec_rows, col_rows, sys_codes = [], [], []
+    parsed = []
     for i, row in df.iterrows():
-        where = f"row {i}"
         try:
-            spec = row["model"] if isinstance(row["model"], ModelSpec) else resolve_model(row["model"])
-            layout = ParallelLayout(tp=int(row["tp"]), pp=int(row["pp"]), vpp=int(row["vpp"]),
-                                    dp=int(row["dp"]), cp=int(row["cp"]), ep=int(row["ep"]),
-                                    sequence_parallel=bool(row["sequence_parallel"]),
-                                    zero_stage=int(row["zero_stage"]), rank_order=row["rank_order"])
-            problems = layout_problems(spec, layout)
-            if problems:
-                raise ValueError("; ".join(problems))
-            gb = row["global_batch"]
-            setup = TrainingSetup(precision=row["precision"], optimizer=row["optimizer"],
-                                  recompute=row["recompute"], micro_batch=int(row["micro_batch"]),
-                                  seq_len=int(row["seq_len"]),
-                                  global_batch=None if gb is None or pd.isna(gb) else int(gb))
-            system = row["system"] if isinstance(row["system"], str) and row["system"] else \
-                catalog.default_system(row["accelerator"]).id
-            if catalog.system(system).accelerator != row["accelerator"]:
-                raise ValueError(f"system {system!r} does not hold {row['accelerator']}")
-            cols = training_columns(layout, setup)
+            parsed.append(_frame_row(row, catalog, table))
+            micro_batches(parsed[-1][1], parsed[-1][2])
         except ValidationError as exc:
-            raise ValueError(format_validation_error(exc, where)) from None
+            raise ValueError(format_validation_error(exc, f"row {i}")) from None
         except (ValueError, KeyError) as exc:
-            raise ValueError(f"{where}: {exc.args[0] if exc.args else exc}") from None
-        specs.setdefault(spec.name, spec)
-        spec_rows.append(spec)
-        col_rows.append(cols)
-        sys_codes.append(table.system_code(system))
-    m = ModelColumns.from_specs(spec_rows)
-    t = TrainingColumns.stack(col_rows)
-    hw = table.columns(np.array(sys_codes), t.precision)
+            raise ValueError(f"row {i}: {exc.args[0] if exc.args else exc}") from None
+    coded = {k: np.array([({**layout_codes(lay), **setup_codes(st), "n_micro": micro_batches(lay, st)})[k]
+                          for _, lay, st, _ in parsed], dtype=np.float64)
+             for k in (*layout_codes(ParallelLayout()), *setup_codes(TrainingSetup()), "n_micro")}
     knobs = knob_columns(list(df["framework"]))
-    out = evaluate_training(m, t, hw, knobs)
+    ev = job.evaluate_configurations(ModelColumns.from_specs([p[0] for p in parsed]), coded,
+                                     np.array([table.system_code(p[3]) for p in parsed]), table, knobs)
     res = df.copy()
-    res["n_devices"] = t.n_devices.astype(int)
-    res["memory_per_device_gib"] = out["memory_total_bytes"] / 2**30
-    res["memory_capacity_gib"] = out["memory_capacity_bytes"] / 2**30
-    res["fits_in_memory"] = out["memory_fits"]
-    for key in ("step_time_s", "step_time_lower_s", "step_time_upper_s", "tokens_per_s_per_device",
-                "mfu", "hfu"):
-        res[key] = out[key]
-    res["model_tflops_per_device"] = out["model_flops_per_s_per_device"] / 1e12
+    res["system"] = [p[3] for p in parsed]
+    res["n_devices"] = [p[1].n_devices for p in parsed]
+    res["reason"] = [job.REASONS[r] if r not in (0, job.MEMORY) else "" for r in ev.reason]
+    _frame_engine_columns(res, ev)
     if "train_tokens" in df:
-        price = df["usd_per_device_hour"].to_numpy(dtype=float) if "usd_per_device_hour" in df else np.nan
-        cost = training_run_cost(
-            step_time_s=out["step_time_s"], step_time_lower_s=out["step_time_lower_s"],
-            step_time_upper_s=out["step_time_upper_s"], tokens_per_step=out["tokens_per_step"],
-            train_tokens=df["train_tokens"].to_numpy(dtype=float), n_devices=t.n_devices,
-            devices_per_instance=1.0, usd_per_device_hour=price,
-            checkpoint_bytes=checkpoint_bytes(parameter_count(m).total, t.weight_bytes, t.master_bytes,
-                                              t.optimizer_state_bytes),
-            checkpoints_retained=knobs["checkpoints_retained"],
-            storage_usd_per_gb_month=0.0, tdp_w=hw.tdp_w,
-            power_utilization_fraction=knobs["power_utilization_fraction"], pue=knobs["pue"])
-        for key in ("time_total_hours", "device_hours", "cost_compute_usd", "energy_kwh"):
-            res[key] = cost[key]
+        _frame_costs(res, ev, catalog, table, knobs)
     return res
+
+
+def _frame_engine_columns(res: pd.DataFrame, ev) -> None:
+    def put(name, values):
+        col = np.full(len(res), np.nan)
+        col[ev.live] = values
+        res[name] = col
+    if ev.live.size == 0:
+        return
+    put("memory_per_device_gib", ev.out["memory_total_bytes"] / 2**30)
+    put("memory_capacity_gib", ev.out["memory_capacity_bytes"] / 2**30)
+    res["fits_in_memory"] = False
+    res.loc[ev.live, "fits_in_memory"] = np.asarray(ev.out["memory_fits"], dtype=bool)
+    for key in _FRAME_OUTPUTS:
+        put(key, ev.out[key])
+    put("model_tflops_per_device", ev.out["model_flops_per_s_per_device"] / 1e12)
+
+
+def _frame_costs(res: pd.DataFrame, ev, catalog, table, knobs) -> None:
+    """Cost columns per row through ``job.cheapest_offer``/``job.price_training``."""
+    tokens = np.array([_check_tokens(v) for v in res["train_tokens"]])
+    cols = {k: [None] * len(res) for k in (*_FRAME_COSTS, "usd_per_device_hour", "priced_offer", "billing",
+                                          "cost_note")}
+    user_rate = "usd_per_device_hour" in res and res["usd_per_device_hour"].notna().any()
+    for pos, i in enumerate(ev.live):
+        row = res.iloc[i]
+        if user_rate:
+            offers = _user_offer(catalog, table, row)
+        else:
+            offers = _system_offers(catalog, table, row["system"], row["pricing_model"], _cell(row["offer"]))
+        if len(offers) == 0:
+            cols["cost_note"][i] = f"no {row['pricing_model']} offer for system {row['system']} in the catalog"
+            continue
+        chosen, c = job.cheapest_offer(ev, pos, offers, np.arange(len(offers)), tokens[i], knobs)
+        for k in (*_FRAME_COSTS, "usd_per_device_hour"):
+            cols[k][i] = float(c[k])
+        cols["priced_offer"][i] = offers.describe(chosen)
+        cols["billing"][i] = job.billing_note(ev.t.n_devices[pos], c["instances"], c["devices_per_instance"])
+    for i in np.flatnonzero(ev.reason != 0):
+        if ev.reason[i] != job.MEMORY:
+            cols["cost_note"][i] = f"not evaluated: {job.REASONS[ev.reason[i]]}"
+    for k, v in cols.items():
+        res[k] = pd.array(v, dtype="Float64") if k in (*_FRAME_COSTS, "usd_per_device_hour") else v
+
+
+def _user_offer(catalog, table, row) -> OfferTable:
+    dpi = _cell(row.get("devices_per_instance")) or 1
+    frame = pd.DataFrame([{
+        "provider": "user", "offer": "user price", "accelerator": row["accelerator"],
+        "system": row["system"], "devices_per_instance": int(dpi), "region": "",
+        "pricing_model": "user", "usd_per_instance_hour": float(row["usd_per_device_hour"]) * int(dpi),
+        "usd_per_device_hour": float(row["usd_per_device_hour"]), "as_of": "", "source": "user input",
+        "notes": ""}])
+    return OfferTable.build(catalog, frame, table.system_code)

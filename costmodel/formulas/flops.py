@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from costmodel.specs.codes import RECOMPUTE_CODES, Recompute
 from costmodel.specs.columns import Array, Breakdown, ModelColumns, as_array, model_columns
 from costmodel.specs.spec import ModelSpec
 
-#: Recompute modes and their numeric codes used in columns.
-RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2}
 
 
 def forward_flops_per_token(
@@ -95,7 +94,8 @@ def training_flops_per_token(
     attn_core = fwd["attention_scores"] + fwd["attention_values"]
     other = block_fwd - attn_core
     selective = attn_core + (1 - as_array(selective_keep_fraction)) * other
-    recomputed = np.where(code == 2, block_fwd, np.where(code == 1, selective, 0.0))
+    recomputed = np.where(code == Recompute.FULL, block_fwd,
+                          np.where(code == Recompute.SELECTIVE, selective, 0.0))
     hardware = Breakdown({**dict(model_flops), "recompute": recomputed})
     return model_flops, hardware
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from costmodel.specs.codes import Recompute
 from costmodel.specs.columns import Array, Breakdown, ModelColumns, as_array, model_columns
 from costmodel.formulas.params import layer_params, matrix_shape_sum, parameter_count
 from costmodel.specs.spec import ModelSpec
@@ -146,7 +147,7 @@ def layer_activation_bytes(
     r = as_array(recompute)
     full_layer = terms.attention + terms.attention_scores + terms.mlp
     selective = (terms.attention + terms.mlp) * as_array(selective_keep_fraction)
-    return np.where(r == 2, terms.layer_input, np.where(r == 1, selective, full_layer))
+    return np.where(r == Recompute.FULL, terms.layer_input, np.where(r == Recompute.SELECTIVE, selective, full_layer))
 
 
 def in_flight_microbatches(stage: Array, pp: Array, vpp: Array, n_micro: Array) -> Array:
@@ -237,7 +238,7 @@ def training_memory_per_device(
     moe_act = layer_activation_bytes(moe_terms, t.recompute, selective_keep_fraction)
     # Full recomputation re-materialises one block at a time during backward.
     working_set = np.where(
-        t.recompute == 2,
+        t.recompute == Recompute.FULL,
         np.maximum(layer_activation_bytes(dense_terms, 0.0) * (m.n_dense_layers > 0),
                    layer_activation_bytes(moe_terms, 0.0) * (m.n_moe_layers > 0)),
         0.0,

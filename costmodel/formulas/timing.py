@@ -28,7 +28,8 @@ from costmodel.formulas.flops import forward_flops_per_token, training_flops_per
 from costmodel.formulas.hardware import HardwareColumns
 from costmodel.formulas.memory import pipeline_stages, stage_parameters
 from costmodel.formulas.params import layer_params
-from costmodel.specs.setup import PRECISION_CODES, TrainingColumns
+from costmodel.specs.codes import Recompute
+from costmodel.specs.setup import TrainingColumns
 
 STEP_COMPONENTS = (
     "compute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "dp_comm", "bubble", "optimizer",
@@ -50,6 +51,7 @@ class TimingKnobs:
     elementwise_traffic_factor: Array = 1.0  # multiplier on the counted element-wise bytes
     selective_keep_fraction: Array = 1.0  # see memory.layer_activation_bytes
     matmul_efficiency_scale: Array = 1.0  # framework's GEMM kernels relative to the calibrated ones
+    gemm_kernel_overhead_s: Array = 5e-6  # fixed launch/tail time per GEMM (data/assumptions.yaml)
     attention_efficiency_scale: Array = 1.0  # framework's attention kernel relative to calibrated
 
 
@@ -80,8 +82,7 @@ def training_step_time(
     e = t.act_bytes
     T = b * s / cp  # tokens a device processes per micro-batch (after SP gathers)
     outside = np.where(t.sp > 0, tp, 1.0)
-    is_fp8 = t.precision == PRECISION_CODES["fp8"]
-    mm_bytes = np.where(is_fp8, 1.0, e)
+    mm_bytes = t.matmul_bytes  # operand bytes of the linear layers (1 under fp8 training)
     h, a = m.d_model, m.n_heads
     fwd = forward_flops_per_token(m, s, causal_discount=t.causal_discount, vocab_head=t.vocab_head)
     L = m.n_layers
@@ -89,7 +90,7 @@ def training_step_time(
     # ---- one block's forward time for one micro-batch --------------------------------------
     peak = hw.peak_matmul_flops_per_s * hw.matmul_efficiency  # achieved GEMM FLOP/s
     bw = hw.achieved_memory_bandwidth
-    ovh = hw.kernel_overhead_s
+    ovh = as_array(k.gemm_kernel_overhead_s)
 
     def gemm(M, N, K, elem, weight_sets=1.0):
         return _gemm_time(M, N, K, peak, bw, ovh, elem, weight_sets)
@@ -146,8 +147,8 @@ def training_step_time(
 
     def block_time(other_fwd: Array) -> Array:
         base = 3 * (other_fwd + attn_core)
-        extra = np.where(r == 2, other_fwd + attn_core,
-                         np.where(r == 1, attn_core + (1 - keep) * other_fwd, 0.0))
+        extra = np.where(r == Recompute.FULL, other_fwd + attn_core,
+                         np.where(r == Recompute.SELECTIVE, attn_core + (1 - keep) * other_fwd, 0.0))
         return base + extra
 
     dense_block = block_time(dense_other_fwd)
@@ -165,11 +166,11 @@ def training_step_time(
     dpcp_stride = np.minimum(np.where(cp > 1, t.stride_cp, np.inf), t.stride_dp)
     act_msg = T * h * e  # bytes of one block's activations on a TP rank
     tp_group = group(tp, t.stride_tp, fab)
-    tp_collectives = 4 + 2 * (r == 2)  # 2 fwd + 2 bwd all-reduces (AG+RS pairs with SP)
+    tp_collectives = 4 + 2 * (r == Recompute.FULL)  # 2 fwd + 2 bwd all-reduces (AG+RS pairs with SP)
     tp_block = tp_collectives * all_reduce_time(act_msg, tp_group, fab)
     ep_group = group(ep, dpcp_stride, fab)
     ep_msg = T / outside * m.experts_per_token * h * e
-    ep_collectives = 4 + 2 * (r == 2)  # dispatch + combine, forward and backward
+    ep_collectives = 4 + 2 * (r == Recompute.FULL)  # dispatch + combine, forward and backward
     ep_block = ep_collectives * all_to_all_time(ep_msg, ep_group, fab)
     cp_group = group(cp, t.stride_cp, fab)
     kv_chunk = T * (k_width + np.where(m.is_mla > 0, a * m.v_head_dim, m.kv_heads * m.qk_head_dim)) / tp * e

@@ -1,47 +1,61 @@
-"""One pass over a table of training configurations: memory, FLOPs, time and utilisation.
+"""Training (pre-training and full fine-tuning) as a job kind of the one engine.
 
-``evaluate_training`` is the single function the planner, the validation runner, the scalar API,
-the CLI and the UI all call; it only combines the formula modules.
+Three functions make every training figure, whichever face asks:
+- ``evaluate_configurations``: integer-coded configurations (a grid chunk, a DataFrame, or one
+  configuration as a grid of one row) -> reason code per row, and for the rows that pass, memory,
+  step time, FLOPs and utilisation (``evaluate_training``);
+- ``price_training``: those rows joined with priced offers -> run time, billed instances, dollars,
+  energy (``formulas.cost.training_run_cost``), plus the deadline and budget reasons;
+- ``TrainingJob``: the planner's hooks (grid dimensions, objectives, Pareto axes, report rows).
+The planner, ``estimate_training``, ``evaluate_frame``, ``costmodel train``, validation and the
+benchmarks all call these; none assembles a figure of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from costmodel.specs.assumptions import Assumptions
-from costmodel.specs.columns import Array, ModelColumns, as_array
+from costmodel.formulas.cost import checkpoint_bytes, training_run_cost
 from costmodel.formulas.hardware import HardwareColumns
-from costmodel.formulas.memory import training_memory_per_device
-from costmodel.formulas.timing import TimingKnobs, training_step_time
-from costmodel.specs.setup import TrainingColumns
+from costmodel.formulas.memory import TRAIN_MEMORY_COMPONENTS, training_memory_per_device
+from costmodel.formulas.params import parameter_count
+from costmodel.formulas.timing import STEP_COMPONENTS, TimingKnobs, training_step_time
+from costmodel.jobs.base import JobKind
+from costmodel.specs.codes import (
+    PRECISION_CODES, PRECISION_FORMATS, PRECISION_NAMES, RANK_ORDER_CODES, RECOMPUTE_CODES, RECOMPUTE_NAMES,
+)
+from costmodel.specs.columns import Array, ModelColumns
+from costmodel.specs.layout import layout_violations
+from costmodel.specs.setup import TrainingColumns, build_training_columns, job_setup_codes
+from costmodel.tables.hardware import HardwareTable
+from costmodel.tables.knobs import knob_columns
+from costmodel.tables.offers import OfferTable
+
+__all__ = ["REASONS", "TrainingJob", "evaluate_configurations", "evaluate_training",
+           "knob_columns", "price_training"]
 
 MEMORY_KNOBS = ("cuda_context_bytes", "fragmentation_fraction", "logits_bytes_per_element",
                 "selective_keep_fraction")
 TIMING_KNOBS = tuple(f.name for f in fields(TimingKnobs))
+COST_KNOBS = ("checkpoints_retained", "power_utilization_fraction", "pue")
 
-
-def knob_columns(
-    frameworks: str | Sequence[str],
-    overrides: Mapping[str, float] | Sequence[Mapping[str, float]] | None = None,
-) -> dict[str, Array]:
-    """Knob values as columns: one framework (and overrides) for all rows, or one per row."""
-    if isinstance(frameworks, str):
-        a = Assumptions(frameworks, overrides if isinstance(overrides, Mapping) else None)
-        return {k: as_array(v) for k, v in a.values.items()}
-    rows = list(frameworks)
-    per_row = overrides if isinstance(overrides, Sequence) else [overrides or {}] * len(rows)
-    cache: dict[tuple, dict[str, float]] = {}
-    table: list[dict[str, float]] = []
-    for fw, ov in zip(rows, per_row):
-        key = (fw, tuple(sorted((ov or {}).items())))
-        if key not in cache:
-            cache[key] = Assumptions(fw, dict(ov or {})).values
-        table.append(cache[key])
-    names = table[0].keys() if table else ()
-    return {k: np.array([r[k] for r in table], dtype=np.float64) for k in names}
+#: Infeasibility reasons, in the order they are checked (a row gets the first that applies).
+REASONS = (
+    "feasible",
+    "layout does not divide the model",
+    "batch does not divide",
+    "format unsupported on hardware",
+    "no efficiency or price data",
+    "out of memory",
+    "misses deadline",
+    "over budget",
+)
+LAYOUT, BATCH, FORMAT, DATA, MEMORY, DEADLINE, BUDGET = range(1, 8)
 
 
 def evaluate_training(
@@ -61,3 +75,304 @@ def evaluate_training(
     out["memory_fits"] = total <= hw.memory_bytes
     out.update(timing)
     return out
+
+
+@dataclass
+class Evaluated:
+    """Rows of one evaluation: a reason code per input row; for the rows that reached the engine
+    (``live``), their columns, hardware and engine outputs (indexed 0..len(live)-1)."""
+
+    reason: np.ndarray
+    live: np.ndarray
+    t: TrainingColumns | None = None
+    hw: HardwareColumns | None = None
+    out: dict[str, Array] | None = None
+    model: ModelColumns | None = None
+
+
+def _take_model(m: ModelColumns, idx: np.ndarray) -> ModelColumns:
+    if np.ndim(m.n_layers) == 0:
+        return m
+    return m.take(idx)
+
+
+def evaluate_configurations(
+    model: ModelColumns,
+    coded: Mapping[str, Any],
+    system_code: Array,
+    table: HardwareTable,
+    knobs: Mapping[str, Array],
+    *,
+    memory_headroom: float = 0.0,
+    reason: np.ndarray | None = None,
+) -> Evaluated:
+    """Reason codes and engine outputs for integer-coded configurations (see
+    ``setup.build_training_columns`` for ``coded``). ``reason`` carries codes found earlier (the
+    grid's whole-number checks); layout rules, number formats, missing data and memory (keeping
+    ``memory_headroom`` of the device free) are checked here, in that order."""
+    n = np.broadcast_shapes(*(np.shape(v) for v in coded.values()), np.shape(system_code))
+    n_rows = int(np.prod(n)) if n else 1
+    reason = np.zeros(n_rows, dtype=np.int8) if reason is None else reason.copy()
+    flat = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), n).reshape(n_rows) for k, v in coded.items()}
+    sys_code = np.broadcast_to(np.asarray(system_code, dtype=np.int64), n).reshape(n_rows)
+    bad_layout = np.logical_or.reduce(list(layout_violations(
+        model, flat["tp"], flat["pp"], flat["vpp"], flat["dp"], flat["cp"], flat["ep"]).values()))
+    reason[(reason == 0) & bad_layout] = LAYOUT
+    t_all = build_training_columns(flat)
+    hw_all = table.columns(sys_code, t_all.matmul_format, t_all.attention_format)
+    fmt_ok = np.isfinite(hw_all.peak_matmul_flops_per_s) & np.isfinite(hw_all.peak_attention_flops_per_s)
+    reason[(reason == 0) & ~fmt_ok] = FORMAT
+    reason[(reason == 0) & ~_data_ok(hw_all)] = DATA
+    live = np.flatnonzero(reason == 0)
+    if live.size == 0:
+        return Evaluated(reason, live)
+    t = t_all.take(live)
+    hw = hw_all.take(live)
+    m = _take_model(model, live)
+    k = {name: (v[live] if np.ndim(v) else v) for name, v in knobs.items()}
+    out = evaluate_training(m, t, hw, k)
+    oom = out["memory_total_bytes"] > hw.memory_bytes * (1.0 - memory_headroom)
+    reason[live[oom]] = MEMORY
+    return Evaluated(reason, live, t, hw, out, m)
+
+
+def _data_ok(hw: HardwareColumns) -> np.ndarray:
+    return (np.isfinite(hw.matmul_efficiency) & np.isfinite(hw.attention_efficiency)
+            & np.isfinite(hw.memory_bandwidth_efficiency) & np.isfinite(hw.memory_bytes)
+            & np.isfinite(hw.fabric.scaleup_allreduce_bytes_per_s)
+            & np.isfinite(hw.fabric.scaleout_allreduce_bytes_per_s))
+
+
+def price_training(
+    ev: Evaluated,
+    rows: np.ndarray,
+    offers: OfferTable,
+    offer_rows: np.ndarray,
+    train_tokens: Array,
+    knobs: Mapping[str, Array],
+    *,
+    deadline_hours: float | None = None,
+    budget_usd: float | None = None,
+) -> dict[str, Array]:
+    """The one pricing function: rows ``rows`` of ``ev.out`` (live positions) each billed with
+    offer ``offer_rows``. Providers bill whole instances: ceil(n / devices per instance)
+    instances for the run's hours (``instances``, ``billed_device_hours`` say what is billed).
+    Adds ``reason``: deadline, budget, or missing price data (NaN cannot be ranked)."""
+    out, t, hw = ev.out, ev.t, ev.hw
+    n_params = parameter_count(ev.model).total
+    per_row = lambda x: np.broadcast_to(np.asarray(x, dtype=np.float64), ev.live.shape)[rows]  # noqa: E731
+    kn = {k: (np.asarray(v)[ev.live][rows] if np.ndim(v) else v) for k, v in knobs.items() if k in COST_KNOBS}
+    dpi = offers.devices_per_instance[offer_rows]
+    cost = training_run_cost(
+        step_time_s=out["step_time_s"][rows], step_time_lower_s=out["step_time_lower_s"][rows],
+        step_time_upper_s=out["step_time_upper_s"][rows],
+        tokens_per_step=out["tokens_per_step"][rows], train_tokens=train_tokens,
+        n_devices=t.n_devices[rows], devices_per_instance=dpi,
+        usd_per_device_hour=offers.usd_per_device_hour[offer_rows],
+        checkpoint_bytes=per_row(checkpoint_bytes(n_params, t.weight_bytes, t.master_bytes,
+                                                  t.optimizer_state_bytes)),
+        checkpoints_retained=kn["checkpoints_retained"],
+        storage_usd_per_gb_month=offers.storage_usd_per_gb_month[offer_rows],
+        tdp_w=hw.tdp_w[rows], power_utilization_fraction=kn["power_utilization_fraction"],
+        pue=kn["pue"],
+    )
+    cost["instances"] = np.ceil(t.n_devices[rows] / dpi)
+    cost["devices_per_instance"] = dpi
+    cost["usd_per_device_hour"] = offers.usd_per_device_hour[offer_rows]
+    reason = np.zeros(len(rows), dtype=np.int8)
+    if deadline_hours is not None:
+        reason[cost["time_total_hours"] > deadline_hours] = DEADLINE
+    if budget_usd is not None:
+        reason[(reason == 0) & (cost["cost_total_usd"] > budget_usd)] = BUDGET
+    reason[(reason == 0) & ~np.isfinite(cost["cost_total_usd"])] = DATA
+    cost["reason"] = reason
+    return cost
+
+
+def cheapest_offer(ev: Evaluated, row: int, offers: OfferTable, candidates: np.ndarray,
+                   train_tokens: float, knobs: Mapping[str, Array]) -> tuple[int, dict[str, Array]]:
+    """The offer among ``candidates`` (rows of ``offers``) with the lowest bill for live row
+    ``row``; ties go to the shorter run, then to the catalog order (the planner's order)."""
+    rows = np.full(len(candidates), row, dtype=np.int64)
+    cost = price_training(ev, rows, offers, candidates, train_tokens, knobs)
+    order = np.lexsort((np.arange(len(candidates)), cost["time_total_hours"], cost["cost_total_usd"]))
+    best = int(order[0])
+    return int(candidates[best]), {k: np.asarray(v)[best] for k, v in cost.items()}
+
+
+# The planner's hooks ---------------------------------------------------------------------------
+
+DIMENSIONS = ("system", "n_devices", "tp", "pp", "vpp", "cp", "ep", "zero_stage", "recompute",
+              "micro_batch", "precision")
+#: The wide report's columns (``costmodel plan --csv``), in order.
+PLAN_COLUMNS = (
+    "rank", "accelerator", "kind", "provider", "offer", "region", "pricing_model", "system",
+    "n_devices", "instances", "devices_per_instance", "billing", "tp", "pp", "vpp", "dp", "cp", "ep",
+    "sequence_parallel", "zero_stage", "recompute", "micro_batch", "global_batch", "precision",
+    "framework", "time_total_hours", "time_total_lower_hours", "time_total_upper_hours",
+    "cost_total_usd", "cost_compute_usd", "cost_storage_usd", "cost_per_million_tokens_usd",
+    "usd_per_device_hour", "device_hours", "billed_device_hours", "memory_per_device_gib",
+    "memory_capacity_gib", "memory_headroom_gib", "mfu", "hfu", "step_time_s",
+    "tokens_per_s_per_device", "energy_kwh", "price_as_of", "price_source",
+)
+COST_PARTS = ("compute", "storage", "energy")
+
+
+@dataclass
+class TrainingContext:
+    """What a training plan resolves once: model columns, knobs, the job's fixed setup codes."""
+
+    scenario: Any
+    model: ModelColumns
+    knobs: dict[str, Array]
+    table: HardwareTable
+    offers: OfferTable
+    fixed: dict[str, float]
+    choices: dict[str, np.ndarray]
+
+
+class TrainingJob(JobKind):
+    """Pre-training and full fine-tuning: every layout x recompute x micro-batch x precision of
+    every device count on every system with an offer."""
+
+    name = "train"
+    kinds = ("pretrain", "finetune")
+    reasons = REASONS
+    dimensions = DIMENSIONS
+    objectives = {
+        "cost": ("cost_total_usd", "time_total_hours", "memory_total_bytes"),
+        "time": ("time_total_hours", "cost_total_usd", "memory_total_bytes"),
+        "cost-per-token": ("cost_per_million_tokens_usd", "time_total_hours", "memory_total_bytes"),
+        "energy": ("energy_kwh", "cost_total_usd", "memory_total_bytes"),
+    }
+    pareto_axes = ("cost_total_usd", "time_total_hours")
+    report_columns = PLAN_COLUMNS
+    #: (quantity, components, column pattern, divisor, unit) of the long breakdown table.
+    breakdown_parts = (
+        ("memory_per_device", TRAIN_MEMORY_COMPONENTS, "memory_{}_bytes", 2**30, "GiB"),
+        ("step_time", STEP_COMPONENTS, "{}_s", 1.0, "s"),
+        ("cost", COST_PARTS, "cost_{}_usd", 1.0, "USD"),
+    )
+
+    @staticmethod
+    def efficiency_keys(frame: pd.DataFrame) -> set[tuple[str, str]]:
+        """(quantity, format) of the efficiency rows the plans in ``frame`` rest on."""
+        wanted = {(q, "") for q in ("memory_bandwidth", "scaleup_allreduce", "scaleup_alltoall",
+                                    "scaleout_allreduce", "scaleout_alltoall")}
+        for p in set(frame["precision"]):
+            _, _, mm, attn = PRECISION_FORMATS[p]
+            wanted |= {("matmul", mm), ("attention", attn)}
+        return wanted
+
+    def prepare(self, scenario, table: HardwareTable, offers: OfferTable, systems: np.ndarray) -> TrainingContext:
+        from costmodel.specs.scenario import ScenarioError
+
+        spec = scenario.model_spec()
+        s, c = scenario.search, scenario.constraints
+        device_counts = [n for n in s.device_counts if c.max_devices is None or n <= c.max_devices]
+        if not device_counts:
+            raise ScenarioError("search.device_counts: none is within constraints.max_devices")
+        as_choice = lambda v: np.array(sorted(set(v)), dtype=np.float64)  # noqa: E731
+        choices = {
+            "system": np.arange(len(systems), dtype=np.float64),
+            "n_devices": as_choice(device_counts), "tp": as_choice(s.tp), "pp": as_choice(s.pp),
+            "vpp": as_choice(s.vpp), "cp": as_choice(s.cp),
+            "ep": as_choice(s.ep if spec.is_moe else [1]), "zero_stage": as_choice(s.zero_stage),
+            "recompute": as_choice(RECOMPUTE_CODES[r] for r in s.recompute),
+            "micro_batch": as_choice(s.micro_batch),
+            "precision": as_choice(PRECISION_CODES[p] for p in s.precision),
+        }
+        fixed = {**job_setup_codes(scenario.job), "seq_len": float(scenario.job.seq_len),
+                 "sequence_parallel": float(s.sequence_parallel),
+                 "rank_order": float(RANK_ORDER_CODES[s.rank_order])}
+        return TrainingContext(scenario, ModelColumns.from_spec(spec),
+                               knob_columns(scenario.job.framework, scenario.overrides),
+                               table, offers, fixed, choices)
+
+    def evaluate(self, ctx: TrainingContext, cols: dict[str, np.ndarray], sys_code: np.ndarray) -> Evaluated:
+        """Whole-number checks of the grid (dp = n / (tp pp cp), micro-batches per step), then
+        ``evaluate_configurations``."""
+        n, tp, pp, cp, mb = (cols[k] for k in ("n_devices", "tp", "pp", "cp", "micro_batch"))
+        reason = np.zeros(len(n), dtype=np.int8)
+        dp = n / (tp * pp * cp)
+        whole = (dp == np.floor(dp)) & (dp >= 1)
+        reason[~whole] = LAYOUT
+        dp = np.where(whole, dp, 1.0)
+        n_micro = float(ctx.scenario.job.batch_sequences) / (dp * mb)
+        batch_ok = (n_micro == np.floor(n_micro)) & (n_micro >= 1)
+        reason[(reason == 0) & ~batch_ok] = BATCH
+        coded = {**ctx.fixed, **{k: cols[k] for k in DIMENSIONS[2:]}, "dp": dp,
+                 "n_micro": np.where(batch_ok, n_micro, 1.0)}
+        return evaluate_configurations(ctx.model, coded, sys_code, ctx.table, ctx.knobs,
+                                       memory_headroom=ctx.scenario.constraints.min_memory_headroom,
+                                       reason=reason)
+
+    def price(self, ctx: TrainingContext, ev: Evaluated, rows: np.ndarray, offer_rows: np.ndarray) -> dict:
+        c = ctx.scenario.constraints
+        cost = price_training(ev, rows, ctx.offers, offer_rows, float(ctx.scenario.job.train_tokens),
+                              ctx.knobs, budget_usd=c.budget_usd,
+                              deadline_hours=None if c.deadline_days is None else c.deadline_days * 24.0)
+        cost["memory_total_bytes"] = ev.out["memory_total_bytes"][rows]
+        return cost
+
+    def row_values(self, ctx: TrainingContext, ev: Evaluated, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Every engine output and configuration column of live rows ``rows`` (for full plan rows)."""
+        t = ev.t
+        vals = {k: np.asarray(v, dtype=np.float64)[rows] if np.ndim(v) else np.full(len(rows), float(v))
+                for k, v in ev.out.items()}
+        for name in ("tp", "pp", "vpp", "dp", "cp", "ep", "zero_stage", "recompute", "micro_batch",
+                     "precision", "n_micro"):
+            vals[name] = np.asarray(getattr(t, name))[rows]
+        vals["sequence_parallel"] = t.sp[rows]
+        vals["n_devices"] = t.n_devices[rows]
+        return vals
+
+    def frame(self, ctx: TrainingContext, rows: dict[str, np.ndarray]) -> pd.DataFrame:
+        return training_plan_frame(ctx.offers, ctx.table.catalog, rows, ctx.scenario.job.framework)
+
+
+def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray], framework: str) -> pd.DataFrame:
+    """Readable plan rows: names instead of codes, key columns first, units in column names."""
+    o = offers.frame.iloc[rows["offer_row"].astype(np.int64)].reset_index(drop=True)
+    acc = catalog.accelerators
+    as_int = lambda k: rows[k].astype(np.int64)  # noqa: E731
+    df = pd.DataFrame({
+        "accelerator": o["accelerator"].to_numpy(),
+        "kind": [acc[a].kind for a in o["accelerator"]],
+        **{k: o[k].to_numpy() for k in ("provider", "offer", "region", "pricing_model", "system")},
+        "n_devices": as_int("n_devices"), "instances": as_int("instances"),
+        "devices_per_instance": as_int("devices_per_instance"),
+        **{k: as_int(k) for k in ("tp", "pp", "vpp", "dp", "cp", "ep")},
+        "sequence_parallel": rows["sequence_parallel"] > 0, "zero_stage": as_int("zero_stage"),
+        "recompute": [RECOMPUTE_NAMES[int(v)] for v in rows["recompute"]],
+        "micro_batch": as_int("micro_batch"),
+        "global_batch": (rows["micro_batch"] * rows["dp"] * rows["n_micro"]).astype(np.int64),
+        "precision": [PRECISION_NAMES[int(v)] for v in rows["precision"]],
+        "framework": framework,
+        **{k: rows[k] for k in ("time_total_hours", "time_total_lower_hours", "time_total_upper_hours",
+                                "cost_total_usd", "cost_per_million_tokens_usd", "usd_per_device_hour")},
+        "memory_per_device_gib": rows["memory_total_bytes"] / 2**30,
+        "memory_capacity_gib": rows["memory_capacity_bytes"] / 2**30,
+        **{k: rows[k] for k in ("mfu", "hfu", "step_time_s", "tokens_per_s_per_device", "device_hours",
+                                "billed_device_hours", "energy_kwh")},
+        "billing": [billing_note(n, i, d) for n, i, d in zip(rows["n_devices"], rows["instances"],
+                                                             rows["devices_per_instance"])],
+        "price_as_of": o["as_of"].to_numpy(), "price_source": o["source"].to_numpy(),
+    })
+    prefixes = ("memory_", "cost_", "compute_s", "tp_comm", "cp_comm", "ep_comm", "pp_comm",
+                "dp_comm", "bubble_s", "optimizer_s", "step_time_")
+    for k, v in rows.items():
+        if k.startswith(prefixes) and k not in df.columns:
+            df[k] = v
+    df["plan_id"] = rows["_key"].astype(np.int64)
+    return df.reset_index(drop=True)
+
+
+def billing_note(n_devices: float, instances: float, devices_per_instance: float) -> str:
+    """What the provider bills, in words: whole instances, idle devices included."""
+    billed = int(instances * devices_per_instance)
+    unit = "instance" if instances == 1 else "instances"
+    text = f"{int(instances)} {unit} x {int(devices_per_instance)} devices"
+    if billed > n_devices:
+        text += f" ({billed - int(n_devices)} idle, billed)"
+    return text

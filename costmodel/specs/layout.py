@@ -5,21 +5,27 @@ then data, then pipeline (``--rank-order tp-cp-ep-dp-pp``). Expert parallelism r
 data x context ranks of each pipeline stage (Megatron-core MoE): ``ep`` must divide ``dp * cp``,
 experts are further split across the tensor-parallel ranks (expert tensor parallelism = tp), and
 expert parameters are data-parallel over ``dp * cp / ep`` ranks.
+
+The layout rules (what must divide what) live once, in ``LAYOUT_RULES``: the pydantic validator,
+``layout_problems`` (messages for one configuration), ``layout_violations``/``layout_fits`` (the
+planner's vectorised check) and validation all evaluate the same table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from costmodel.specs.codes import DEFAULT_RANK_ORDER, RANK_DIMENSIONS
 from costmodel.specs.columns import Array, ModelColumns, as_array
 from costmodel.specs.spec import ModelSpec
 
-
-DEFAULT_RANK_ORDER = "tp-cp-dp-pp"
-RANK_DIMENSIONS = ("tp", "cp", "dp", "pp")
+__all__ = ["DEFAULT_RANK_ORDER", "RANK_DIMENSIONS", "LAYOUT_RULES", "ParallelLayout", "layout_fits",
+           "layout_problems", "layout_violations", "rank_strides"]
 
 
 def rank_strides(order: str, tp: Array, cp: Array, dp: Array) -> dict[str, Array]:
@@ -40,6 +46,71 @@ def rank_strides(order: str, tp: Array, cp: Array, dp: Array) -> dict[str, Array
         if d != "pp":
             inner = inner * sizes[d]
     return strides
+
+
+@dataclass(frozen=True)
+class LayoutRule:
+    """One rule a real framework enforces: ``ok(m, L)`` is True where the layout obeys it; ``L``
+    maps tp, pp, vpp, dp, cp, ep to arrays; ``m`` is None for rules that need no model."""
+
+    name: str
+    needs_model: bool
+    ok: Callable[[ModelColumns | None, dict[str, Array]], Array]
+    message: Callable[[ModelColumns | None, dict[str, float]], str]
+
+
+def _mod0(a: Array, b: Array) -> Array:
+    return np.mod(a, b) == 0
+
+
+LAYOUT_RULES: tuple[LayoutRule, ...] = (
+    LayoutRule("interleaving needs a pipeline", False,
+               lambda m, L: (L["vpp"] == 1) | (L["pp"] > 1),
+               lambda m, L: "vpp > 1 (interleaved pipeline) requires pp > 1"),
+    LayoutRule("ep divides dp x cp", False,  # Megatron-core: expert groups carved from dp x cp
+               lambda m, L: _mod0(L["dp"] * L["cp"], L["ep"]),
+               lambda m, L: f"ep ({L['ep']:g}) must divide dp * cp ({L['dp'] * L['cp']:g})"),
+    LayoutRule("tp divides heads", True,  # Megatron: attention heads split across tp
+               lambda m, L: _mod0(m.n_heads, L["tp"]),
+               lambda m, L: f"tp ({L['tp']:g}) does not divide n_heads ({m.n_heads:g})"),
+    LayoutRule("tp and kv heads divide", True,  # GQA: KV heads split or replicated across tp
+               lambda m, L: (m.is_mla > 0) | _mod0(m.kv_heads, L["tp"]) | _mod0(L["tp"], m.kv_heads),
+               lambda m, L: f"tp ({L['tp']:g}) and n_kv_heads ({m.kv_heads:g}) do not divide one another"),
+    LayoutRule("pp x vpp divides layers", True,  # even stages (uneven stages: a later issue)
+               lambda m, L: _mod0(m.n_layers, L["pp"] * L["vpp"]),
+               lambda m, L: f"pp * vpp ({L['pp'] * L['vpp']:g}) does not divide n_layers ({m.n_layers:g})"),
+    LayoutRule("ep divides experts", True,
+               lambda m, L: np.where(m.n_experts > 0, _mod0(m.n_experts, L["ep"]), L["ep"] == 1),
+               lambda m, L: (f"ep ({L['ep']:g}) does not divide n_experts ({m.n_experts:g})"
+                             if m.n_experts > 0 else "ep > 1 on a dense model")),
+)
+
+
+def _degrees(tp, pp, vpp, dp, cp, ep) -> dict[str, Array]:
+    return {k: as_array(v) for k, v in (("tp", tp), ("pp", pp), ("vpp", vpp), ("dp", dp),
+                                        ("cp", cp), ("ep", ep))}
+
+
+def layout_violations(m: ModelColumns | None, tp: Array, pp: Array, vpp: Array, dp: Array,
+                      cp: Array, ep: Array) -> dict[str, Array]:
+    """Rule name -> True where a row breaks it (model rules skipped when ``m`` is None)."""
+    L = _degrees(tp, pp, vpp, dp, cp, ep)
+    return {r.name: ~np.asarray(r.ok(m, L), dtype=bool) for r in LAYOUT_RULES
+            if m is not None or not r.needs_model}
+
+
+def layout_fits(m: ModelColumns, tp: Array, pp: Array, vpp: Array, ep: Array,
+                dp: Array = 1.0, cp: Array = 1.0) -> Array:
+    """True where the layout obeys every rule of ``LAYOUT_RULES``."""
+    bad = layout_violations(m, tp, pp, vpp, dp, cp, ep).values()
+    return ~np.logical_or.reduce(list(bad))
+
+
+def _problems(m: ModelColumns | None, layout: ParallelLayout) -> list[str]:
+    L = {k: float(getattr(layout, k)) for k in ("tp", "pp", "vpp", "dp", "cp", "ep")}
+    scalar = None if m is None else ModelColumns(**{k: float(v) for k, v in vars(m).items()})
+    return [r.message(scalar, L) for r in LAYOUT_RULES
+            if (m is not None or not r.needs_model) and not bool(r.ok(scalar, _degrees(**L)))]
 
 
 class ParallelLayout(BaseModel):
@@ -66,10 +137,9 @@ class ParallelLayout(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> ParallelLayout:
         rank_strides(self.rank_order, 1, 1, 1)  # validates the order string
-        if self.vpp > 1 and self.pp == 1:
-            raise ValueError("vpp > 1 (interleaved pipeline) requires pp > 1")
-        if (self.dp * self.cp) % self.ep:
-            raise ValueError(f"ep ({self.ep}) must divide dp * cp ({self.dp * self.cp})")
+        problems = _problems(None, self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property
@@ -78,28 +148,5 @@ class ParallelLayout(BaseModel):
 
 
 def layout_problems(model: ModelSpec, layout: ParallelLayout) -> list[str]:
-    """Why ``layout`` cannot shard ``model`` (empty when it can). Same rules as ``layout_fits``."""
-    problems = []
-    if model.n_heads % layout.tp:
-        problems.append(f"tp ({layout.tp}) does not divide n_heads ({model.n_heads})")
-    if model.attention == "standard" and model.kv_heads % layout.tp and layout.tp % model.kv_heads:
-        problems.append(f"tp ({layout.tp}) and n_kv_heads ({model.kv_heads}) do not divide one another")
-    if model.n_layers % (layout.pp * layout.vpp):
-        problems.append(
-            f"pp * vpp ({layout.pp * layout.vpp}) does not divide n_layers ({model.n_layers})"
-        )
-    if model.is_moe and model.n_experts % layout.ep:
-        problems.append(f"ep ({layout.ep}) does not divide n_experts ({model.n_experts})")
-    if not model.is_moe and layout.ep > 1:
-        problems.append("ep > 1 on a dense model")
-    return problems
-
-
-def layout_fits(m: ModelColumns, tp: Array, pp: Array, vpp: Array, ep: Array) -> Array:
-    """Vectorised twin of ``layout_problems``: True where the layout shards the model evenly."""
-    tp, pp, vpp, ep = (as_array(x) for x in (tp, pp, vpp, ep))
-    heads_ok = np.mod(m.n_heads, tp) == 0
-    kv_ok = (m.is_mla > 0) | (np.mod(m.kv_heads, tp) == 0) | (np.mod(tp, m.kv_heads) == 0)
-    layers_ok = np.mod(m.n_layers, pp * vpp) == 0
-    experts_ok = np.where(m.n_experts > 0, np.mod(m.n_experts, ep) == 0, ep == 1)
-    return heads_ok & kv_ok & layers_ok & experts_ok
+    """Why ``layout`` cannot shard ``model`` (empty when it can): the rules of ``LAYOUT_RULES``."""
+    return _problems(ModelColumns.from_spec(model), layout)

@@ -19,7 +19,8 @@ from hardware_catalog import KINDS, PRICING_MODELS
 
 from costmodel.specs.layout import DEFAULT_RANK_ORDER, rank_strides
 from costmodel.specs.spec import ModelSpec, ModelSpecError, format_validation_error, resolve_model
-from costmodel.specs.setup import PRECISION_TABLE, Optimizer, Recompute, TrainingPrecision
+from costmodel.specs.codes import FORMATS
+from costmodel.specs.setup import GradientPrecision, Optimizer, Recompute, TrainingPrecision
 
 Objective = Literal["cost", "time", "cost-per-token", "energy"]
 OBJECTIVES: tuple[str, ...] = ("cost", "time", "cost-per-token", "energy")
@@ -48,6 +49,17 @@ class Job(_Frozen):
         None, ge=1, description="Sequences per optimizer step; default: about 4M tokens "
         "(rounded to a power of two) for pre-training, 128 sequences for fine-tuning.")
     optimizer: Optimizer = Field("adamw", description="Optimizer (its state is per parameter).")
+    optimizer_state_bits: Literal[8, 16, 32] = Field(
+        32, description="Bits per optimizer-state element (8 for 8-bit Adam, Dettmers et al. 2022).")
+    master_weights: bool | None = Field(
+        None, description="Keep an fp32 master copy of the weights; default: yes below 32-bit.")
+    gradient_precision: GradientPrecision = Field(
+        "param", description="Gradients in the parameter format or in fp32 (Megatron main_grad).")
+    flash_attention: bool = Field(True, description="Fused attention (no s x s score matrix).")
+    dropout: bool = Field(False, description="Dropout layers active (their masks are stored).")
+    vocab_head: bool = Field(True, description="Loss over the vocabulary (LM objective).")
+    causal_discount: bool = Field(
+        True, description="Count causal attention at half the s x s cost (see formulas.flops).")
     framework: str = Field("nemo", description="Framework profile of data/frameworks.yaml.")
 
     @property
@@ -170,7 +182,7 @@ class EfficiencyOverride(_Frozen):
         if self.quantity not in ENGINE_EFFICIENCY_QUANTITIES:
             raise ValueError(f"quantity {self.quantity!r} is not used by the engine; use one of "
                              f"{', '.join(ENGINE_EFFICIENCY_QUANTITIES)}")
-        formats = sorted({v[2] for v in PRECISION_TABLE.values()} | {v[3] for v in PRECISION_TABLE.values()})
+        formats = list(FORMATS)
         if self.quantity in FORMAT_QUANTITIES and self.precision not in formats:
             raise ValueError(f"precision is required for {self.quantity}: one of {', '.join(formats)}")
         if self.quantity not in FORMAT_QUANTITIES and self.precision:

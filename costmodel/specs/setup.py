@@ -1,46 +1,41 @@
-"""What is run on the model: the training setup (precision, optimizer, batch shape, recompute) and
-its column form, which joins the parallel layout into one table the formulas read.
+"""What is run on the model: the training setup (number formats, optimizer, batch shape, recompute)
+and its column form, which joins the parallel layout into one table the formulas read.
 
-Serving and compression will add their own setups and columns here; the formulas that do not care
-about them keep working unchanged.
+``build_training_columns`` is the one column builder: the scalar API (``training_columns``), the
+planner's grid, the DataFrame API and validation all hand it integer-coded choices as numpy arrays
+and get the same ``TrainingColumns``. Number formats are independent columns in bits (weights,
+activations, gradients, master copy, optimizer state) plus the matmul formats of the linear layers
+and of attention, which index the hardware table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from costmodel.specs.codes import (
+    FACTORED_OPTIMIZERS, FORMAT_BITS, FORMAT_BITS_BY_CODE, FORMAT_CODES, FULL_PRECISION_RECIPES,
+    OPTIMIZER_CODES, OPTIMIZER_STATES, OPTIMIZERS, PRECISION_CODES, PRECISION_FORMATS, PRECISIONS,
+    RANK_ORDER_CODES, RANK_ORDERS, RECOMPUTE_CODES, lookup,
+)
 from costmodel.specs.columns import Array, as_array
-from costmodel.formulas.flops import RECOMPUTE_CODES
 from costmodel.specs.layout import ParallelLayout, rank_strides
 
 TrainingPrecision = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
 Optimizer = Literal["adam", "adamw", "sgd", "momentum", "adagrad", "lion", "adafactor"]
 Recompute = Literal["none", "selective", "full"]
+GradientPrecision = Literal["param", "fp32"]
+GRADIENT_PRECISIONS = ("param", "fp32")
 
-#: Training precision -> (bytes per stored weight, bytes per stored activation, matmul number
-#: format for the linear layers, matmul format for attention). 16/8-bit training keeps 16-bit
-#: weights and activations (mixed precision, Micikevicius et al. 2018); FP8 training casts the
-#: inputs of the linear layers to FP8 on the fly and keeps attention in BF16 (Transformer Engine,
-#: torchao float8), so its stored weights and activations stay 16-bit.
+#: Training precision -> (bytes per stored weight, bytes per stored activation, matmul format of
+#: the linear layers, matmul format of attention): the byte view of ``codes.PRECISION_FORMATS``.
 PRECISION_TABLE: dict[str, tuple[float, float, str, str]] = {
-    "fp32": (4.0, 4.0, "fp32", "fp32"),
-    "tf32": (4.0, 4.0, "tf32", "tf32"),
-    "fp16": (2.0, 2.0, "fp16", "fp16"),
-    "bf16": (2.0, 2.0, "bf16", "bf16"),
-    "fp8": (2.0, 2.0, "fp8", "bf16"),
-}
-PRECISION_CODES = {name: i for i, name in enumerate(PRECISION_TABLE)}
-
-#: Optimizer -> number of full-size state tensors per parameter (excluding the fp32 master copy).
-#: Adam/AdamW: first and second moments (Kingma & Ba 2015); SGD with momentum, AdaGrad and Lion one
-#: (Chen et al. 2023 for Lion); plain SGD none. Adafactor keeps factored second moments only
-#: (Shazeer & Stern 2018, Alg. 4, beta1 = 0 as in its default), sized by ``matrix_shape_sum``.
-OPTIMIZER_STATES: dict[str, float] = {
-    "adam": 2, "adamw": 2, "sgd": 0, "momentum": 1, "adagrad": 1, "lion": 1, "adafactor": 0,
+    name: (FORMAT_BITS[w] / 8, FORMAT_BITS[a] / 8, mm, attn)
+    for name, (w, a, mm, attn) in PRECISION_FORMATS.items()
 }
 
 
@@ -56,7 +51,7 @@ class TrainingSetup(BaseModel):
     master_weights: bool | None = Field(
         None, description="Keep an fp32 master copy of the weights; default: yes below 32-bit."
     )
-    gradient_precision: Literal["param", "fp32"] = Field(
+    gradient_precision: GradientPrecision = Field(
         "param", description="Gradients stored in the parameter format (ZeRO paper) or in fp32 "
         "(Megatron-LM's default main_grad buffer)."
     )
@@ -85,22 +80,30 @@ class TrainingSetup(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TrainingSetup:
-        if self.master_weights and self.precision in ("fp32", "tf32"):
+        if self.master_weights and self.precision in FULL_PRECISION_RECIPES:
             raise ValueError("master_weights is meaningless for fp32/tf32 training (weights are fp32)")
         return self
 
     @property
     def uses_master_weights(self) -> bool:
         if self.master_weights is None:
-            return self.precision not in ("fp32", "tf32")
+            return self.precision not in FULL_PRECISION_RECIPES
         return self.master_weights
+
+
+#: Setup fields that are the same for every configuration of a plan (the grid searches layout,
+#: recompute, micro-batch and precision; these come from the job).
+SETUP_FIELDS = ("optimizer", "master_weights", "gradient_precision", "optimizer_state_bits",
+                "flash_attention", "dropout", "vocab_head", "causal_discount")
 
 
 @dataclass(frozen=True)
 class TrainingColumns:
     """Layout and setup of one or many training configurations, as numbers.
 
-    Byte sizes are per element; ``n_micro`` is micro-batches per optimizer step per pipeline.
+    Number formats are in bits per element; ``matmul_format``/``attention_format`` are codes into
+    ``codes.FORMATS`` (they index the hardware table). ``n_micro`` is micro-batches per optimizer
+    step per pipeline.
     """
 
     tp: Array
@@ -115,30 +118,24 @@ class TrainingColumns:
     seq_len: Array
     n_micro: Array
     recompute: Array
-    precision: Array  # code into PRECISION_TABLE
-    weight_bytes: Array
-    grad_bytes: Array
-    master_bytes: Array
-    optimizer_state_bytes: Array  # full-size state bytes per parameter (without master copy)
+    precision: Array  # recipe code into codes.PRECISIONS (for reports)
+    matmul_format: Array  # code into codes.FORMATS: the linear layers' matmuls
+    attention_format: Array  # code into codes.FORMATS: the attention matmuls
+    weight_bits: Array
+    act_bits: Array
+    grad_bits: Array
+    master_bits: Array  # 32 with an fp32 master copy, else 0
+    optimizer_state_bits: Array  # bits of one optimizer-state element
+    optimizer_states: Array  # full-size state tensors per parameter (Adam: 2)
     adafactor: Array  # 1 where the optimizer state is factored (see params.matrix_shape_sum)
-    act_bytes: Array
     flash: Array
     dropout: Array
     vocab_head: Array
     causal_discount: Array
-    stride_tp: Array = 1.0  # distance between consecutive ranks of each group (rank placement)
-    stride_cp: Array = None  # type: ignore[assignment]
-    stride_dp: Array = None  # type: ignore[assignment]
-    stride_pp: Array = None  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        # Megatron-LM placement (tp-cp-dp-pp) unless strides are given.
-        if self.stride_cp is None:
-            object.__setattr__(self, "stride_cp", as_array(self.tp))
-        if self.stride_dp is None:
-            object.__setattr__(self, "stride_dp", as_array(self.tp * self.cp))
-        if self.stride_pp is None:
-            object.__setattr__(self, "stride_pp", as_array(self.tp * self.cp * self.dp))
+    stride_tp: Array  # distance between consecutive ranks of each group (rank placement)
+    stride_cp: Array
+    stride_dp: Array
+    stride_pp: Array
 
     @property
     def n_devices(self) -> Array:
@@ -148,48 +145,142 @@ class TrainingColumns:
     def global_batch(self) -> Array:
         return self.micro_batch * self.dp * self.n_micro
 
+    @property
+    def weight_bytes(self) -> Array:
+        return self.weight_bits / 8
+
+    @property
+    def act_bytes(self) -> Array:
+        return self.act_bits / 8
+
+    @property
+    def grad_bytes(self) -> Array:
+        return self.grad_bits / 8
+
+    @property
+    def master_bytes(self) -> Array:
+        return self.master_bits / 8
+
+    @property
+    def optimizer_state_bytes(self) -> Array:
+        """Full-size optimizer-state bytes per parameter (without the master copy)."""
+        return self.optimizer_states * self.optimizer_state_bits / 8
+
+    @property
+    def matmul_bytes(self) -> Array:
+        """Bytes of one operand element of the linear layers' matmuls (1 under fp8 training)."""
+        return FORMAT_BITS_BY_CODE[np.asarray(self.matmul_format, dtype=np.int64)] / 8
+
     @classmethod
     def stack(cls, rows: list[TrainingColumns]) -> TrainingColumns:
         """One 1-d table from many single configurations (row order kept)."""
         return cls(**{f.name: np.stack([np.asarray(getattr(r, f.name), dtype=np.float64)
                                         for r in rows]) for f in fields(cls)})
 
+    def take(self, index: Array) -> TrainingColumns:
+        return TrainingColumns(**{f.name: np.asarray(getattr(self, f.name))[index] for f in fields(self)})
 
 
-def precision_numbers(precision: str, master: bool | None, gradient_precision: str,
-                      optimizer: str, state_bits: int) -> dict[str, float]:
-    """Byte sizes implied by a precision/optimizer choice (shared by the scalar and grid paths)."""
-    weight, act, _, _ = PRECISION_TABLE[precision]
-    use_master = (precision not in ("fp32", "tf32")) if master is None else master
+# Lookup tables by code, built once.
+_WEIGHT_BITS = lookup({p: FORMAT_BITS[f[0]] for p, f in PRECISION_FORMATS.items()})
+_ACT_BITS = lookup({p: FORMAT_BITS[f[1]] for p, f in PRECISION_FORMATS.items()})
+_MATMUL_FORMAT = lookup({p: FORMAT_CODES[f[2]] for p, f in PRECISION_FORMATS.items()})
+_ATTENTION_FORMAT = lookup({p: FORMAT_CODES[f[3]] for p, f in PRECISION_FORMATS.items()})
+_FULL_PRECISION = lookup({p: p in FULL_PRECISION_RECIPES for p in PRECISIONS})
+_STATES = lookup(OPTIMIZER_STATES)
+_FACTORED = lookup({o: o in FACTORED_OPTIMIZERS for o in OPTIMIZERS})
+
+#: Integer-coded inputs of ``build_training_columns`` (arrays or scalars, broadcast together).
+CODED_INPUTS = (
+    "tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "zero_stage", "micro_batch", "seq_len",
+    "n_micro", "recompute", "precision", "optimizer", "master_weights", "gradient_precision",
+    "optimizer_state_bits", "flash_attention", "dropout", "vocab_head", "causal_discount",
+    "rank_order",
+)
+
+
+def build_training_columns(c: Mapping[str, Any]) -> TrainingColumns:
+    """The one column builder. ``c`` maps each name of ``CODED_INPUTS`` to an array or scalar:
+    layout degrees, ``recompute``/``precision``/``optimizer``/``rank_order``/``gradient_precision``
+    as codes (``codes.*_CODES``, gradient precision 0 = param, 1 = fp32), ``master_weights`` as
+    -1 (default: yes below 32-bit), 0 or 1, flags as 0/1."""
+    missing = [k for k in CODED_INPUTS if k not in c]
+    if missing:
+        raise KeyError(f"build_training_columns: missing {', '.join(missing)}")
+    a = {k: np.asarray(c[k], dtype=np.float64) for k in CODED_INPUTS}
+    shape = np.broadcast_shapes(*(v.shape for v in a.values()))
+    a = {k: np.broadcast_to(v, shape).astype(np.float64) for k, v in a.items()}
+    prec = a["precision"].astype(np.int64)
+    weight_bits = _WEIGHT_BITS[prec]
+    master = np.where(a["master_weights"] < 0, 1.0 - _FULL_PRECISION[prec], a["master_weights"])
+    opt = a["optimizer"].astype(np.int64)
+    strides = _strides(a["rank_order"], a["tp"], a["cp"], a["dp"])
+    return TrainingColumns(
+        tp=a["tp"], pp=a["pp"], vpp=a["vpp"], dp=a["dp"], cp=a["cp"], ep=a["ep"],
+        sp=np.where(a["tp"] > 1, a["sequence_parallel"], 0.0), zero_stage=a["zero_stage"],
+        micro_batch=a["micro_batch"], seq_len=a["seq_len"], n_micro=a["n_micro"],
+        recompute=a["recompute"], precision=a["precision"],
+        matmul_format=_MATMUL_FORMAT[prec], attention_format=_ATTENTION_FORMAT[prec],
+        weight_bits=weight_bits, act_bits=_ACT_BITS[prec],
+        grad_bits=np.where(a["gradient_precision"] > 0, 32.0, weight_bits),
+        master_bits=32.0 * master, optimizer_state_bits=a["optimizer_state_bits"],
+        optimizer_states=_STATES[opt], adafactor=_FACTORED[opt],
+        flash=a["flash_attention"], dropout=a["dropout"], vocab_head=a["vocab_head"],
+        causal_discount=a["causal_discount"], **strides,
+    )
+
+
+def _strides(order: Array, tp: Array, cp: Array, dp: Array) -> dict[str, Array]:
+    """Group strides per row for the rank placement coded in ``order`` (see ``layout``)."""
+    codes = order.astype(np.int64)
+    out = {f"stride_{d}": np.zeros(codes.shape) for d in ("tp", "cp", "dp", "pp")}
+    for code in np.unique(codes):
+        rows = codes == code
+        for d, v in rank_strides(RANK_ORDERS[int(code)], tp, cp, dp).items():
+            out[f"stride_{d}"] = np.where(rows, np.broadcast_to(v, codes.shape), out[f"stride_{d}"])
+    return out
+
+
+def setup_codes(setup: TrainingSetup) -> dict[str, float]:
+    """The integer-coded form of a setup's fields (see ``build_training_columns``)."""
     return {
-        "precision": PRECISION_CODES[precision],
-        "weight_bytes": weight,
-        "act_bytes": act,
-        "grad_bytes": 4.0 if gradient_precision == "fp32" else weight,
-        "master_bytes": 4.0 if use_master else 0.0,
-        "optimizer_state_bytes": OPTIMIZER_STATES[optimizer] * state_bits / 8,
-        "adafactor": float(optimizer == "adafactor"),
+        "recompute": RECOMPUTE_CODES[setup.recompute], "precision": PRECISION_CODES[setup.precision],
+        "micro_batch": setup.micro_batch, "seq_len": setup.seq_len,
+        **job_setup_codes(setup),
     }
 
 
-def training_columns(layout: ParallelLayout, setup: TrainingSetup) -> TrainingColumns:
-    """Column form (0-d arrays) of one layout and setup."""
-    global_batch = setup.global_batch or setup.micro_batch * layout.dp
+def job_setup_codes(source: Any) -> dict[str, float]:
+    """Codes of the ``SETUP_FIELDS`` of a ``TrainingSetup`` or of a planning ``Job``."""
+    master = source.master_weights
+    return {
+        "optimizer": OPTIMIZER_CODES[source.optimizer],
+        "master_weights": -1.0 if master is None else float(master),
+        "gradient_precision": GRADIENT_PRECISIONS.index(source.gradient_precision),
+        "optimizer_state_bits": source.optimizer_state_bits,
+        "flash_attention": float(source.flash_attention), "dropout": float(source.dropout),
+        "vocab_head": float(source.vocab_head), "causal_discount": float(source.causal_discount),
+    }
+
+
+def layout_codes(layout: ParallelLayout) -> dict[str, float]:
+    return {"tp": layout.tp, "pp": layout.pp, "vpp": layout.vpp, "dp": layout.dp, "cp": layout.cp,
+            "ep": layout.ep, "sequence_parallel": float(layout.sequence_parallel),
+            "zero_stage": layout.zero_stage, "rank_order": RANK_ORDER_CODES[layout.rank_order]}
+
+
+def micro_batches(layout: ParallelLayout, setup: TrainingSetup) -> int:
+    """Micro-batches per optimizer step; the global batch must be a multiple of micro_batch x dp."""
     per_step = setup.micro_batch * layout.dp
+    global_batch = setup.global_batch or per_step
     if global_batch % per_step:
         raise ValueError(
             f"global_batch ({global_batch}) must be a multiple of micro_batch x dp ({per_step})"
         )
-    nums = precision_numbers(setup.precision, setup.master_weights, setup.gradient_precision,
-                             setup.optimizer, setup.optimizer_state_bits)
-    strides = rank_strides(layout.rank_order, layout.tp, layout.cp, layout.dp)
-    values = {
-        "tp": layout.tp, "pp": layout.pp, "vpp": layout.vpp, "dp": layout.dp, "cp": layout.cp,
-        "ep": layout.ep, "sp": float(layout.sequence_parallel), "zero_stage": layout.zero_stage,
-        "micro_batch": setup.micro_batch, "seq_len": setup.seq_len,
-        "n_micro": global_batch // per_step, "recompute": RECOMPUTE_CODES[setup.recompute],
-        "flash": float(setup.flash_attention), "dropout": float(setup.dropout),
-        "vocab_head": float(setup.vocab_head), "causal_discount": float(setup.causal_discount),
-        **nums, **{f"stride_{d}": v for d, v in strides.items()},
-    }
-    return TrainingColumns(**{k: as_array(v) for k, v in values.items()})
+    return global_batch // per_step
+
+
+def training_columns(layout: ParallelLayout, setup: TrainingSetup) -> TrainingColumns:
+    """Column form (0-d arrays) of one layout and setup: a grid of one row."""
+    return build_training_columns({**layout_codes(layout), **setup_codes(setup),
+                                   "n_micro": micro_batches(layout, setup)})

@@ -11,11 +11,10 @@ from pathlib import Path
 from hardware_catalog import Catalog, load_catalog
 from hardware_catalog.paths import data_dir
 
-from costmodel.specs.assumptions import Assumptions
-from costmodel.formulas.hardware import HardwareTable
+from costmodel.tables.hardware import HardwareTable
 
 _ENGINE_CATALOG: Catalog | None = None
-_TABLES: OrderedDict[tuple[int, float], HardwareTable] = OrderedDict()
+_TABLES: OrderedDict[int, HardwareTable] = OrderedDict()
 _MAX_TABLES = 8  # a long-running UI builds a catalog per set of overrides; keep the recent ones
 
 
@@ -45,14 +44,13 @@ def object_storage_price(catalog: Catalog, provider: str | None):
     return min(rows, key=lambda r: r.value) if rows else None
 
 
-def hardware_table(catalog: Catalog, kernel_overhead_s: float | None = None) -> HardwareTable:
-    """Cached ``HardwareTable`` of a catalog object."""
-    if kernel_overhead_s is None:
-        kernel_overhead_s = Assumptions("nemo").values["gemm_kernel_overhead_s"]
-    key = (id(catalog), float(kernel_overhead_s))
+def hardware_table(catalog: Catalog) -> HardwareTable:
+    """Cached ``HardwareTable`` of a catalog object. Assumption knobs (such as the GEMM kernel
+    overhead) are not part of it: they travel as knob columns, so an override always applies."""
+    key = id(catalog)
     table = _TABLES.get(key)
     if table is None or table.catalog is not catalog:  # ids are reused after garbage collection
-        table = HardwareTable(catalog, kernel_overhead_s)
+        table = HardwareTable(catalog)
         _TABLES[key] = table
     _TABLES.move_to_end(key)
     while len(_TABLES) > _MAX_TABLES:

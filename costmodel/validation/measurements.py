@@ -319,7 +319,7 @@ class ValidationBatch:
 def prepare_validation(paths: list[str | Path] | None = None, catalog=None) -> ValidationBatch:
     """Parse every row, evaluate the ones that need no engine, and stack the training rows."""
     from costmodel.tables.catalog import engine_catalog, hardware_table
-    from costmodel.jobs.train import knob_columns
+    from costmodel.tables.knobs import knob_columns
 
     catalog = catalog or engine_catalog()
     table = hardware_table(catalog)
@@ -358,7 +358,8 @@ def prepare_validation(paths: list[str | Path] | None = None, catalog=None) -> V
     if train:
         batch.model = ModelColumns.from_specs([p.spec for p in train])
         batch.columns = TrainingColumns.stack([training_columns(p.layout, p.setup) for p in train])
-        batch.hardware = table.columns([table.system_code(p.system) for p in train], batch.columns.precision)
+        batch.hardware = table.columns([table.system_code(p.system) for p in train],
+                                       batch.columns.matmul_format, batch.columns.attention_format)
         batch.knobs = knob_columns([p.framework for p in train], [p.knobs for p in train])
     return batch
 

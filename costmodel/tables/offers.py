@@ -1,0 +1,67 @@
+"""Priced offers as arrays: what a run is billed per device-hour, by whole instances, and where
+the checkpoint storage price comes from. The planner joins configurations with these rows; the
+scalar and DataFrame APIs pick rows of the same table, so every face prices from one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from hardware_catalog import Catalog
+
+
+def object_storage_price(catalog: Catalog, provider: str | None):
+    """The object-storage price row for checkpoints of a run at ``provider``: the provider's own
+    cheapest, else the cheapest in the catalog (None when the catalog has none)."""
+    own = catalog.other_price("object_storage", provider=provider) if provider else []
+    rows = own or catalog.other_price("object_storage")
+    return min(rows, key=lambda r: r.value) if rows else None
+
+
+@dataclass(frozen=True)
+class OfferTable:
+    """Offers sorted by system code; ``start``/``count`` give each system's block of rows."""
+
+    frame: pd.DataFrame  # catalog columns plus system_code, storage price and its source
+    usd_per_device_hour: np.ndarray
+    devices_per_instance: np.ndarray
+    storage_usd_per_gb_month: np.ndarray
+    system_code: np.ndarray
+
+    @classmethod
+    def build(cls, catalog: Catalog, frame: pd.DataFrame, system_code_of) -> OfferTable:
+        """``frame``: rows of ``catalog.offers_frame()`` (filtered as the caller needs);
+        ``system_code_of``: system id -> code in the hardware table."""
+        frame = frame[np.isfinite(frame["usd_per_device_hour"].to_numpy(dtype=float))]
+        frame = frame.assign(system_code=[system_code_of(s) for s in frame["system"]])
+        frame = frame.sort_values(["system_code", "provider", "offer", "region", "pricing_model"],
+                                  kind="stable").reset_index(drop=True)
+        prices, sources = [], []
+        for provider in frame["provider"]:
+            row = object_storage_price(catalog, provider)
+            if row is None:
+                prices.append(0.0)
+                sources.append("no object-storage price in the catalog")
+                continue
+            prices.append(row.value)
+            tag = "" if row.provider == provider else f" (no {provider} price; using {row.provider})"
+            sources.append(f"{row.provider} {row.region or ''} {row.value} {row.unit}, {row.as_of}: "
+                           f"{row.source}{tag}")
+        frame = frame.assign(storage_usd_per_gb_month=prices, storage_source=sources)
+        return cls(frame, frame["usd_per_device_hour"].to_numpy(dtype=np.float64),
+                   frame["devices_per_instance"].to_numpy(dtype=np.float64),
+                   np.array(prices, dtype=np.float64),
+                   frame["system_code"].to_numpy(dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def blocks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(distinct system codes, first row of each, rows of each)."""
+        return np.unique(self.system_code, return_index=True, return_counts=True)
+
+    def describe(self, row: int) -> str:
+        o = self.frame.iloc[int(row)]
+        return f"{o['provider']} {o['offer']} ({o['region']}, {o['pricing_model']})"

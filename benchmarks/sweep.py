@@ -47,7 +47,8 @@ def big_scenario():
 
 
 def child_search(n: int, chunk: int) -> dict:
-    from costmodel.search.grid import _objective_keys, _Running, evaluate_chunk, prepare
+    from costmodel.search.grid import evaluate_chunk, prepare
+    from costmodel.search.pareto import Running
 
     sc = big_scenario()
     prep = prepare(sc)
@@ -55,8 +56,7 @@ def child_search(n: int, chunk: int) -> dict:
     # N rows evenly spaced over the whole grid (generated per chunk, so the benchmark itself holds
     # no N-sized array): every system, device count and layout is represented, not just the first.
     step = prep.size / n
-    running = _Running(50)
-    keys = _objective_keys("cost")
+    running = Running(50, (*prep.job.objectives["cost"], "_key"), prep.job.pareto_axes)
     plan_rows = feasible = 0
     t0 = time.perf_counter()
     for start in range(0, n, chunk):
@@ -65,53 +65,50 @@ def child_search(n: int, chunk: int) -> dict:
         plan_rows += int(counts.sum())
         feasible += int(counts[0])
         if cand is not None:
-            running.add(cand, keys)
+            running.add(cand.light, cand.materialize)
     seconds = time.perf_counter() - t0
     return {"rows": n, "grid": prep.size, "seconds": seconds, "plan_rows": plan_rows,
             "feasible_plan_rows": feasible, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def child_engine(n: int, chunk: int) -> dict:
-    """N valid rows straight through the engine and the cost formulas."""
-    from costmodel.tables.catalog import engine_catalog, hardware_table
+    """N valid rows straight through the training job's evaluation and pricing functions."""
+    from costmodel.jobs.train import evaluate_configurations, price_training
+    from costmodel.specs.codes import PRECISION_CODES, RANK_ORDER_CODES
     from costmodel.specs.columns import ModelColumns
-    from costmodel.formulas.cost import training_run_cost
-    from costmodel.jobs.train import evaluate_training, knob_columns
     from costmodel.specs.spec import preset
-    from costmodel.specs.setup import TrainingColumns
+    from costmodel.tables.catalog import engine_catalog, hardware_table
+    from costmodel.tables.knobs import knob_columns
+    from costmodel.tables.offers import OfferTable
 
-    table = hardware_table(engine_catalog())
+    cat = engine_catalog()
+    table = hardware_table(cat)
     h100 = table.system_code("hgx-h100-8")
+    offers_frame = cat.offers_frame()
+    offers = OfferTable.build(cat, offers_frame[offers_frame["system"] == "hgx-h100-8"].head(1),
+                              table.system_code)
     m = ModelColumns.from_spec(preset("llama-3.1-70b"))
     knobs = knob_columns("nemo")
     rng = np.random.default_rng(0)
+    fixed = {"optimizer": 1.0, "master_weights": -1.0, "gradient_precision": 0.0,
+             "optimizer_state_bits": 32.0, "flash_attention": 1.0, "dropout": 0.0, "vocab_head": 1.0,
+             "causal_discount": 1.0, "seq_len": 4096.0, "ep": 1.0, "sequence_parallel": 1.0,
+             "rank_order": float(RANK_ORDER_CODES["tp-cp-dp-pp"])}
     t0 = time.perf_counter()
     total = 0.0
     for start in range(0, n, chunk):
         k = min(chunk, n - start)
-        tp = rng.choice([1.0, 2.0, 4.0, 8.0], k)
-        pp = rng.choice([1.0, 2.0, 4.0, 8.0], k)
-        cp = rng.choice([1.0, 2.0], k)
-        dp = rng.choice([1.0, 2.0, 4.0, 8.0, 16.0], k)
-        mb = rng.choice([1.0, 2.0, 4.0], k)
-        ones = np.ones(k)
-        t = TrainingColumns(
-            tp=tp, pp=pp, vpp=np.where(pp > 1, rng.choice([1.0, 2.0], k), 1.0), dp=dp, cp=cp,
-            ep=ones, sp=(tp > 1).astype(float), zero_stage=rng.choice([0.0, 1.0, 2.0, 3.0], k),
-            micro_batch=mb, seq_len=4096 * ones, n_micro=1024 / (dp * mb),
-            recompute=rng.choice([0.0, 1.0, 2.0], k), precision=rng.choice([3.0, 4.0], k),
-            weight_bytes=2 * ones, grad_bytes=2 * ones, master_bytes=4 * ones,
-            optimizer_state_bytes=8 * ones, adafactor=0 * ones, act_bytes=2 * ones, flash=ones,
-            dropout=0 * ones, vocab_head=ones, causal_discount=ones)
-        hw = table.columns(np.full(k, h100), t.precision.astype(np.int64))
-        out = evaluate_training(m, t, hw, knobs)
-        cost = training_run_cost(
-            step_time_s=out["step_time_s"], step_time_lower_s=out["step_time_lower_s"],
-            step_time_upper_s=out["step_time_upper_s"], tokens_per_step=out["tokens_per_step"],
-            train_tokens=2e12, n_devices=t.n_devices, devices_per_instance=8.0,
-            usd_per_device_hour=3.0, checkpoint_bytes=70e9 * 14, checkpoints_retained=2.0,
-            storage_usd_per_gb_month=0.023, tdp_w=hw.tdp_w, power_utilization_fraction=0.8, pue=1.2)
-        fits = out["memory_fits"] & (cost["time_total_hours"] < 1e9)
+        c = {"tp": rng.choice([1.0, 2.0, 4.0, 8.0], k), "pp": rng.choice([1.0, 2.0, 4.0, 8.0], k),
+             "cp": rng.choice([1.0, 2.0], k), "dp": rng.choice([1.0, 2.0, 4.0, 8.0, 16.0], k),
+             "micro_batch": rng.choice([1.0, 2.0, 4.0], k),
+             "zero_stage": rng.choice([0.0, 1.0, 2.0, 3.0], k), "recompute": rng.choice([0.0, 1.0, 2.0], k),
+             "precision": rng.choice([float(PRECISION_CODES["bf16"]), float(PRECISION_CODES["fp8"])], k)}
+        c["vpp"] = np.where(c["pp"] > 1, rng.choice([1.0, 2.0], k), 1.0)
+        c["n_micro"] = 1024 / (c["dp"] * c["micro_batch"])
+        ev = evaluate_configurations(m, {**fixed, **c}, np.full(k, h100), table, knobs)
+        rows = np.arange(ev.live.size)
+        cost = price_training(ev, rows, offers, np.zeros(rows.size, dtype=np.int64), 2e12, knobs)
+        fits = (ev.reason[ev.live] == 0) & (cost["time_total_hours"] < 1e9)
         total += float(np.sum(cost["cost_total_usd"][fits]))
     seconds = time.perf_counter() - t0
     return {"rows": n, "seconds": seconds, "checksum": total,

@@ -357,7 +357,7 @@ def evaluate_frame(configs, *, catalog=None):
 
     Required columns: ``model`` (preset name, config path or ModelSpec) and ``accelerator``
     (catalog id). Optional: the fields of ``FRAME_DEFAULTS`` (missing columns take those values)
-    and ``train_tokens``. With ``train_tokens``, each row is priced like ``estimate_training``:
+    ``train_tokens`` and ``overrides`` (a dict of assumption knobs per row). With ``train_tokens``, each row is priced like ``estimate_training``:
     the catalog offer named in ``offer`` (or the one with the lowest bill) of its system and
     ``pricing_model``, billed by whole instances; a ``usd_per_device_hour`` column instead prices
     with your own rate (``devices_per_instance``, default 1, is the billing unit). Rows no offer
@@ -387,7 +387,8 @@ def evaluate_frame(configs, *, catalog=None):
     coded = {k: np.array([({**layout_codes(lay), **setup_codes(st), "n_micro": micro_batches(lay, st)})[k]
                           for _, lay, st, _ in parsed], dtype=np.float64)
              for k in (*layout_codes(ParallelLayout()), *setup_codes(TrainingSetup()), "n_micro")}
-    knobs = knob_columns(list(df["framework"]))
+    per_row = [dict(v) if isinstance(v, dict) else {} for v in df["overrides"]] if "overrides" in df else None
+    knobs = knob_columns(list(df["framework"]), per_row)
     ev = job.evaluate_configurations(ModelColumns.from_specs([p[0] for p in parsed]), coded,
                                      np.array([table.system_code(p[3]) for p in parsed]), table, knobs)
     res = df.copy()
@@ -421,10 +422,10 @@ def _frame_costs(res: pd.DataFrame, ev, catalog, table, knobs) -> None:
     tokens = np.array([_check_tokens(v) for v in res["train_tokens"]])
     cols = {k: [None] * len(res) for k in (*_FRAME_COSTS, "usd_per_device_hour", "priced_offer", "billing",
                                           "cost_note")}
-    user_rate = "usd_per_device_hour" in res and res["usd_per_device_hour"].notna().any()
+    user_rate = res["usd_per_device_hour"].notna() if "usd_per_device_hour" in res else pd.Series(False, res.index)
     for pos, i in enumerate(ev.live):
         row = res.iloc[i]
-        if user_rate:
+        if user_rate.iloc[i]:
             offers = _user_offer(catalog, table, row)
         else:
             offers = _system_offers(catalog, table, row["system"], row["pricing_model"], _cell(row["offer"]))

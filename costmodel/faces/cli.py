@@ -85,6 +85,10 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", default="adamw",
                    help="adam, adamw, sgd, momentum, adagrad, lion or adafactor")
     g.add_argument("--grad-precision", default="param", help="param or fp32")
+    g.add_argument("--optimizer-state-bits", type=int, default=32,
+                   help="bits per optimizer-state element: 32, 16 or 8 (8-bit Adam)")
+    g.add_argument("--master-weights", choices=("auto", "yes", "no"), default="auto",
+                   help="fp32 master copy of the weights (auto: yes below 32-bit)")
     g.add_argument("--recompute", default="none", help="none, selective or full")
     g.add_argument("--micro-batch", type=int, default=1, help="sequences per micro-batch")
     g.add_argument("--seq-len", type=int, default=2048, help="tokens per sequence")
@@ -119,6 +123,8 @@ def _layout_and_setup(args: argparse.Namespace):
                             rank_order=args.rank_order)
     setup = TrainingSetup(precision=args.precision, optimizer=args.optimizer,
                           gradient_precision=args.grad_precision, recompute=args.recompute,
+                          optimizer_state_bits=args.optimizer_state_bits,
+                          master_weights={"auto": None, "yes": True, "no": False}[args.master_weights],
                           micro_batch=args.micro_batch, seq_len=args.seq_len,
                           global_batch=args.global_batch, flash_attention=not args.no_flash,
                           dropout=args.dropout)
@@ -200,9 +206,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
           f"{est.energy_kwh:,.0f} kWh")
     if est.cost_total_usd is not None:
         print(f"cost: ${est.cost_total_usd:,.0f} on {est.offer} at ${est.usd_per_device_hour:.2f}/device-hour "
-              f"(compute ${est.cost_compute_usd:,.0f}, checkpoint storage ${est.cost_storage_usd:,.0f})")
+              f"(compute ${est.cost_compute_usd:,.0f}, checkpoint storage ${est.cost_storage_usd:,.0f}); "
+              f"billed: {est.billing}, {est.billed_device_hours:,.0f} device-hours")
+        print("the offer is the one with the lowest bill for this run (whole instances billed)"
+              if args.offer is None else "the offer named with --offer")
     else:
-        print(f"cost: no {args.pricing} offer for {est.system} in the catalog")
+        print(f"cost: {est.cost_note}")
     return 0
 
 
@@ -228,7 +237,9 @@ def scenario_from_args(args: argparse.Namespace):
         data["model"] = args.model
     for flag, key in (("train_tokens", "train_tokens"), ("seq_len", "seq_len"),
                       ("global_batch", "global_batch"), ("job_kind", "kind"),
-                      ("framework", "framework")):
+                      ("framework", "framework"), ("optimizer", "optimizer"),
+                      ("optimizer_state_bits", "optimizer_state_bits"),
+                      ("grad_precision", "gradient_precision")):
         if getattr(args, flag) is not None:
             job[key] = getattr(args, flag)
     for flag, key in (("deadline_days", "deadline_days"), ("budget_usd", "budget_usd"),
@@ -243,6 +254,8 @@ def scenario_from_args(args: argparse.Namespace):
         search["accelerators"] = _csv_list(args.accelerators)
     if args.objective is not None:
         data["objective"] = args.objective
+    if args.set:
+        data["overrides"] = {**dict(data.get("overrides") or {}), **_overrides(args.set)}
     if "model" not in data:
         raise ScenarioError("give a SCENARIO file or --model")
     if "train_tokens" not in job:
@@ -411,6 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--global-batch", type=int, help="sequences per optimizer step")
     p.add_argument("--job-kind", choices=("pretrain", "finetune"), help="job kind")
     p.add_argument("--framework", help="framework profile (default nemo)")
+    p.add_argument("--optimizer", help="adam, adamw, sgd, momentum, adagrad, lion or adafactor")
+    p.add_argument("--optimizer-state-bits", type=int, help="32, 16 or 8 (8-bit Adam)")
+    p.add_argument("--grad-precision", help="gradients in the parameter format (param) or fp32")
+    p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
+                   help="override an assumption knob (repeatable); see data/assumptions.yaml")
     p.add_argument("--deadline-days", type=float, help="wall-clock limit of the run")
     p.add_argument("--budget-usd", type=float, help="total cost limit")
     p.add_argument("--max-devices", type=int, help="largest device count")

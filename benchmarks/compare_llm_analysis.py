@@ -290,6 +290,58 @@ def _extra(row) -> dict[str, str]:
     return items
 
 
+def _other_op_bytes(row, out):
+    """llm-analysis's ``other_op_bytes`` (optimizer-state bytes per parameter) for the row."""
+    optimizer = row.text("optimizer") or "adam"
+    if not row.text("optimizer"):
+        out.approximations.append("optimizer blank -> Adam (llm-analysis default: fp32 master + 2 fp32 moments)")
+    if optimizer == "adafactor":
+        out.approximations.append("Adafactor as other_op_bytes=0 (factored second moments, no first moment; "
+                                  "llm-analysis still adds the 4-byte master copy)")
+        return 0
+    if optimizer in ("sgd",):
+        return 0
+    if optimizer in ("momentum", "adagrad", "lion"):
+        return 4
+    return None  # llm-analysis default: Adam (8 bytes of moments)
+
+
+def _extra_setup(row, out) -> tuple[bool, bool]:
+    """(flash attention, dropout) from the row's ``extra`` cell, noting what llm-analysis lacks."""
+    extra = _extra(row)
+    if "tp_comm_overlap" in extra:
+        out.approximations.append("tp_comm_overlap has no llm-analysis input (its training latency has no "
+                                  "communication term)")
+    if extra.get("vocab_head", "true").lower() == "false":
+        out.approximations.append("no LM head in the run: llm-analysis still counts the logits' FLOPs and "
+                                  "activation memory (no input to drop them)")
+    return (extra.get("flash_attention", "true").lower() != "false",
+            extra.get("dropout", "false").lower() == "true")
+
+
+def _metric_notes(row, out, metric: str, precision) -> None:
+    """Approximations llm-analysis makes for this row's metric."""
+    if metric == "peak_memory_gib":
+        measure = row.text("memory_measure") or "nvidia_smi"
+        if measure == "nvidia_smi":
+            out.approximations.append("nvidia_smi measure vs llm-analysis's weight+grad+optimizer+activation "
+                                      "total: it has no CUDA-context or allocator-cache term")
+        elif measure == "allocator_reserved":
+            out.approximations.append("allocator_reserved measure vs llm-analysis's weight+grad+optimizer+"
+                                      "activation total: it has no allocator cache/fragmentation or "
+                                      "communication-buffer term")
+        if row.text("framework") == "huggingface" and precision == "fp16":
+            out.approximations.append("HF AMP keeps FP32 weights with no separate master copy (16 B/param "
+                                      "with Adam); llm-analysis models 16-bit weights + FP32 grads + FP32 "
+                                      "master + moments (18 B/param)")
+    if metric in ("step_time_s", "tokens_per_s_per_device", "model_tflops_per_device"):
+        if row.text("mlp") == "swiglu" or abs(out.model.ffn_embed_dim - 4 * out.model.hidden_dim) > 0.5:
+            ratio = 2 * out.model.ffn_embed_dim / (8 * out.model.hidden_dim)
+            out.approximations.append(
+                f"llm-analysis's MLP FLOPs are fixed at 16*b*s*h^2 per layer (ignores ffn_embed_dim): "
+                f"{1 / ratio:.2f}x this model's MLP FLOPs")
+
+
 def _build_training(row, out, catalog, la_analysis, la_config) -> None:
     metric = row.text("metric")
     cat = row.text("category")
@@ -326,27 +378,8 @@ def _build_training(row, out, catalog, la_analysis, la_config) -> None:
     recompute = row.text("recompute") or "none"
     if not row.text("recompute"):
         out.approximations.append("recompute blank -> none")
-    optimizer = row.text("optimizer") or "adam"
-    if not row.text("optimizer"):
-        out.approximations.append("optimizer blank -> Adam (llm-analysis default: fp32 master + 2 fp32 moments)")
-    other_op_bytes = None  # llm-analysis default: Adam (8 bytes of moments)
-    if optimizer == "adafactor":
-        other_op_bytes = 0
-        out.approximations.append("Adafactor as other_op_bytes=0 (factored second moments, no first moment; "
-                                  "llm-analysis still adds the 4-byte master copy)")
-    elif optimizer in ("sgd",):
-        other_op_bytes = 0
-    elif optimizer in ("momentum", "adagrad", "lion"):
-        other_op_bytes = 4
-    extra = _extra(row)
-    flash = extra.get("flash_attention", "true").lower() != "false"
-    dropout = extra.get("dropout", "false").lower() == "true"
-    if "tp_comm_overlap" in extra:
-        out.approximations.append("tp_comm_overlap has no llm-analysis input (its training latency has no "
-                                  "communication term)")
-    if extra.get("vocab_head", "true").lower() == "false":
-        out.approximations.append("no LM head in the run: llm-analysis still counts the logits' FLOPs and "
-                                  "activation memory (no input to drop them)")
+    other_op_bytes = _other_op_bytes(row, out)
+    flash, dropout = _extra_setup(row, out)
 
     if cat == "train_total_cost":
         # Unpublished layout: llm-analysis's gpu_hours = tokens x its FLOPs/token / (peak x efficiency),
@@ -378,25 +411,7 @@ def _build_training(row, out, catalog, la_analysis, la_config) -> None:
         flash_attn=flash, softmax_dropout=dropout,
         mlp_gated_linear_units=row.text("mlp") == "swiglu",
     )
-    if metric == "peak_memory_gib":
-        measure = row.text("memory_measure") or "nvidia_smi"
-        if measure == "nvidia_smi":
-            out.approximations.append("nvidia_smi measure vs llm-analysis's weight+grad+optimizer+activation "
-                                      "total: it has no CUDA-context or allocator-cache term")
-        elif measure == "allocator_reserved":
-            out.approximations.append("allocator_reserved measure vs llm-analysis's weight+grad+optimizer+"
-                                      "activation total: it has no allocator cache/fragmentation or "
-                                      "communication-buffer term")
-        if row.text("framework") == "huggingface" and precision == "fp16":
-            out.approximations.append("HF AMP keeps FP32 weights with no separate master copy (16 B/param "
-                                      "with Adam); llm-analysis models 16-bit weights + FP32 grads + FP32 "
-                                      "master + moments (18 B/param)")
-    if metric in ("step_time_s", "tokens_per_s_per_device", "model_tflops_per_device"):
-        if row.text("mlp") == "swiglu" or abs(out.model.ffn_embed_dim - 4 * out.model.hidden_dim) > 0.5:
-            ratio = 2 * out.model.ffn_embed_dim / (8 * out.model.hidden_dim)
-            out.approximations.append(
-                f"llm-analysis's MLP FLOPs are fixed at 16*b*s*h^2 per layer (ignores ffn_embed_dim): "
-                f"{1 / ratio:.2f}x this model's MLP FLOPs")
+    _metric_notes(row, out, metric, precision)
 
 
 def _build_weights(row, out, catalog, la_config) -> None:

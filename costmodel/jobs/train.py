@@ -105,19 +105,20 @@ def evaluate_configurations(
     *,
     memory_headroom: float = 0.0,
     reason: np.ndarray | None = None,
+    layout_checked: bool = False,
 ) -> Evaluated:
     """Reason codes and engine outputs for integer-coded configurations (see
     ``setup.build_training_columns`` for ``coded``). ``reason`` carries codes found earlier (the
-    grid's whole-number checks); layout rules, number formats, missing data and memory (keeping
-    ``memory_headroom`` of the device free) are checked here, in that order."""
+    grid's whole-number and layout checks, then ``layout_checked``); layout rules, number formats,
+    missing data and memory (keeping ``memory_headroom`` of the device free) are checked here, in
+    that order."""
     n = np.broadcast_shapes(*(np.shape(v) for v in coded.values()), np.shape(system_code))
     n_rows = int(np.prod(n)) if n else 1
     reason = np.zeros(n_rows, dtype=np.int8) if reason is None else reason.copy()
     flat = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), n).reshape(n_rows) for k, v in coded.items()}
     sys_code = np.broadcast_to(np.asarray(system_code, dtype=np.int64), n).reshape(n_rows)
-    bad_layout = np.logical_or.reduce(list(layout_violations(
-        model, flat["tp"], flat["pp"], flat["vpp"], flat["dp"], flat["cp"], flat["ep"]).values()))
-    reason[(reason == 0) & bad_layout] = LAYOUT
+    if not layout_checked:
+        reason[(reason == 0) & _breaks_layout(model, flat)] = LAYOUT
     t_all = build_training_columns(flat)
     hw_all = table.columns(sys_code, t_all.matmul_format, t_all.attention_format)
     fmt_ok = np.isfinite(hw_all.peak_matmul_flops_per_s) & np.isfinite(hw_all.peak_attention_flops_per_s)
@@ -134,6 +135,12 @@ def evaluate_configurations(
     oom = out["memory_total_bytes"] > hw.memory_bytes * (1.0 - memory_headroom)
     reason[live[oom]] = MEMORY
     return Evaluated(reason, live, t, hw, out, m)
+
+
+def _breaks_layout(model: ModelColumns, c: Mapping[str, np.ndarray]) -> np.ndarray:
+    """True where a row breaks one of ``specs.layout.LAYOUT_RULES``."""
+    return np.logical_or.reduce(list(layout_violations(
+        model, c["tp"], c["pp"], c["vpp"], c["dp"], c["cp"], c["ep"]).values()))
 
 
 def _data_ok(hw: HardwareColumns) -> np.ndarray:
@@ -298,6 +305,8 @@ class TrainingJob(JobKind):
         whole = (dp == np.floor(dp)) & (dp >= 1)
         reason[~whole] = LAYOUT
         dp = np.where(whole, dp, 1.0)
+        grid = {k: cols[k] for k in ("tp", "pp", "vpp", "cp", "ep")}
+        reason[(reason == 0) & _breaks_layout(ctx.model, {**grid, "dp": dp})] = LAYOUT
         n_micro = float(ctx.scenario.job.batch_sequences) / (dp * mb)
         batch_ok = (n_micro == np.floor(n_micro)) & (n_micro >= 1)
         reason[(reason == 0) & ~batch_ok] = BATCH
@@ -305,7 +314,7 @@ class TrainingJob(JobKind):
                  "n_micro": np.where(batch_ok, n_micro, 1.0)}
         return evaluate_configurations(ctx.model, coded, sys_code, ctx.table, ctx.knobs,
                                        memory_headroom=ctx.scenario.constraints.min_memory_headroom,
-                                       reason=reason)
+                                       reason=reason, layout_checked=True)
 
     def price(self, ctx: TrainingContext, ev: Evaluated, rows: np.ndarray, offer_rows: np.ndarray) -> dict:
         c = ctx.scenario.constraints

@@ -119,7 +119,7 @@ from costmodel.formulas.timing import COLLECTIVES, STEP_COMPONENTS  # noqa: E402
 from costmodel.jobs import train as job  # noqa: E402
 from costmodel.specs.codes import FORMATS  # noqa: E402
 from costmodel.specs.setup import layout_codes, micro_batches, setup_codes  # noqa: E402
-from costmodel.tables.catalog import engine_catalog, hardware_table  # noqa: E402
+from costmodel.tables.catalog import engine_catalog, hardware_table, offer_table  # noqa: E402
 from costmodel.tables.knobs import knob_columns  # noqa: E402
 from costmodel.tables.offers import OfferTable  # noqa: E402
 
@@ -190,11 +190,7 @@ def _unsupported(reason: int, acc_id: str, system: str, setup: TrainingSetup, ta
 
 
 def _system_offers(catalog, table, system: str, pricing_model: str, offer: str | None) -> OfferTable:
-    frame = catalog.offers_frame()
-    frame = frame[(frame["system"] == system) & (frame["pricing_model"] == pricing_model)]
-    if offer is not None:
-        frame = frame[frame["offer"] == offer]
-    return OfferTable.build(catalog, frame, table.system_code)
+    return offer_table(catalog).select(table.system_code(system), pricing_model, offer)
 
 
 def _communication(out: dict[str, float]) -> list[dict]:

@@ -12,6 +12,7 @@ from hardware_catalog import Catalog, load_catalog
 from hardware_catalog.paths import data_dir
 
 from costmodel.tables.hardware import HardwareTable
+from costmodel.tables.offers import OfferTable
 
 _ENGINE_CATALOG: Catalog | None = None
 _TABLES: OrderedDict[int, HardwareTable] = OrderedDict()
@@ -36,14 +37,6 @@ def engine_catalog(extra_files: Sequence[str | Path] = (), mode: str = "merge") 
     return load_catalog([*calibration_files(), *extra_files])
 
 
-def object_storage_price(catalog: Catalog, provider: str | None):
-    """The object-storage price row for checkpoints of a run at ``provider``: the provider's own
-    cheapest, else the cheapest in the catalog (None when the catalog has none)."""
-    own = catalog.other_price("object_storage", provider=provider) if provider else []
-    rows = own or catalog.other_price("object_storage")
-    return min(rows, key=lambda r: r.value) if rows else None
-
-
 def hardware_table(catalog: Catalog) -> HardwareTable:
     """Cached ``HardwareTable`` of a catalog object. Assumption knobs (such as the GEMM kernel
     overhead) are not part of it: they travel as knob columns, so an override always applies."""
@@ -56,3 +49,20 @@ def hardware_table(catalog: Catalog) -> HardwareTable:
     while len(_TABLES) > _MAX_TABLES:
         _TABLES.popitem(last=False)
     return table
+
+
+_OFFERS: OrderedDict[int, tuple[Catalog, OfferTable]] = OrderedDict()
+
+
+def offer_table(catalog: Catalog) -> OfferTable:
+    """Cached ``OfferTable`` of every priced offer of a catalog (the scalar and DataFrame APIs
+    select from it; the planner builds its own, filtered by the scenario's constraints)."""
+    key = id(catalog)
+    hit = _OFFERS.get(key)
+    if hit is None or hit[0] is not catalog:
+        hit = (catalog, OfferTable.build(catalog, catalog.offers_frame(), hardware_table(catalog).system_code))
+        _OFFERS[key] = hit
+    _OFFERS.move_to_end(key)
+    while len(_OFFERS) > _MAX_TABLES:
+        _OFFERS.popitem(last=False)
+    return hit[1]

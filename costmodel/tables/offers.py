@@ -55,6 +55,21 @@ class OfferTable:
                    np.array(prices, dtype=np.float64),
                    frame["system_code"].to_numpy(dtype=np.int64))
 
+    def take(self, rows: np.ndarray) -> OfferTable:
+        """The offers at ``rows`` (kept in order), as a table of their own."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return OfferTable(self.frame.iloc[rows].reset_index(drop=True), self.usd_per_device_hour[rows],
+                          self.devices_per_instance[rows], self.storage_usd_per_gb_month[rows],
+                          self.system_code[rows])
+
+    def select(self, system_code: int, pricing_model: str, offer: str | None = None) -> OfferTable:
+        """The offers of one system and pricing model (and offer name, if given)."""
+        f = self.frame
+        mask = (self.system_code == system_code) & (f["pricing_model"].to_numpy() == pricing_model)
+        if offer is not None:
+            mask &= f["offer"].to_numpy() == offer
+        return self.take(np.flatnonzero(mask))
+
     def __len__(self) -> int:
         return len(self.frame)
 

@@ -41,6 +41,19 @@ with st.sidebar:
         col1.selectbox("Optimizer", c.OPTIMIZERS, key="in_optimizer", persist_state=c.PERSIST)
         col2.selectbox("Framework", sorted(c.frameworks()), key="in_framework",
                        persist_state=c.PERSIST, help="Framework profile of data/frameworks.yaml.")
+        with st.expander("Numerics (optimizer state, gradients, attention)"):
+            col1, col2 = st.columns(2)
+            col1.selectbox("Optimizer-state bits", [32, 16, 8], key="in_optimizer_state_bits",
+                           persist_state=c.PERSIST, help="8 = 8-bit Adam (Dettmers et al. 2022).")
+            col2.selectbox("Gradient precision", ["param", "fp32"], key="in_gradient_precision",
+                           persist_state=c.PERSIST,
+                           help="param: gradients in the weights' format; fp32: Megatron's main_grad.")
+            col1.selectbox("fp32 master weights", ["auto", "yes", "no"], key="in_master_weights",
+                           persist_state=c.PERSIST, help="auto: yes below 32-bit training.")
+            col2.checkbox("Fused (flash) attention", key="in_flash_attention", persist_state=c.PERSIST)
+            col1.checkbox("Dropout", key="in_dropout", persist_state=c.PERSIST)
+            col2.checkbox("Count causal attention at half cost", key="in_causal_discount",
+                          persist_state=c.PERSIST, help="Off: Megatron-LM's FLOP convention (eq. 7).")
         col1, col2 = st.columns(2)
         col1.selectbox("Rank by", OBJECTIVES, key="in_objective", persist_state=c.PERSIST,
                        help="cost (USD), time, cost-per-token or energy (kWh).")

@@ -19,7 +19,7 @@ def test_wheel_carries_the_data_and_runs_outside_the_source_tree(tmp_path):
                      "hardware_catalog/data/calibration/fitted.csv",
                      "hardware_catalog/data/validation/public.csv",
                      "hardware_catalog/data/frameworks.yaml",
-                     "costmodel/cli.py"):
+                     "costmodel/faces/cli.py", "costmodel/jobs/train.py"):
         assert required in names, required
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",

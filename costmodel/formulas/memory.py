@@ -24,6 +24,8 @@ import numpy as np
 from costmodel.specs.codes import Recompute
 from costmodel.specs.columns import Array, Breakdown, ModelColumns, as_array, model_columns
 from costmodel.formulas.params import layer_params, matrix_shape_sum, parameter_count
+from costmodel.formulas.pipeline import (  # noqa: F401  (re-exported: callers import them from here)
+    in_flight_microbatches, pipeline_stages, select_stage, stage_parameters)
 from costmodel.specs.spec import ModelSpec
 from costmodel.specs.setup import TrainingColumns
 
@@ -150,55 +152,64 @@ def layer_activation_bytes(
     return np.where(r == Recompute.FULL, terms.layer_input, np.where(r == Recompute.SELECTIVE, selective, full_layer))
 
 
-def in_flight_microbatches(stage: Array, pp: Array, vpp: Array, n_micro: Array) -> Array:
-    """Micro-batches whose activations pipeline stage ``stage`` holds at its peak.
-
-    1F1B: stage k holds (p - k). Interleaved (Megatron schedule): stage k runs 2(p - k - 1) +
-    (v - 1) p warm-up chunks plus one, each 1/v of a micro-batch; for k = 0 this is
-    p (1 + (p - 1)/(p v)) (Korthikanti et al. 2022, Sec. 4.2.3). Never more than ``n_micro``.
-    """
-    k, p, v, n = (as_array(x) for x in (stage, pp, vpp, n_micro))
-    one_f_one_b = p - k
-    interleaved = (2 * (p - k - 1) + (v - 1) * p + 1) / v
-    return np.minimum(np.where(v > 1, interleaved, one_f_one_b), n)
-
-
 # Training memory per device --------------------------------------------------------------------
 
-def pipeline_stages(m: ModelColumns, pp: Array) -> list[Array]:
-    """The pipeline stages that can be the most loaded: the first (embedding, most in-flight
-    micro-batches) and the last (head, logits); the second as well when an MoE model starts with
-    dense blocks (it may hold more expert blocks than the first). Stage indices per row."""
-    last = pp - 1
-    stages = [np.zeros_like(pp), last]
-    if np.any((m.n_moe_layers > 0) & (m.n_dense_layers > 0)):
-        stages.insert(1, np.minimum(1.0, last))
-    return stages
-
-
-def stage_parameters(m: ModelColumns, p, stage: Array, pp: Array, tp: Array, ep: Array
-                     ) -> tuple[Array, Array, Array, Array]:
-    """Blocks and parameters one device of pipeline stage ``stage`` holds before ZeRO sharding.
-
-    Returns (dense blocks, MoE blocks, non-expert parameters, expert parameters). Dense blocks
-    come first in the model; the first stage also holds the embedding, the last the head (or,
-    with pp > 1 and tied embeddings, Megatron's copy of the embedding), the final norm and the
-    pooler. Matrices are split across tp; experts across ep x tp (expert TP = tp); norms and the
-    pooler are replicated.
-    """
-    layers_per_stage = m.n_layers / pp
-    dense_n = np.clip(m.n_dense_layers - stage * layers_per_stage, 0.0, layers_per_stage)
-    moe_n = layers_per_stage - dense_n
-    is_first, is_last = stage == 0, stage == pp - 1
-    dense_params = (
-        dense_n * p.dense_block / tp
-        + moe_n * (p.moe_nonexpert + m.n_shared_experts * p.expert) / tp
-        + is_first * p.embedding / tp
-        + is_last * (p.head + np.where(pp > 1, m.tied_embeddings * m.vocab_size * m.d_model, 0.0)) / tp
-        + is_last * (p.final_norm + p.pooler)
+def _layer_activations(m: ModelColumns, t: TrainingColumns, selective_keep_fraction: Array
+                       ) -> tuple[Array, Array, Array]:
+    """Bytes one dense block and one MoE block keep per micro-batch under the row's recompute
+    mode, and the working set full recomputation re-materialises (one block at a time)."""
+    per_layer_args = dict(micro_batch=t.micro_batch, seq_len=t.seq_len, tp=t.tp, cp=t.cp,
+                          sequence_parallel=t.sp, act_bytes=t.act_bytes, flash=t.flash,
+                          dropout=t.dropout)
+    dense_terms = activation_terms(m, **per_layer_args)
+    moe_terms = activation_terms(m, moe=True, **per_layer_args)
+    dense_act = layer_activation_bytes(dense_terms, t.recompute, selective_keep_fraction)
+    moe_act = layer_activation_bytes(moe_terms, t.recompute, selective_keep_fraction)
+    # Full recomputation re-materialises one block at a time during backward.
+    working_set = np.where(
+        t.recompute == Recompute.FULL,
+        np.maximum(layer_activation_bytes(dense_terms, 0.0) * (m.n_dense_layers > 0),
+                   layer_activation_bytes(moe_terms, 0.0) * (m.n_moe_layers > 0)),
+        0.0,
     )
-    expert_params = moe_n * m.n_experts * p.expert / (ep * tp)
-    return dense_n, moe_n, dense_params, expert_params
+    return dense_act, moe_act, working_set
+
+
+def _stage_independent_bytes(m: ModelColumns, p, t: TrainingColumns,
+                             logits_bytes_per_element: Array | None) -> tuple[Array, Array, Array]:
+    """Logits of the last stage, ZeRO-3 block buffers and Adafactor's factored state."""
+    tp, ep = t.tp, t.ep
+    s_local = t.seq_len / t.cp
+    e = t.act_bytes
+    # Logits of the vocabulary-parallel output layer and the loss's working copies.
+    per_logit = e + 4.0 if logits_bytes_per_element is None else as_array(logits_bytes_per_element)
+    logits_bytes = t.vocab_head * t.micro_batch * s_local * m.vocab_size / tp * per_logit
+    # Largest unsharded block under ZeRO-3: current and prefetched weights plus its gradients.
+    moe_block_local = p.moe_nonexpert / tp + m.n_shared_experts * p.expert / tp + m.n_experts * p.expert / (ep * tp)
+    dense_block_local = p.dense_block / tp
+    block_local = np.maximum(np.where(m.n_dense_layers > 0, dense_block_local, 0.0),
+                             np.where(m.n_moe_layers > 0, moe_block_local, 0.0))
+    zero3 = np.where(t.zero_stage >= 3, block_local * (2 * t.weight_bytes + t.grad_bytes), 0.0)
+    # Adafactor: factored state instead of full-size moments, spread over the model's devices.
+    factored = t.adafactor * matrix_shape_sum(m) * 4.0 / (tp * t.pp)
+    return logits_bytes, zero3, factored
+
+
+def _stage_states(m: ModelColumns, p, t: TrainingColumns, stage: Array
+                  ) -> tuple[Array, Array, dict[str, Array]]:
+    """(dense blocks, MoE blocks, ZeRO model states) of one device of pipeline stage ``stage``:
+    non-expert parameters sharded over dp x cp, experts over dp x cp / ep."""
+    dense_n, moe_n, dense_params, expert_params = stage_parameters(m, p, stage, t.pp, t.tp, t.ep)
+    states_args = dict(zero_stage=t.zero_stage, weight_bytes=t.weight_bytes,
+                       grad_bytes=t.grad_bytes, master_bytes=t.master_bytes,
+                       optimizer_state_bytes=t.optimizer_state_bytes)
+    dense_states = model_state_bytes(dense_params, shard_degree=t.dp * t.cp, **states_args)
+    if bool(np.any(m.n_experts > 0)):
+        expert_states = model_state_bytes(expert_params, shard_degree=t.dp * t.cp / t.ep, **states_args)
+    else:
+        expert_states = {k: 0.0 for k in dense_states}
+    states = {k: dense_states[k] + expert_states[k] for k in dense_states}
+    return dense_n, moe_n, states
 
 
 def training_memory_per_device(
@@ -224,69 +235,25 @@ def training_memory_per_device(
     """
     m = model_columns(model)
     p = layer_params(m)
-    tp, pp, ep = t.tp, t.pp, t.ep
-    has_experts = bool(np.any(m.n_experts > 0))
     dense_shard = t.dp * t.cp  # ZeRO/FSDP partition group of non-expert parameters
-    expert_shard = t.dp * t.cp / ep  # expert-data-parallel group (Megatron-core MoE)
+    dense_act, moe_act, working_set = _layer_activations(m, t, selective_keep_fraction)
+    logits_bytes, zero3, factored = _stage_independent_bytes(m, p, t, logits_bytes_per_element)
+    embedding_out = t.act_bytes * t.micro_batch * (t.seq_len / t.cp) * m.d_model / np.where(t.sp > 0, t.tp, 1.0)
 
-    per_layer_args = dict(micro_batch=t.micro_batch, seq_len=t.seq_len, tp=tp, cp=t.cp,
-                          sequence_parallel=t.sp, act_bytes=t.act_bytes, flash=t.flash,
-                          dropout=t.dropout)
-    dense_terms = activation_terms(m, **per_layer_args)
-    moe_terms = activation_terms(m, moe=True, **per_layer_args)
-    dense_act = layer_activation_bytes(dense_terms, t.recompute, selective_keep_fraction)
-    moe_act = layer_activation_bytes(moe_terms, t.recompute, selective_keep_fraction)
-    # Full recomputation re-materialises one block at a time during backward.
-    working_set = np.where(
-        t.recompute == Recompute.FULL,
-        np.maximum(layer_activation_bytes(dense_terms, 0.0) * (m.n_dense_layers > 0),
-                   layer_activation_bytes(moe_terms, 0.0) * (m.n_moe_layers > 0)),
-        0.0,
-    )
-    e, b = t.act_bytes, t.micro_batch
-    s_local = t.seq_len / t.cp
-    outside = np.where(t.sp > 0, tp, 1.0)
-    # Logits of the vocabulary-parallel output layer and the loss's working copies.
-    per_logit = e + 4.0 if logits_bytes_per_element is None else as_array(logits_bytes_per_element)
-    logits_bytes = t.vocab_head * b * s_local * m.vocab_size / tp * per_logit
-    # Largest unsharded block under ZeRO-3: current and prefetched weights plus its gradients.
-    moe_block_local = p.moe_nonexpert / tp + m.n_shared_experts * p.expert / tp + m.n_experts * p.expert / (ep * tp)
-    dense_block_local = p.dense_block / tp
-    block_local = np.maximum(np.where(m.n_dense_layers > 0, dense_block_local, 0.0),
-                             np.where(m.n_moe_layers > 0, moe_block_local, 0.0))
-    zero3 = np.where(t.zero_stage >= 3, block_local * (2 * t.weight_bytes + t.grad_bytes), 0.0)
-    # Adafactor: factored state instead of full-size moments, spread over the model's devices.
-    factored = t.adafactor * matrix_shape_sum(m) * 4.0 / (tp * pp)
-
-    best: dict[str, Array] | None = None
-    best_total = None
-    last = pp - 1
-    for stage in pipeline_stages(m, pp):
-        is_first = stage == 0
-        is_last = stage == last
-        # Parameters on this device, split into ZeRO groups.
-        dense_n, moe_n, dense_params, expert_params = stage_parameters(m, p, stage, pp, tp, ep)
-        states_args = dict(zero_stage=t.zero_stage, weight_bytes=t.weight_bytes,
-                           grad_bytes=t.grad_bytes, master_bytes=t.master_bytes,
-                           optimizer_state_bytes=t.optimizer_state_bytes)
-        dense_states = model_state_bytes(dense_params, shard_degree=dense_shard, **states_args)
-        if has_experts:
-            expert_states = model_state_bytes(expert_params, shard_degree=expert_shard, **states_args)
-        else:
-            expert_states = {k: 0.0 for k in dense_states}
-
-        in_flight = in_flight_microbatches(stage, pp, t.vpp, t.n_micro)
+    def stage_parts(stage: Array) -> tuple[Array, dict[str, Array]]:
+        dense_n, moe_n, states = _stage_states(m, p, t, stage)
+        in_flight = in_flight_microbatches(stage, t.pp, t.vpp, t.n_micro)
         activations = (
-            in_flight * (dense_n * dense_act + moe_n * moe_act + is_first * e * b * s_local * m.d_model / outside)
+            in_flight * (dense_n * dense_act + moe_n * moe_act + (stage == 0) * embedding_out)
             + working_set
         )
-        logits = is_last * logits_bytes
+        logits = (stage == t.pp - 1) * logits_bytes
         dynamic = activations + logits + zero3
         parts = {
-            "weights": dense_states["weights"] + expert_states["weights"],
-            "gradients": dense_states["gradients"] + expert_states["gradients"],
-            "master_weights": dense_states["master_weights"] + expert_states["master_weights"],
-            "optimizer_states": (dense_states["optimizer_states"] + expert_states["optimizer_states"]
+            "weights": states["weights"],
+            "gradients": states["gradients"],
+            "master_weights": states["master_weights"],
+            "optimizer_states": (states["optimizer_states"]
                                  + factored / np.where(t.zero_stage >= 1, dense_shard, 1.0)),
             "activations": activations,
             "logits": logits,
@@ -294,14 +261,9 @@ def training_memory_per_device(
             "framework": as_array(cuda_context_bytes) + 0.0 * dynamic,
             "fragmentation": as_array(fragmentation_fraction) * dynamic,
         }
-        total = sum(parts.values())
-        if best is None:
-            best, best_total = parts, total
-        else:
-            take = total > best_total
-            best = {k: np.where(take, v, best[k]) for k, v in parts.items()}
-            best_total = np.where(take, total, best_total)
-    return Breakdown(best)
+        return sum(parts.values()), parts
+
+    return Breakdown(select_stage(stage_parts(stage) for stage in pipeline_stages(m, t.pp)))
 
 
 # Inference memory -------------------------------------------------------------------------------

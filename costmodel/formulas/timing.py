@@ -4,12 +4,11 @@ the optimizer step. Reports a lower bound (all communication hidden), an upper b
 and the point estimate the planner ranks by (the framework's overlap knobs).
 
 Sources:
-- GEMM time: roofline (Williams, Waterman & Patterson 2009): max(FLOPs / achieved peak, bytes /
-  achieved bandwidth) plus a fixed per-kernel overhead; 'achieved' fractions come from the catalog's
-  efficiency data (e.g. an 8192^3 BF16 GEMM at 798 of 989 TFLOP/s on H100 SXM).
+- One block's forward time: ``blocks.block_forward`` (roofline per GEMM, Williams, Waterman &
+  Patterson 2009; attention after Korthikanti et al. 2022 and Dao et al. 2022).
 - Backward = 2 x forward for GEMMs and attention (Narayanan et al. 2021, Sec. 5.1).
 - Pipeline: with m micro-batches, p stages and v virtual stages per device the bubble is
-  (p - 1)/v micro-batch times (Narayanan et al. 2021, Sec. 2.2, eq. for the interleaved schedule).
+  (p - 1)/v micro-batch times (Narayanan et al. 2021, Sec. 2.2; see ``pipeline``).
 - Communication volumes per parallelism: see ``comms`` and the comments below (Megatron-LM:
   Shoeybi et al. 2019 Sec. 3 for TP, Korthikanti et al. 2022 Sec. 4.2.2 for SP; ZeRO Sec. 7 for
   data-parallel volumes; ring attention (Liu et al. 2023) for CP; GShard/Megatron-core all-to-all
@@ -19,6 +18,7 @@ Sources:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -26,7 +26,9 @@ from costmodel.specs.columns import Array, ModelColumns, as_array, model_columns
 from costmodel.formulas.comms import all_gather_time, all_reduce_time, all_to_all_time, group, p2p_time, reduce_scatter_time
 from costmodel.formulas.flops import forward_flops_per_token, training_flops_per_token
 from costmodel.formulas.hardware import HardwareColumns
-from costmodel.formulas.memory import pipeline_stages, stage_parameters
+from costmodel.formulas.blocks import (  # noqa: F401  (_gemm_time: re-exported for callers)
+    BlockForward, Roofline, _gemm_time, block_forward, kv_widths, lm_head_forward)
+from costmodel.formulas.pipeline import bubble_microbatches, pipeline_bubble, pipeline_stages, select_stage, stage_parameters
 from costmodel.formulas.params import layer_params
 from costmodel.specs.codes import Recompute
 from costmodel.specs.setup import TrainingColumns
@@ -55,14 +57,191 @@ class TimingKnobs:
     attention_efficiency_scale: Array = 1.0  # framework's attention kernel relative to calibrated
 
 
-def _gemm_time(M: Array, N: Array, K: Array, peak: Array, bandwidth: Array, overhead: Array,
-               elem_bytes: Array, weight_sets: Array = 1.0) -> Array:
-    """Roofline time of an (M x K) @ (K x N) product at achieved ``peak`` FLOP/s and
-    ``bandwidth`` bytes/s; ``weight_sets`` distinct K x N matrices (grouped expert GEMMs) are read
-    once each."""
-    compute = 2.0 * M * N * K / peak
-    memory = elem_bytes * (M * K + weight_sets * K * N + M * N) / bandwidth
-    return np.maximum(compute, memory) + overhead
+def _block_times(m: ModelColumns, t: TrainingColumns, blk: BlockForward, roof: Roofline,
+                 keep: Array) -> tuple[Array, Array, Array]:
+    """Forward + backward (2x) + recomputed forward of one dense and one MoE block per
+    micro-batch, and of the LM head and loss on the last stage."""
+    r = t.recompute
+    attn_core = blk.attention_core
+
+    # Full recomputation repeats the whole block; selective the attention core and the share of
+    # the rest the policy does not keep.
+    def block_time(other_fwd: Array) -> Array:
+        base = 3 * (other_fwd + attn_core)
+        extra = np.where(r == Recompute.FULL, other_fwd + attn_core,
+                         np.where(r == Recompute.SELECTIVE, attn_core + (1 - keep) * other_fwd, 0.0))
+        return base + extra
+
+    T = t.micro_batch * t.seq_len / t.cp
+    e = t.act_bytes
+    head_gemm = lm_head_forward(m, tokens=T, hw=roof, tp=t.tp, matmul_bytes=t.matmul_bytes)[0]
+    head = t.vocab_head * (
+        3 * head_gemm
+        # cross-entropy: ~3 passes over the logits at (16-bit + fp32) bytes each
+        + 3 * T * m.vocab_size / t.tp * (e + 4.0) * roof.elementwise_s_per_byte
+    )
+    return block_time(blk.dense_other), block_time(blk.moe_other), head
+
+
+def _block_comm(m: ModelColumns, t: TrainingColumns, hw: HardwareColumns, k: TimingKnobs,
+                attn_core: Array) -> SimpleNamespace:
+    """Per-micro-batch communication of one block (TP, EP, CP) plus the pipeline send/receive.
+
+    Group strides follow the rank placement (default Megatron order tp-cp-dp-pp); expert groups
+    are carved out of the data x context ranks (Megatron-core MoE)."""
+    tp, cp, ep = t.tp, t.cp, t.ep
+    T = t.micro_batch * t.seq_len / cp
+    e, h = t.act_bytes, m.d_model
+    r = t.recompute
+    outside = np.where(t.sp > 0, tp, 1.0)
+    fab = hw.fabric
+    c = SimpleNamespace(outside=outside)
+    c.dpcp_stride = np.minimum(np.where(cp > 1, t.stride_cp, np.inf), t.stride_dp)
+    c.act_msg = T * h * e  # bytes of one block's activations on a TP rank
+    c.tp_group = group(tp, t.stride_tp, fab)
+    c.tp_collectives = 4 + 2 * (r == Recompute.FULL)  # 2 fwd + 2 bwd all-reduces (AG+RS pairs with SP)
+    c.tp_block = c.tp_collectives * all_reduce_time(c.act_msg, c.tp_group, fab)
+    c.ep_group = group(ep, c.dpcp_stride, fab)
+    c.ep_msg = T / outside * m.experts_per_token * h * e
+    c.ep_collectives = 4 + 2 * (r == Recompute.FULL)  # dispatch + combine, forward and backward
+    c.ep_block = c.ep_collectives * all_to_all_time(c.ep_msg, c.ep_group, fab)
+    c.cp_group = group(cp, t.stride_cp, fab)
+    k_width, v_width = kv_widths(m)
+    c.kv_chunk = T * (k_width + v_width) / tp * e
+    c.cp_block = 3 * (cp - 1) * p2p_time(c.kv_chunk, c.cp_group.spans_domains, fab)
+    c.cp_block_exposed = np.maximum(0.0, c.cp_block - as_array(k.cp_comm_overlap) * 3 * attn_core)
+    # Pipeline send/receive: forward activations and backward gradients per virtual stage
+    # (Megatron scatter-gather optimisation sends 1/tp of the tensor when SP is on).
+    c.pp_crosses = t.stride_pp >= fab.scaleup_domain
+    c.pp_msg = c.act_msg / outside
+    c.pp_raw = np.where(t.pp > 1, 2 * t.vpp * p2p_time(c.pp_msg, c.pp_crosses, fab), 0.0)
+    return c
+
+
+def _slowest_stage(m: ModelColumns, p, t: TrainingColumns, dense_block: Array, moe_block: Array,
+                   head: Array, c: SimpleNamespace) -> dict[str, Array]:
+    """Per-micro-batch compute and communication of the slowest of the first, second and last
+    pipeline stages (it sets the pace), and the largest parameter counts of any of them."""
+    layers_per_stage = m.n_layers / t.pp
+    last = t.pp - 1
+    candidates = []
+    params_dense = params_expert = None
+    for stage in pipeline_stages(m, t.pp):
+        dense_n, moe_n, pd, pe = stage_parameters(m, p, stage, t.pp, t.tp, t.ep)
+        v = {
+            "compute": dense_n * dense_block + moe_n * moe_block + (stage == last) * head,
+            "tp": layers_per_stage * c.tp_block,
+            "ep": moe_n * c.ep_block,
+            "cp": layers_per_stage * c.cp_block,
+            "cp_exposed": layers_per_stage * c.cp_block_exposed,
+            "moe_n": moe_n,
+        }
+        candidates.append((v["compute"] + v["tp"] + v["ep"], v))
+        params_dense = pd if params_dense is None else np.maximum(params_dense, pd)
+        params_expert = pe if params_expert is None else np.maximum(params_expert, pe)
+    best = select_stage(candidates)
+    best["params_dense"], best["params_expert"] = params_dense, params_expert
+    best["layers"] = layers_per_stage
+    return best
+
+
+def _data_parallel(t: TrainingColumns, hw: HardwareColumns, st: dict[str, Array],
+                   c: SimpleNamespace) -> SimpleNamespace:
+    """Gradient reduction and parameter all-gather over dp x cp (dense) and dp x cp / ep
+    (experts), with the stage's largest parameter counts."""
+    fab = hw.fabric
+    dp, cp, ep = t.dp, t.cp, t.ep
+    pd, pe = st["params_dense"], st["params_expert"]
+    g_dense = group(dp * cp, c.dpcp_stride, fab)
+    g_expert = group(dp * cp / ep, c.dpcp_stride * ep, fab)
+    gb, wb = t.grad_bytes, t.weight_bytes
+    grad_sync = np.where(
+        t.zero_stage == 0,
+        all_reduce_time(pd * gb, g_dense, fab) + all_reduce_time(pe * gb, g_expert, fab),
+        reduce_scatter_time(pd * gb, g_dense, fab) + reduce_scatter_time(pe * gb, g_expert, fab),
+    )
+    param_gather = all_gather_time(pd * wb, g_dense, fab) + all_gather_time(pe * wb, g_expert, fab)
+    return SimpleNamespace(g_dense=g_dense, grad_sync=grad_sync, param_gather=param_gather)
+
+
+def _assemble_step(t: TrainingColumns, k: TimingKnobs, bw: Array, st: dict[str, Array],
+                   c: SimpleNamespace, d: SimpleNamespace) -> SimpleNamespace:
+    """Exposed time per component, the step and its lower and upper bounds."""
+    z, n_micro = t.zero_stage, t.n_micro
+    a = SimpleNamespace()
+    stage_compute = st["compute"]
+    a.tp_exp = st["tp"] * (1 - as_array(k.tp_comm_overlap))
+    a.ep_exp = st["ep"] * (1 - as_array(k.ep_comm_overlap))
+    a.pp_exp = c.pp_raw * (1 - as_array(k.pp_comm_overlap))
+    a.zero3_micro = np.where(z >= 3, 2 * d.param_gather + d.grad_sync, 0.0)
+    a.zero3_exp = np.maximum(0.0, a.zero3_micro - as_array(k.zero3_prefetch) * stage_compute)
+    micro = stage_compute + a.tp_exp + a.ep_exp + st["cp_exposed"] + a.pp_exp + a.zero3_exp
+    bubble = pipeline_bubble(micro, t.pp, t.vpp)
+    a.bwd_window = 2.0 / 3.0 * stage_compute
+    a.fwd_window = 1.0 / 3.0 * stage_compute
+    dp_exp = np.where(
+        z >= 3, 0.0,
+        np.maximum(0.0, d.grad_sync - as_array(k.overlap_grad_reduce) * a.bwd_window)
+        + np.where(z >= 1, np.maximum(0.0, d.param_gather - as_array(k.overlap_param_gather) * a.fwd_window), 0.0),
+    )
+    # Optimizer: read gradient, read+write master copy and states, write the 16-bit weights.
+    shard = np.where(z >= 1, 1.0, 0.0)
+    dp, cp = t.dp, t.cp
+    opt_params = (st["params_dense"] / np.where(shard > 0, dp * cp, 1.0)
+                  + st["params_expert"] / np.where(shard > 0, dp * cp / t.ep, 1.0))
+    opt_bytes = opt_params * (2 * (t.master_bytes + t.optimizer_state_bytes) + t.grad_bytes + t.weight_bytes)
+    optimizer = opt_bytes / bw
+    a.parts = {
+        "compute": n_micro * stage_compute,
+        "tp_comm": n_micro * a.tp_exp,
+        "cp_comm": n_micro * st["cp_exposed"],
+        "ep_comm": n_micro * a.ep_exp,
+        "pp_comm": n_micro * a.pp_exp,
+        "dp_comm": dp_exp + n_micro * a.zero3_exp,
+        "bubble": bubble,
+        "optimizer": optimizer,
+    }
+    a.step = sum(a.parts.values())
+    slots = n_micro + bubble_microbatches(t.pp, t.vpp)
+    per_micro_comm = st["tp"] + st["ep"] + st["cp"] + c.pp_raw + a.zero3_micro
+    dp_raw = np.where(z >= 3, 0.0, d.grad_sync + np.where(z >= 1, d.param_gather, 0.0))
+    a.lower = slots * np.maximum(stage_compute, per_micro_comm) + np.maximum(
+        0.0, dp_raw - n_micro * stage_compute) + optimizer
+    a.upper = slots * (stage_compute + per_micro_comm) + dp_raw + optimizer
+    return a
+
+
+def _collective_report(t: TrainingColumns, k: TimingKnobs, st: dict[str, Array],
+                       c: SimpleNamespace, d: SimpleNamespace, a: SimpleNamespace) -> dict[str, tuple]:
+    """Per collective: (bytes a device sends per call, calls per step, group size, whether the
+    group spans scale-up domains, raw seconds per step, exposed seconds per step)."""
+    tp, pp, vpp, cp, dp, ep = t.tp, t.pp, t.vpp, t.cp, t.dp, t.ep
+    z, n_micro = t.zero_stage, t.n_micro
+    grad_sync, param_gather = d.grad_sync, d.param_gather
+    grad_exposed = np.where(z >= 3, n_micro * a.zero3_exp * _share(grad_sync, 2 * param_gather),
+                            np.maximum(0.0, grad_sync - as_array(k.overlap_grad_reduce) * a.bwd_window))
+    gather_exposed = np.where(z >= 3, n_micro * a.zero3_exp * _share(2 * param_gather, grad_sync),
+                              np.where(z >= 1, np.maximum(0.0, param_gather - as_array(k.overlap_param_gather) * a.fwd_window), 0.0))
+    has_dp = dp * cp > 1
+    params = st["params_dense"] + st["params_expert"]
+    return {
+        "tp_allreduce": (c.act_msg, np.where(tp > 1, n_micro * st["layers"] * c.tp_collectives, 0.0), tp,
+                         c.tp_group.spans_domains, n_micro * st["tp"], n_micro * a.tp_exp),
+        "cp_kv_exchange": (c.kv_chunk, np.where(cp > 1, n_micro * st["layers"] * 3 * (cp - 1), 0.0), cp,
+                           c.cp_group.spans_domains, n_micro * st["cp"], n_micro * st["cp_exposed"]),
+        "ep_alltoall": (c.ep_msg, np.where(ep > 1, n_micro * st["moe_n"] * c.ep_collectives, 0.0), ep,
+                        c.ep_group.spans_domains, n_micro * st["ep"], n_micro * a.ep_exp),
+        "pp_send_recv": (c.pp_msg, np.where(pp > 1, n_micro * 2 * vpp, 0.0), np.where(pp > 1, 2.0, 1.0),
+                         c.pp_crosses & (pp > 1), n_micro * c.pp_raw, n_micro * a.pp_exp),
+        "dp_grad_sync": (params * t.grad_bytes,
+                         np.where(has_dp, np.where(z >= 3, n_micro, 1.0), 0.0), dp * cp,
+                         d.g_dense.spans_domains, np.where(z >= 3, n_micro, 1.0) * grad_sync, grad_exposed),
+        "dp_param_gather": (params * t.weight_bytes,
+                            np.where(has_dp, np.where(z >= 3, 2 * n_micro, np.where(z >= 1, 1.0, 0.0)), 0.0),
+                            dp * cp, d.g_dense.spans_domains,
+                            np.where(z >= 3, 2 * n_micro, np.where(z >= 1, 1.0, 0.0)) * param_gather,
+                            gather_exposed),
+    }
 
 
 def training_step_time(
@@ -77,230 +256,41 @@ def training_step_time(
     hw = replace(hw, matmul_efficiency=hw.matmul_efficiency * as_array(k.matmul_efficiency_scale),
                  attention_efficiency=hw.attention_efficiency * as_array(k.attention_efficiency_scale))
     p = layer_params(m)
-    tp, pp, vpp, cp, dp, ep = t.tp, t.pp, t.vpp, t.cp, t.dp, t.ep
-    b, s = t.micro_batch, t.seq_len
-    e = t.act_bytes
-    T = b * s / cp  # tokens a device processes per micro-batch (after SP gathers)
-    outside = np.where(t.sp > 0, tp, 1.0)
-    mm_bytes = t.matmul_bytes  # operand bytes of the linear layers (1 under fp8 training)
-    h, a = m.d_model, m.n_heads
-    fwd = forward_flops_per_token(m, s, causal_discount=t.causal_discount, vocab_head=t.vocab_head)
-    L = m.n_layers
-
-    # ---- one block's forward time for one micro-batch --------------------------------------
-    peak = hw.peak_matmul_flops_per_s * hw.matmul_efficiency  # achieved GEMM FLOP/s
-    bw = hw.achieved_memory_bandwidth
-    ovh = as_array(k.gemm_kernel_overhead_s)
-
-    def gemm(M, N, K, elem, weight_sets=1.0):
-        return _gemm_time(M, N, K, peak, bw, ovh, elem, weight_sets)
-
-    qkv_n = fwd["qkv"] / L / (2 * h) / tp
-    attn_common = gemm(T, qkv_n, h, mm_bytes) + gemm(T, h, a * m.v_head_dim / tp, mm_bytes)
-    # Attention core. Fused (flash) attention runs at the measured attention efficiency. Unfused
-    # attention is two batched GEMMs at the matmul efficiency plus the traffic of the s x s score
-    # matrix: write scores, read and write the softmax, and with dropout a 1-byte mask and its
-    # output (the tensors of Korthikanti et al.'s 5as^2b term); backward moves about twice that.
-    # Fused kernels skip the masked half of a causal score matrix; unfused attention computes and
-    # stores all of it, whatever the FLOP-counting convention says.
-    attn_flops = T * (fwd["attention_scores"] + fwd["attention_values"]) / L / tp
-    discounted = m.causal * t.causal_discount > 0
-    full_attn_flops = attn_flops * np.where(discounted, 2.0, 1.0)
-    flash_core = attn_flops / (hw.peak_attention_flops_per_s * hw.attention_efficiency)
-    score_bytes = a * T * s / tp * (3 * e + t.dropout * (1 + e))
-    eager_core = (full_attn_flops / (hw.peak_attention_flops_per_s * hw.matmul_efficiency)
-                  + score_bytes / bw)
-    attn_core = np.where(t.flash > 0, flash_core, eager_core)
-    hidden_mult = m.mlp_matrices - 1  # gate+up (gated) or fc1
-    dense_mlp = gemm(T, hidden_mult * m.d_ff / tp, h, mm_bytes) + gemm(T, h, m.d_ff / tp, mm_bytes)
-    local_experts = m.n_experts / ep
-    routed_tokens = T * m.experts_per_token  # token-expert pairs a device processes
-    if np.any(m.n_experts > 0):
-        moe_mlp = (
-            gemm(routed_tokens, hidden_mult * m.d_ff_expert / tp, h, mm_bytes, local_experts)
-            + gemm(routed_tokens, h, m.d_ff_expert / tp, mm_bytes, local_experts)
-            + np.where(m.n_shared_experts > 0,
-                       gemm(T, hidden_mult * m.n_shared_experts * m.d_ff_expert / tp, h, mm_bytes)
-                       + gemm(T, h, m.n_shared_experts * m.d_ff_expert / tp, mm_bytes), 0.0)
-            + gemm(T, m.n_experts, h, e)  # router
-        )
-    else:
-        moe_mlp = 0.0  # no MoE block in any row
-    # Element-wise bytes per token and block (forward): two norms (read+write h each), two
-    # residual adds (read 2h, write h), rotary on Q and K (read+write), the MLP activation
-    # (gated: read 2 ff, write ff; otherwise read ff, write ff); MoE adds permute/unpermute copies.
-    q_width = a * m.qk_head_dim
-    k_width = np.where(m.is_mla > 0, a * m.qk_head_dim, m.kv_heads * m.qk_head_dim)
-    act_rw = np.where(m.mlp_matrices >= 3, 3.0, 2.0)
-    base_elem = 10 * h / outside + 2 * (q_width + k_width) / tp
-    dense_elem_bytes = e * T * (base_elem + act_rw * m.d_ff / tp)
-    moe_elem_bytes = e * T * (base_elem + act_rw * (m.experts_per_token + m.n_shared_experts)
-                              * m.d_ff_expert / tp + 4 * m.experts_per_token * h / outside)
-    elem_time = k.elementwise_traffic_factor / bw
-    dense_other_fwd = attn_common + dense_mlp + dense_elem_bytes * elem_time
-    moe_other_fwd = attn_common + moe_mlp + moe_elem_bytes * elem_time
-
-    # Forward + backward (2x) + recomputed forward: full = whole block, selective = attention core
-    # and the share of the rest the policy does not keep.
-    r = t.recompute
+    s = t.seq_len
     keep = as_array(k.selective_keep_fraction)
+    roof = Roofline.from_hardware(hw, k.gemm_kernel_overhead_s, k.elementwise_traffic_factor)
+    blk = block_forward(m, tokens=t.micro_batch * s / t.cp, context=s, hw=roof, tp=t.tp,
+                        sequence_parallel=t.sp, ep=t.ep, act_bytes=t.act_bytes,
+                        matmul_bytes=t.matmul_bytes, flash=t.flash, dropout=t.dropout,
+                        causal_discount=t.causal_discount)
+    dense_block, moe_block, head = _block_times(m, t, blk, roof, keep)
+    c = _block_comm(m, t, hw, k, blk.attention_core)
+    st = _slowest_stage(m, p, t, dense_block, moe_block, head, c)
+    d = _data_parallel(t, hw, st, c)
+    a = _assemble_step(t, k, hw.achieved_memory_bandwidth, st, c, d)
+    comm = _collective_report(t, k, st, c, d, a)
 
-    def block_time(other_fwd: Array) -> Array:
-        base = 3 * (other_fwd + attn_core)
-        extra = np.where(r == Recompute.FULL, other_fwd + attn_core,
-                         np.where(r == Recompute.SELECTIVE, attn_core + (1 - keep) * other_fwd, 0.0))
-        return base + extra
-
-    dense_block = block_time(dense_other_fwd)
-    moe_block = block_time(moe_other_fwd)
-    head = t.vocab_head * (
-        3 * gemm(T, m.vocab_size / tp, h, mm_bytes)
-        # cross-entropy: ~3 passes over the logits at (16-bit + fp32) bytes each
-        + 3 * T * m.vocab_size / tp * (e + 4.0) * elem_time
-    )
-
-    # ---- per-micro-batch communication of one block -----------------------------------------
-    # Group strides follow the rank placement (default Megatron order tp-cp-dp-pp); expert groups
-    # are carved out of the data x context ranks (Megatron-core MoE).
-    fab = hw.fabric
-    dpcp_stride = np.minimum(np.where(cp > 1, t.stride_cp, np.inf), t.stride_dp)
-    act_msg = T * h * e  # bytes of one block's activations on a TP rank
-    tp_group = group(tp, t.stride_tp, fab)
-    tp_collectives = 4 + 2 * (r == Recompute.FULL)  # 2 fwd + 2 bwd all-reduces (AG+RS pairs with SP)
-    tp_block = tp_collectives * all_reduce_time(act_msg, tp_group, fab)
-    ep_group = group(ep, dpcp_stride, fab)
-    ep_msg = T / outside * m.experts_per_token * h * e
-    ep_collectives = 4 + 2 * (r == Recompute.FULL)  # dispatch + combine, forward and backward
-    ep_block = ep_collectives * all_to_all_time(ep_msg, ep_group, fab)
-    cp_group = group(cp, t.stride_cp, fab)
-    kv_chunk = T * (k_width + np.where(m.is_mla > 0, a * m.v_head_dim, m.kv_heads * m.qk_head_dim)) / tp * e
-    cp_block = 3 * (cp - 1) * p2p_time(kv_chunk, cp_group.spans_domains, fab)
-    cp_block_exposed = np.maximum(0.0, cp_block - as_array(k.cp_comm_overlap) * 3 * attn_core)
-
-    # ---- pipeline stages: first, second and last; the slowest sets the pace ------------------
-    layers_per_stage = L / pp
-    last = pp - 1
-    stage_compute = stage_tp = stage_ep = stage_cp = stage_cp_exp = stage_moe_n = None
-    best_params_dense = best_params_expert = None
-    for stage in pipeline_stages(m, pp):
-        dense_n, moe_n, params_dense, params_expert = stage_parameters(m, p, stage, pp, tp, ep)
-        compute = dense_n * dense_block + moe_n * moe_block + (stage == last) * head
-        tp_c = layers_per_stage * tp_block
-        ep_c = moe_n * ep_block
-        cp_c = layers_per_stage * cp_block
-        cp_e = layers_per_stage * cp_block_exposed
-        if stage_compute is None:
-            stage_compute, stage_tp, stage_ep, stage_cp, stage_cp_exp = compute, tp_c, ep_c, cp_c, cp_e
-            stage_moe_n = moe_n
-            best_params_dense, best_params_expert = params_dense, params_expert
-        else:
-            slower = compute + tp_c + ep_c > stage_compute + stage_tp + stage_ep
-            stage_compute = np.where(slower, compute, stage_compute)
-            stage_tp = np.where(slower, tp_c, stage_tp)
-            stage_ep = np.where(slower, ep_c, stage_ep)
-            stage_cp = np.where(slower, cp_c, stage_cp)
-            stage_cp_exp = np.where(slower, cp_e, stage_cp_exp)
-            stage_moe_n = np.where(slower, moe_n, stage_moe_n)
-            best_params_dense = np.maximum(best_params_dense, params_dense)
-            best_params_expert = np.maximum(best_params_expert, params_expert)
-
-    # Pipeline send/receive: forward activations and backward gradients per virtual stage
-    # (Megatron scatter-gather optimisation sends 1/tp of the tensor when SP is on).
-    pp_crosses = t.stride_pp >= fab.scaleup_domain
-    pp_msg = act_msg / outside
-    pp_raw = np.where(pp > 1, 2 * vpp * p2p_time(pp_msg, pp_crosses, fab), 0.0)
-
-    # Data parallelism over dp x cp (dense) and dp x cp / ep (experts).
-    g_dense = group(dp * cp, dpcp_stride, fab)
-    g_expert = group(dp * cp / ep, dpcp_stride * ep, fab)
-    gb, wb = t.grad_bytes, t.weight_bytes
-    z = t.zero_stage
-    grad_sync = np.where(
-        z == 0,
-        all_reduce_time(best_params_dense * gb, g_dense, fab) + all_reduce_time(best_params_expert * gb, g_expert, fab),
-        reduce_scatter_time(best_params_dense * gb, g_dense, fab) + reduce_scatter_time(best_params_expert * gb, g_expert, fab),
-    )
-    param_gather = all_gather_time(best_params_dense * wb, g_dense, fab) + all_gather_time(best_params_expert * wb, g_expert, fab)
-    n_micro = t.n_micro
-
-    # ---- assemble the step -----------------------------------------------------------------------
-    tp_exp = stage_tp * (1 - as_array(k.tp_comm_overlap))
-    ep_exp = stage_ep * (1 - as_array(k.ep_comm_overlap))
-    pp_exp = pp_raw * (1 - as_array(k.pp_comm_overlap))
-    zero3_micro = np.where(z >= 3, 2 * param_gather + grad_sync, 0.0)
-    zero3_exp = np.maximum(0.0, zero3_micro - as_array(k.zero3_prefetch) * stage_compute)
-    micro = stage_compute + tp_exp + ep_exp + stage_cp_exp + pp_exp + zero3_exp
-    bubble = (pp - 1) / vpp * micro
-    bwd_window = 2.0 / 3.0 * stage_compute
-    fwd_window = 1.0 / 3.0 * stage_compute
-    dp_exp = np.where(
-        z >= 3, 0.0,
-        np.maximum(0.0, grad_sync - as_array(k.overlap_grad_reduce) * bwd_window)
-        + np.where(z >= 1, np.maximum(0.0, param_gather - as_array(k.overlap_param_gather) * fwd_window), 0.0),
-    )
-    # Optimizer: read gradient, read+write master copy and states, write the 16-bit weights.
-    shard = np.where(z >= 1, 1.0, 0.0)
-    opt_params = (best_params_dense / np.where(shard > 0, dp * cp, 1.0)
-                  + best_params_expert / np.where(shard > 0, dp * cp / ep, 1.0))
-    opt_bytes = opt_params * (2 * (t.master_bytes + t.optimizer_state_bytes) + gb + wb)
-    optimizer = opt_bytes / bw
-
-    parts = {
-        "compute": n_micro * stage_compute,
-        "tp_comm": n_micro * tp_exp,
-        "cp_comm": n_micro * stage_cp_exp,
-        "ep_comm": n_micro * ep_exp,
-        "pp_comm": n_micro * pp_exp,
-        "dp_comm": dp_exp + n_micro * zero3_exp,
-        "bubble": bubble,
-        "optimizer": optimizer,
-    }
-    step = sum(parts.values())
-    slots = n_micro + (pp - 1) / vpp
-    per_micro_comm = stage_tp + stage_ep + stage_cp + pp_raw + zero3_micro
-    dp_raw = np.where(z >= 3, 0.0, grad_sync + np.where(z >= 1, param_gather, 0.0))
-    lower = slots * np.maximum(stage_compute, per_micro_comm) + np.maximum(
-        0.0, dp_raw - n_micro * stage_compute) + optimizer
-    upper = slots * (stage_compute + per_micro_comm) + dp_raw + optimizer
-
-    # ---- per-collective report: bytes a device sends per call, calls per step, group, fabric --
-    grad_exposed = np.where(z >= 3, n_micro * zero3_exp * _share(grad_sync, 2 * param_gather),
-                            np.maximum(0.0, grad_sync - as_array(k.overlap_grad_reduce) * bwd_window))
-    gather_exposed = np.where(z >= 3, n_micro * zero3_exp * _share(2 * param_gather, grad_sync),
-                              np.where(z >= 1, np.maximum(0.0, param_gather - as_array(k.overlap_param_gather) * fwd_window), 0.0))
-    has_dp = dp * cp > 1
-    comm = {
-        "tp_allreduce": (act_msg, np.where(tp > 1, n_micro * layers_per_stage * tp_collectives, 0.0), tp,
-                         tp_group.spans_domains, n_micro * stage_tp, n_micro * tp_exp),
-        "cp_kv_exchange": (kv_chunk, np.where(cp > 1, n_micro * layers_per_stage * 3 * (cp - 1), 0.0), cp,
-                           cp_group.spans_domains, n_micro * stage_cp, n_micro * stage_cp_exp),
-        "ep_alltoall": (ep_msg, np.where(ep > 1, n_micro * stage_moe_n * ep_collectives, 0.0), ep,
-                        ep_group.spans_domains, n_micro * stage_ep, n_micro * ep_exp),
-        "pp_send_recv": (pp_msg, np.where(pp > 1, n_micro * 2 * vpp, 0.0), np.where(pp > 1, 2.0, 1.0),
-                         pp_crosses & (pp > 1), n_micro * pp_raw, n_micro * pp_exp),
-        "dp_grad_sync": ((best_params_dense + best_params_expert) * gb,
-                         np.where(has_dp, np.where(z >= 3, n_micro, 1.0), 0.0), dp * cp,
-                         g_dense.spans_domains, np.where(z >= 3, n_micro, 1.0) * grad_sync, grad_exposed),
-        "dp_param_gather": ((best_params_dense + best_params_expert) * wb,
-                            np.where(has_dp, np.where(z >= 3, 2 * n_micro, np.where(z >= 1, 1.0, 0.0)), 0.0),
-                            dp * cp, g_dense.spans_domains,
-                            np.where(z >= 3, 2 * n_micro, np.where(z >= 1, 1.0, 0.0)) * param_gather,
-                            gather_exposed),
-    }
-
+    fwd = forward_flops_per_token(m, s, causal_discount=t.causal_discount, vocab_head=t.vocab_head)
     model_flops, hw_flops = training_flops_per_token(
-        m, s, r, causal_discount=t.causal_discount, vocab_head=t.vocab_head,
+        m, s, t.recompute, causal_discount=t.causal_discount, vocab_head=t.vocab_head,
         selective_keep_fraction=keep, forward=fwd)
-    tokens = t.global_batch * s
+    return _outputs(t, hw, a, comm, model_flops.total, hw_flops.total)
+
+
+def _outputs(t: TrainingColumns, hw: HardwareColumns, a: SimpleNamespace, comm: dict[str, tuple],
+             model_flops_per_token: Array, hw_flops_per_token: Array) -> dict[str, Array]:
+    """The output columns: components, bounds, throughput, utilisation, per-collective report."""
+    step = a.step
+    tokens = t.global_batch * t.seq_len
     n = t.n_devices
-    out = {f"{name}_s": v for name, v in parts.items()}
+    out = {f"{name}_s": v for name, v in a.parts.items()}
     out.update({
         "step_time_s": step,
-        "step_time_lower_s": np.minimum(lower, step),
-        "step_time_upper_s": np.maximum(upper, step),
+        "step_time_lower_s": np.minimum(a.lower, step),
+        "step_time_upper_s": np.maximum(a.upper, step),
         "tokens_per_step": tokens,
-        "model_flops_per_step": model_flops.total * tokens,
-        "hardware_flops_per_step": hw_flops.total * tokens,
+        "model_flops_per_step": model_flops_per_token * tokens,
+        "hardware_flops_per_step": hw_flops_per_token * tokens,
     })
     out["tokens_per_s_per_device"] = tokens / step / n
     out["model_flops_per_s_per_device"] = out["model_flops_per_step"] / step / n

@@ -1,0 +1,98 @@
+"""Pipeline partitioning: which stages can be the most loaded, what blocks and parameters a stage
+holds, how many micro-batches it keeps in flight, the bubble, and "the slowest (or fullest) stage
+sets the figure" selection. Every function broadcasts over numpy columns.
+
+Sources:
+- 1F1B and interleaved schedules: Narayanan et al. 2021 ('Efficient Large-Scale Language Model
+  Training on GPU Clusters Using Megatron-LM'), Sec. 2.2: with p stages and v virtual stages per
+  device the bubble is (p - 1)/v micro-batch times.
+- In-flight micro-batches: the first 1F1B stage holds p; interleaving multiplies this by
+  (1 + (p - 1)/(p v)) (Korthikanti et al. 2022, Sec. 4.2.3; Narayanan et al. 2021 Sec. 2.2.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from costmodel.specs.columns import Array, ModelColumns, as_array
+
+
+def pipeline_stages(m: ModelColumns, pp: Array) -> list[Array]:
+    """The pipeline stages that can be the most loaded: the first (embedding, most in-flight
+    micro-batches) and the last (head, logits); the second as well when an MoE model starts with
+    dense blocks (it may hold more expert blocks than the first). Stage indices per row."""
+    last = pp - 1
+    stages = [np.zeros_like(pp), last]
+    if np.any((m.n_moe_layers > 0) & (m.n_dense_layers > 0)):
+        stages.insert(1, np.minimum(1.0, last))
+    return stages
+
+
+def stage_parameters(m: ModelColumns, p, stage: Array, pp: Array, tp: Array, ep: Array
+                     ) -> tuple[Array, Array, Array, Array]:
+    """Blocks and parameters one device of pipeline stage ``stage`` holds before ZeRO sharding.
+
+    Returns (dense blocks, MoE blocks, non-expert parameters, expert parameters). Dense blocks
+    come first in the model; the first stage also holds the embedding, the last the head (or,
+    with pp > 1 and tied embeddings, Megatron's copy of the embedding), the final norm and the
+    pooler. Matrices are split across tp; experts across ep x tp (expert TP = tp); norms and the
+    pooler are replicated. ``p`` is ``params.layer_params(m)``.
+    """
+    layers_per_stage = m.n_layers / pp
+    dense_n = np.clip(m.n_dense_layers - stage * layers_per_stage, 0.0, layers_per_stage)
+    moe_n = layers_per_stage - dense_n
+    is_first, is_last = stage == 0, stage == pp - 1
+    dense_params = (
+        dense_n * p.dense_block / tp
+        + moe_n * (p.moe_nonexpert + m.n_shared_experts * p.expert) / tp
+        + is_first * p.embedding / tp
+        + is_last * (p.head + np.where(pp > 1, m.tied_embeddings * m.vocab_size * m.d_model, 0.0)) / tp
+        + is_last * (p.final_norm + p.pooler)
+    )
+    expert_params = moe_n * m.n_experts * p.expert / (ep * tp)
+    return dense_n, moe_n, dense_params, expert_params
+
+
+def in_flight_microbatches(stage: Array, pp: Array, vpp: Array, n_micro: Array) -> Array:
+    """Micro-batches whose activations pipeline stage ``stage`` holds at its peak.
+
+    1F1B: stage k holds (p - k). Interleaved (Megatron schedule): stage k runs 2(p - k - 1) +
+    (v - 1) p warm-up chunks plus one, each 1/v of a micro-batch; for k = 0 this is
+    p (1 + (p - 1)/(p v)) (Korthikanti et al. 2022, Sec. 4.2.3). Never more than ``n_micro``.
+    """
+    k, p, v, n = (as_array(x) for x in (stage, pp, vpp, n_micro))
+    one_f_one_b = p - k
+    interleaved = (2 * (p - k - 1) + (v - 1) * p + 1) / v
+    return np.minimum(np.where(v > 1, interleaved, one_f_one_b), n)
+
+
+def bubble_microbatches(pp: Array, vpp: Array) -> Array:
+    """Idle time of a pipeline step in micro-batch times: (p - 1)/v (Narayanan et al. 2021,
+    Sec. 2.2.1 for 1F1B, Sec. 2.2.2 for the interleaved schedule with v chunks per device)."""
+    return (pp - 1) / vpp
+
+
+def pipeline_bubble(micro_batch_time: Array, pp: Array, vpp: Array) -> Array:
+    """Bubble time of one step: (p - 1)/v times the time of one micro-batch on the slowest stage."""
+    return bubble_microbatches(pp, vpp) * micro_batch_time
+
+
+def select_stage(per_stage: Iterable[tuple[Array, Mapping[str, Array]]]) -> dict[str, Array]:
+    """Row by row, the values of the stage with the largest ``key`` (the earliest stage on ties):
+    the slowest stage sets the pace of a pipeline, the fullest its memory.
+
+    ``per_stage`` yields (key, values) per candidate stage, e.g. from ``pipeline_stages``.
+    """
+    best: dict[str, Array] | None = None
+    best_key = None
+    for key, values in per_stage:
+        if best is None:
+            best, best_key = dict(values), key
+        else:
+            take = key > best_key
+            best = {k: np.where(take, v, best[k]) for k, v in values.items()}
+            best_key = np.where(take, key, best_key)
+    assert best is not None, "no pipeline stage"
+    return best

@@ -31,7 +31,7 @@ from costmodel.specs.codes import (
 )
 from costmodel.specs.columns import Array, ModelColumns
 from costmodel.specs.layout import layout_violations
-from costmodel.specs.setup import TrainingColumns, build_training_columns, job_setup_codes
+from costmodel.specs.setup import TrainingColumns, build_training_columns, job_setup_codes, precision_formats
 from costmodel.tables.hardware import HardwareTable
 from costmodel.tables.knobs import knob_columns
 from costmodel.tables.offers import OfferTable
@@ -119,16 +119,16 @@ def evaluate_configurations(
     sys_code = np.broadcast_to(np.asarray(system_code, dtype=np.int64), n).reshape(n_rows)
     if not layout_checked:
         reason[(reason == 0) & _breaks_layout(model, flat)] = LAYOUT
-    t_all = build_training_columns(flat)
-    hw_all = table.columns(sys_code, t_all.matmul_format, t_all.attention_format)
-    fmt_ok = np.isfinite(hw_all.peak_matmul_flops_per_s) & np.isfinite(hw_all.peak_attention_flops_per_s)
+    mm_fmt, attn_fmt = precision_formats(flat["precision"])
+    fmt_ok, data_ok = table.usable(sys_code, mm_fmt, attn_fmt)
     reason[(reason == 0) & ~fmt_ok] = FORMAT
-    reason[(reason == 0) & ~_data_ok(hw_all)] = DATA
+    reason[(reason == 0) & ~data_ok] = DATA
     live = np.flatnonzero(reason == 0)
     if live.size == 0:
         return Evaluated(reason, live)
-    t = t_all.take(live)
-    hw = hw_all.take(live)
+    # Columns and hardware only for the rows that reach the engine (most grid rows do not).
+    t = build_training_columns({k: v[live] for k, v in flat.items()})
+    hw = table.columns(sys_code[live], t.matmul_format, t.attention_format)
     m = _take_model(model, live)
     k = {name: (v[live] if np.ndim(v) else v) for name, v in knobs.items()}
     out = evaluate_training(m, t, hw, k)
@@ -141,13 +141,6 @@ def _breaks_layout(model: ModelColumns, c: Mapping[str, np.ndarray]) -> np.ndarr
     """True where a row breaks one of ``specs.layout.LAYOUT_RULES``."""
     return np.logical_or.reduce(list(layout_violations(
         model, c["tp"], c["pp"], c["vpp"], c["dp"], c["cp"], c["ep"]).values()))
-
-
-def _data_ok(hw: HardwareColumns) -> np.ndarray:
-    return (np.isfinite(hw.matmul_efficiency) & np.isfinite(hw.attention_efficiency)
-            & np.isfinite(hw.memory_bandwidth_efficiency) & np.isfinite(hw.memory_bytes)
-            & np.isfinite(hw.fabric.scaleup_allreduce_bytes_per_s)
-            & np.isfinite(hw.fabric.scaleout_allreduce_bytes_per_s))
 
 
 def price_training(

@@ -230,6 +230,12 @@ def build_training_columns(c: Mapping[str, Any]) -> TrainingColumns:
     )
 
 
+def precision_formats(precision: Array) -> tuple[np.ndarray, np.ndarray]:
+    """(linear-layer matmul format, attention format) codes of precision recipe codes."""
+    codes = np.asarray(precision, dtype=np.int64)
+    return _MATMUL_FORMAT[codes], _ATTENTION_FORMAT[codes]
+
+
 def _strides(order: Array, tp: Array, cp: Array, dp: Array) -> dict[str, Array]:
     """Group strides per row for the rank placement coded in ``order`` (see ``layout``)."""
     codes = order.astype(np.int64)

@@ -100,6 +100,21 @@ class HardwareTable:
             sparsity_speedup=self.sparsity_speedup[sc],
         )
 
+    def usable(self, system_code: Array, matmul_format: Array, attention_format: Array
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(the part has a dense peak for both formats, every figure the engine needs is known)
+        per row, read from the table without building full columns."""
+        sc = np.asarray(system_code, dtype=np.int64)
+        mf = np.asarray(matmul_format, dtype=np.int64)
+        af = np.asarray(attention_format, dtype=np.int64)
+        fmt_ok = np.isfinite(self.peak[sc, mf]) & np.isfinite(self.peak[sc, af])
+        per_system = (np.isfinite(self.memory_bw_eff) & np.isfinite(self.memory_bytes)
+                      & np.isfinite(self.scaleup_bw * self.link_eff["scaleup_allreduce"])
+                      & np.isfinite(self.scaleout_bw * self.link_eff["scaleout_allreduce"]))
+        data_ok = (np.isfinite(self.matmul_eff[sc, mf]) & np.isfinite(self.attention_eff[sc, af])
+                   & per_system[sc])
+        return fmt_ok, data_ok
+
     def formats_with_peak(self, system_id: str) -> list[str]:
         """Number formats the system's accelerator has a dense peak for."""
         row = self.peak[self.system_code(system_id)]

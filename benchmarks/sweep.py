@@ -11,6 +11,8 @@ What is measured, each grid size in a fresh subprocess (so peak RSS is per size)
 - engine: N rows that are all valid, straight through ``engine.evaluate_training`` plus cost, so
   no row is skipped by a cheap check;
 - default scenario: ``plan(Scenario(model, Job(train_tokens)))`` end to end;
+- serving: the same loop over a serving grid (layout, formats, memory, continuous batching, replicas
+  under SLOs from the queueing model, offers, monthly cost), and the default serving scenario;
 - llm-analysis: one configuration through llm-analysis 0.2.2's ``LLMAnalysis.train`` versus one
   through ``costmodel.estimate_training``.
 The last line is ``configs_per_s=<search rate of the 1e6 grid>``.
@@ -127,6 +129,57 @@ def child_default() -> dict:
             "best": f"{best['accelerator']} x{best['n_devices']} {best['offer']} ${best['cost_total_usd']:,.0f}"}
 
 
+def serving_scenario(batches):
+    from costmodel.specs.scenario import Constraints, Job, Scenario, SearchSpace
+    from costmodel.specs.serving import ServingLoad
+
+    return Scenario(
+        model="llama-3.1-70b",
+        job=Job(kind="serve", load=ServingLoad(requests_per_s=20, input_len=1000, output_len=250,
+                                               ttft_p95_s=2.0, tpot_p95_s=0.1)),
+        constraints=Constraints(pricing_models=["on-demand", "spot", "commit-1y", "capacity-block"]),
+        search=SearchSpace(tp=[1, 2, 4, 8], pp=[1, 2, 4, 8], batch=batches,
+                           precision=["bf16", "fp16", "fp8"], kv_bits=[16, 8]))
+
+
+def child_serve(n: int, chunk: int) -> dict:
+    """N serving configurations (every system x tp x pp x batch 1..1024 x precision x KV bits,
+    sampled evenly) through the planner's chunk loop: layout, formats, memory, steady-state
+    continuous batching, replicas under the SLOs, offer join, monthly cost, top-k, Pareto."""
+    from costmodel.search.grid import evaluate_chunk, prepare
+    from costmodel.search.pareto import Running
+
+    prep = prepare(serving_scenario(list(range(1, 1025))))
+    assert prep.size >= n, (prep.size, n)
+    step = prep.size / n
+    running = Running(50, (*prep.job.objectives["cost"], "_key"), prep.job.pareto_axes)
+    feasible = 0
+    t0 = time.perf_counter()
+    for start in range(0, n, chunk):
+        flat = np.floor(np.arange(start, min(n, start + chunk)) * step).astype(np.int64)
+        cand, counts = evaluate_chunk(prep, 0, 0, flat)
+        feasible += int(counts[0])
+        if cand is not None:
+            running.add(cand.light, cand.materialize)
+    return {"rows": n, "grid": prep.size, "seconds": time.perf_counter() - t0, "feasible_plan_rows": feasible,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def child_serve_default() -> dict:
+    from costmodel.search.grid import plan
+    from costmodel.specs.scenario import Job, Scenario
+    from costmodel.specs.serving import ServingLoad
+
+    t0 = time.perf_counter()
+    result = plan(Scenario(model="llama-3.1-70b", job=Job(kind="serve", load=ServingLoad(
+        requests_per_s=20, input_len=1000, output_len=250, ttft_p95_s=2.0, tpot_p95_s=0.1))), top=50)
+    seconds = time.perf_counter() - t0
+    best = result.plans.iloc[0]
+    return {"seconds": seconds, "configurations": result.n_configurations,
+            "best": f"{best['accelerator']} {best['replicas']}x{best['devices_per_replica']} "
+                    f"{best['offer']} ${best['cost_per_month_usd']:,.0f}/month"}
+
+
 def child_llm_analysis(repeats: int) -> dict:
     """One configuration through both tools: the 22B GPT of Korthikanti et al. 2022 Table 3 on
     8 A100s with tp=8 (llm-analysis 0.2.2 requires d_ff divisible by d_model, so no Llama)."""
@@ -183,7 +236,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="skip the 1e7 grid")
     ap.add_argument("--chunk", type=int, default=1 << 15)
-    ap.add_argument("--child", choices=("search", "engine", "default", "llm"))
+    ap.add_argument("--child", choices=("search", "engine", "default", "llm", "serve", "serve-default"))
     ap.add_argument("--rows", type=int, default=0)
     args = ap.parse_args()
     if args.child == "search":
@@ -197,6 +250,12 @@ def main() -> None:
         return
     if args.child == "llm":
         print(json.dumps(child_llm_analysis(20)))
+        return
+    if args.child == "serve":
+        print(json.dumps(child_serve(args.rows, args.chunk)))
+        return
+    if args.child == "serve-default":
+        print(json.dumps(child_serve_default()))
         return
 
     print(f"cpus={os.cpu_count()} python={sys.version.split()[0]} numpy={np.__version__} chunk={args.chunk}")
@@ -224,6 +283,14 @@ def main() -> None:
               f"(llm-analysis/costmodel grid = {ll['llm_analysis_s'] * search_rate[1_000_000]:,.0f}x)")
     else:
         print(f"one configuration: costmodel {ll['costmodel_s'] * 1e3:.2f} ms; llm-analysis {ll['llm_analysis']}")
+    for n in (10_000, 1_000_000):
+        r = run_child(["--child", "serve", "--rows", str(n), "--chunk", str(args.chunk)])
+        print(f"serve   rows={n:>10,} of {r['grid']:,} seconds={r['seconds']:7.2f} "
+              f"configs_per_s={n / r['seconds']:>12,.0f} feasible={r['feasible_plan_rows']:>10,} "
+              f"peak_rss_mib={r['peak_rss_mib']:7.1f}")
+    d = run_child(["--child", "serve-default"])
+    print(f"default serving scenario (llama-3.1-70b, 20 req/s, 1000 in / 250 out, p95 TTFT 2 s, TPOT 0.1 s): "
+          f"{d['configurations']:,} configurations in {d['seconds']:.2f} s end to end; best: {d['best']}")
     print(f"configs_per_s={search_rate[1_000_000]:.0f}")
 
 

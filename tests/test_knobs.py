@@ -116,6 +116,33 @@ LOGITS = Config(tp=2, dp=4)                   # pp=1: the loaded stage holds the
 SELECTIVE = Config(tp=2, dp=4, recompute="selective")
 
 
+@dataclass(frozen=True)
+class ServeConfig:
+    """A hashable estimate_serving configuration (serving knobs), optionally under a load."""
+
+    model: str = "llama-3.1-8b"
+    accelerator: str = "h100-sxm5-80gb"
+    batch: int | None = 64
+    input_len: int = 1000
+    output_len: int = 250
+    requests_per_s: float | None = None
+
+    def estimate(self, overrides: dict[str, float] | None):
+        from costmodel.faces.serving_api import estimate_serving
+        from costmodel.specs.serving import ServingLoad, ServingSetup
+
+        load = None if self.requests_per_s is None else ServingLoad(
+            requests_per_s=self.requests_per_s, input_len=self.input_len, output_len=self.output_len)
+        return estimate_serving(self.model, self.accelerator,
+                                setup=ServingSetup(batch=self.batch, input_len=self.input_len,
+                                                   output_len=self.output_len),
+                                load=load, overrides=overrides)
+
+
+SERVE = ServeConfig()
+SERVE_LOADED = ServeConfig(batch=16, requests_per_s=6.0)  # busy enough that requests queue
+
+
 # ---- perturbations -------------------------------------------------------------------------
 
 def flip_overlap(v: float) -> float:
@@ -200,6 +227,21 @@ SENSITIVE: dict[str, Sensitive] = {
     "pp_comm_overlap": Sensitive(
         PP, "step_time_s", flip_overlap, -1,
         "pp=2 sends activations and gradients between stages every micro-batch"),
+    "serving_step_overhead_s": Sensitive(
+        SERVE, "tpot_s", double, +1,
+        "every decode iteration pays the fixed per-iteration time"),
+    "serving_kv_block_tokens": Sensitive(
+        SERVE, "memory_breakdown_bytes.kv_cache", double, +1,
+        "1,250 tokens of context round up to 1,264 with 16-token blocks and 1,280 with 32"),
+    "serving_memory_utilization": Sensitive(
+        ServeConfig(batch=1), "max_batch", halve, +1,
+        "the KV cache gets the engine's share of memory left after the weights"),
+    "serving_prefill_chunk_tokens": Sensitive(
+        SERVE, "ttft_s", double, 0,
+        "a 1,000-token prompt is prefilled in ceil(1000 / chunk) iterations"),
+    "serving_service_time_cv2": Sensitive(
+        SERVE_LOADED, "ttft_p95_s", double, +1,
+        "the queueing wait scales with (1 + cv^2) / 2 (Allen-Cunneen)"),
 }
 
 
@@ -207,6 +249,8 @@ SENSITIVE: dict[str, Sensitive] = {
 
 @lru_cache(maxsize=None)
 def _estimate(cfg: Config, framework: str, overrides: tuple[tuple[str, float], ...] = ()):
+    if isinstance(cfg, ServeConfig):
+        return cfg.estimate(dict(overrides) or None)
     return costmodel.estimate_training(
         cfg.model, cfg.accelerator, cfg.layout(), cfg.setup(), train_tokens=TRAIN_TOKENS,
         framework=framework, overrides=dict(overrides) or None)

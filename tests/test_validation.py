@@ -30,7 +30,7 @@ def test_every_row_is_reported_with_a_status(results):
         ids = [r["id"] for r in csv.DictReader(fh)]
     assert results["id"].tolist() == ids
     serving = results[results["category"].isin(["infer_throughput", "infer_latency"])]
-    assert len(serving) == 25 and (serving["status"].str.contains("later issue")).all()
+    assert len(serving) == 25 and (serving["status"] == "ok").all()
     cost_rows = results[results["category"] == "train_total_cost"]
     assert (cost_rows["status"].str.contains("not published")).all()
     assert (results.loc[results["category"].str.startswith("train_t") & (results["category"] != "train_total_cost"), "status"] == "ok").all()
@@ -58,6 +58,18 @@ def test_training_memory_error_bound(results):
     assert (zero["predicted"] - zero["measured"]).abs().max() < 1e-4
 
 
+def test_serving_error_bounds(results):
+    """Serving rows (TensorRT-LLM static-batch throughput and first-token latency, H100/A100/L40S)
+    through the serving job with nothing fitted to them: achieved median |error| 11.3% (throughput,
+    14 rows) and 14.5% (TTFT, 11 rows); the target is 20%. In-sample equals cross-validated error
+    here, because no serving constant is fitted."""
+    thr = (results["category"] == "infer_throughput") & (results["status"] == "ok")
+    lat = (results["category"] == "infer_latency") & (results["status"] == "ok")
+    assert thr.sum() == 14 and lat.sum() == 11
+    assert ape(results, thr) <= 13.0
+    assert ape(results, lat) <= 16.0
+
+
 def test_blank_cells_report_the_defaults_they_took(results):
     row = results.set_index("id").loc["TT-020"]
     for default in ("precision=bf16", "optimizer=adamw", "zero_stage=0", "cp=1", "vpp=1"):
@@ -68,7 +80,7 @@ def test_blank_cells_report_the_defaults_they_took(results):
 def test_summary_per_category(results):
     s = summarize(results).set_index("category")
     assert s.loc["train_throughput", "evaluated"] == 71
-    assert s.loc["infer_throughput", "evaluated"] == 0
+    assert s.loc["infer_throughput", "evaluated"] == 14
     assert s.loc["train_memory", "worst_id"].startswith("TM-")
 
 

@@ -215,6 +215,79 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# serve ---------------------------------------------------------------------------------------------
+
+def _serving_load(args: argparse.Namespace):
+    from costmodel.specs.serving import ServingLoad
+
+    if args.rps is None:
+        return None
+    return ServingLoad(requests_per_s=args.rps, input_len=args.input_len, output_len=args.output_len,
+                       peak_to_mean=args.peak_to_mean, ttft_p95_s=args.ttft_p95_s,
+                       tpot_p95_s=args.tpot_p95_s, e2e_p95_s=args.e2e_p95_s,
+                       max_utilization=args.max_utilization)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from costmodel.faces.serving_api import estimate_serving
+    from costmodel.specs.serving import ReplicaLayout, ServingSetup
+
+    layout = ReplicaLayout(tp=args.tp, pp=args.pp, ep=args.ep)
+    setup = ServingSetup(precision=args.precision, kv_bits=args.kv_bits, batch=args.batch,
+                         input_len=args.input_len, output_len=args.output_len)
+    est = estimate_serving(args.model, args.accelerator, layout, setup, load=_serving_load(args),
+                           system=args.system, offer=args.offer, pricing_model=args.pricing,
+                           overrides=_overrides(args.set))
+    if args.format == "json":
+        print(est.model_dump_json())
+        return 0
+    _print_serving(est)
+    return 0
+
+
+def _print_serving(est) -> None:
+    print(f"{est.model} on {est.devices_per_replica} x {est.accelerator} per replica ({est.system}); "
+          f"tp={est.layout.tp} pp={est.layout.pp} ep={est.layout.ep}, {est.setup.precision} weights, "
+          f"{est.setup.kv_bits}-bit KV cache; {est.setup.input_len} in / {est.setup.output_len} out tokens")
+    mem, cap = est.memory_per_device_bytes / GIB, est.memory_capacity_bytes / GIB
+    print(f"memory {mem:.1f} GiB of {cap:.1f} GiB per device at batch {est.batch} "
+          f"(largest batch that fits: {est.max_batch}): {'fits' if est.fits_in_memory else 'DOES NOT FIT'}")
+    print()
+    rows = [{"phase": "prefill (1 request)", "component": k, "seconds": f"{v:.5f}"}
+            for k, v in est.prefill_breakdown_s.items()]
+    rows += [{"phase": f"decode iteration (batch {est.batch})", "component": k, "seconds": f"{v:.5f}"}
+             for k, v in est.decode_breakdown_s.items()]
+    print(format_table(rows, align_right=("seconds",)))
+    print()
+    print(f"TTFT {est.ttft_s * 1e3:,.1f} ms (no queueing), TPOT {est.tpot_s * 1e3:,.2f} ms; decode "
+          f"linear layers {est.gemms_memory_bound_share:.0%} memory-bound ({est.decode_bound}-bound)")
+    print(f"throughput {est.output_tokens_per_s_per_replica:,.0f} output tokens/s per replica, "
+          f"{est.output_tokens_per_s_per_device:,.0f} per device; {est.requests_per_s_per_replica:.3g} "
+          f"requests/s per replica")
+    if est.replicas is not None:
+        print(f"load: {est.replicas} replicas ({est.n_devices} devices), p95 TTFT {est.ttft_p95_s:.3f} s, "
+              f"p95 end-to-end {est.e2e_p95_s:.2f} s, utilisation {est.utilization:.0%}"
+              + (f"; {est.slo_note}" if est.slo_note else ""))
+    if est.cost_per_month_usd is not None:
+        print(f"cost: ${est.cost_per_month_usd:,.0f} per month on {est.offer} (billed: {est.billing}); "
+              f"${est.usd_per_million_input_tokens:.3f} per million input, "
+              f"${est.usd_per_million_output_tokens:.3f} per million output tokens")
+    elif est.cost_note:
+        print(f"cost: {est.cost_note}")
+
+
+def _add_serving_flags(p: argparse.ArgumentParser, required: bool) -> None:
+    g = p.add_argument_group("serving load and objectives")
+    g.add_argument("--input-len", type=int, required=required, help="prompt tokens per request (mean)")
+    g.add_argument("--output-len", type=int, required=required, help="output tokens per request (mean)")
+    g.add_argument("--peak-to-mean", type=float, default=1.0, help="peak over mean request rate")
+    g.add_argument("--ttft-p95-s", type=float, help="p95 time-to-first-token objective (s)")
+    g.add_argument("--tpot-p95-s", type=float, help="p95 time-per-output-token objective (s)")
+    g.add_argument("--e2e-p95-s", type=float, help="p95 end-to-end latency objective (s)")
+    g.add_argument("--max-utilization", type=float, default=0.8,
+                   help="highest busy share of the batch slots at peak (default 0.8)")
+
+
 # plan ----------------------------------------------------------------------------------------------
 
 def _csv_list(value: str | None) -> list[str] | None:
@@ -256,12 +329,29 @@ def scenario_from_args(args: argparse.Namespace):
         data["objective"] = args.objective
     if args.set:
         data["overrides"] = {**dict(data.get("overrides") or {}), **_overrides(args.set)}
+    if args.serve_rps is not None:
+        job = _serving_job(args, job)
     if "model" not in data:
         raise ScenarioError("give a SCENARIO file or --model")
-    if "train_tokens" not in job:
-        raise ScenarioError("give a SCENARIO file or --train-tokens")
+    if job.get("kind") != "serve" and "train_tokens" not in job:
+        raise ScenarioError("give a SCENARIO file, --train-tokens, or --serve-rps")
     data.update(job=job, constraints=cons, search=search)
     return Scenario.from_dict(data, where=args.scenario or "command line")
+
+
+def _serving_job(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any]:
+    """A serving job from the plan flags (``--serve-rps`` and the lengths and objectives)."""
+    from costmodel.specs.scenario import ScenarioError
+
+    if args.input_len is None or args.output_len is None:
+        raise ScenarioError("--serve-rps needs --input-len and --output-len")
+    load = {"requests_per_s": args.serve_rps, "input_len": args.input_len, "output_len": args.output_len,
+            "peak_to_mean": args.peak_to_mean, "max_utilization": args.max_utilization}
+    for key in ("ttft_p95_s", "tpot_p95_s", "e2e_p95_s"):
+        if getattr(args, key) is not None:
+            load[key] = getattr(args, key)
+    job = {k: v for k, v in job.items() if k not in ("train_tokens", "seq_len", "global_batch")}
+    return {**job, "kind": "serve", "load": load}
 
 
 class _Progress:
@@ -297,16 +387,14 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         sc.save(args.save_scenario)
     result = plan(sc, top=args.top, progress=_Progress(not args.no_progress))
     table = plans_table(result)
-    print(f"{sc.model_spec().name}: {sc.job.kind} on {sc.job.train_tokens:.4g} tokens, "
-          f"{sc.job.batch_sequences} x {sc.job.seq_len}-token sequences per step, framework "
-          f"{sc.job.framework}; objective {sc.objective}")
+    print(_plan_heading(sc))
     print(f"searched {result.n_configurations:,} configurations x offers = {result.n_plans:,} plans "
           f"in {result.seconds:.2f} s; {int(result.context['feasible']):,} feasible")
     if table.empty:
         print("no feasible plan. Reasons:")
     else:
         show = table.head(args.top)
-        rows = [{
+        rows = _serving_rows(show) if sc.job.kind == "serve" else [{
             "rank": r["rank"], "accelerator": r["accelerator"], "offer": f"{r['provider']} {r['offer']}",
             "pricing": r["pricing_model"], "devices": r["n_devices"],
             "tp/pp/vpp/dp/cp/ep": f"{r['tp']}/{r['pp']}/{r['vpp']}/{r['dp']}/{r['cp']}/{r['ep']}",
@@ -315,7 +403,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             "cost_usd": f"{r['cost_total_usd']:,.0f}", "mem_gib": f"{r['memory_per_device_gib']:.1f}",
             "mfu": f"{r['mfu']:.1%}",
         } for _, r in show.iterrows()]
-        print(format_table(rows, align_right=("rank", "devices", "days", "cost_usd", "mem_gib", "mfu")))
+        print(format_table(rows, align_right=("rank", "devices", "days", "cost_usd", "mem_gib", "mfu",
+                                              "replicas", "usd_month", "ttft_p95", "usd_per_m_out",
+                                              "api_usd_per_m_out")))
     if not result.infeasible.empty:
         print()
         print(format_table([{"infeasible because": r["reason"], "plans": f"{r['plans']:,}"}
@@ -326,6 +416,30 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         for kind, path in paths.items():
             print(f"wrote {kind}: {path}")
     return 0
+
+
+def _plan_heading(sc) -> str:
+    job = sc.job
+    if job.kind == "serve":
+        ld = job.load
+        return (f"{sc.model_spec().name}: serve {ld.requests_per_s:g} requests/s (peak x{ld.peak_factor:g}), "
+                f"{ld.input_len} in / {ld.output_len} out tokens; objective {sc.objective}")
+    return (f"{sc.model_spec().name}: {job.kind} on {job.train_tokens:.4g} tokens, "
+            f"{job.batch_sequences} x {job.seq_len}-token sequences per step, framework "
+            f"{job.framework}; objective {sc.objective}")
+
+
+def _serving_rows(show) -> list[dict[str, Any]]:
+    return [{
+        "rank": r["rank"], "accelerator": r["accelerator"], "offer": f"{r['provider']} {r['offer']}",
+        "pricing": r["pricing_model"], "tp/pp/ep": f"{r['tp']}/{r['pp']}/{r['ep']}",
+        "prec": r["precision"], "kv": r["kv_bits"], "batch": r["batch_size"], "replicas": r["replicas"],
+        "devices": r["n_devices"], "ttft_p95": f"{r['ttft_p95_s']:.3f}", "tpot": f"{r['tpot_p95_s']:.4f}",
+        "usd_month": f"{r['cost_per_month_usd']:,.0f}",
+        "usd_per_m_out": f"{r['usd_per_million_output_tokens']:.3f}",
+        "api_usd_per_m_out": "" if r["api_usd_per_million_output_tokens"] != r["api_usd_per_million_output_tokens"]
+        else f"{r['api_usd_per_million_output_tokens']:.3f}",
+    } for _, r in show.iterrows()]
 
 
 # validate / calibrate --------------------------------------------------------------------------------
@@ -387,6 +501,26 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 # entry point ----------------------------------------------------------------------------------------
 
+def _add_serve_parser(sub) -> None:
+    p = sub.add_parser("serve", help="prefill, decode, latency, throughput and memory of one serving replica")
+    p.add_argument("model", help="preset name or path to a config.json")
+    p.add_argument("--accelerator", required=True, help="catalog id, e.g. h100-sxm5-80gb")
+    p.add_argument("--system", default=None, help="catalog system id (default: the part's default)")
+    p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree of a replica")
+    p.add_argument("--pp", type=int, default=1, help="pipeline stages of a replica")
+    p.add_argument("--ep", type=int, default=1, help="expert parallelism: 1 or tp")
+    p.add_argument("--batch", type=int, default=None, help="sequences per replica (default: most that fit)")
+    p.add_argument("--precision", default="bf16", help="fp16, bf16, fp8 or fp32")
+    p.add_argument("--kv-bits", type=int, default=16, help="KV-cache bits: 16 or 8")
+    p.add_argument("--rps", type=float, default=None, help="requests/s to serve (adds replicas and cost)")
+    p.add_argument("--offer", default=None, help="instance/SKU to price with (default: the lowest bill)")
+    p.add_argument("--pricing", default="on-demand", help="pricing model of the offer")
+    p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE", help="override an assumption")
+    _add_serving_flags(p, required=True)
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=_cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="costmodel",
@@ -416,13 +550,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("plan", help="search every training configuration and rank the feasible ones")
+    _add_serve_parser(sub)
+
+    p = sub.add_parser("plan", help="search every training or serving configuration and rank the feasible ones")
     p.add_argument("scenario", nargs="?", help="scenario YAML/JSON (flags below override it)")
     p.add_argument("--model", help="preset name or path to a config.json")
     p.add_argument("--train-tokens", type=float, help="tokens of the whole run")
     p.add_argument("--seq-len", type=int, help="tokens per sequence")
     p.add_argument("--global-batch", type=int, help="sequences per optimizer step")
-    p.add_argument("--job-kind", choices=("pretrain", "finetune"), help="job kind")
+    p.add_argument("--job-kind", choices=("pretrain", "finetune"), help="training job kind")
+    p.add_argument("--serve-rps", type=float, help="plan serving this many requests/s (mean)")
+    _add_serving_flags(p, required=False)
     p.add_argument("--framework", help="framework profile (default nemo)")
     p.add_argument("--optimizer", help="adam, adamw, sgd, momentum, adagrad, lion or adafactor")
     p.add_argument("--optimizer-state-bits", type=int, help="32, 16 or 8 (8-bit Adam)")

@@ -175,8 +175,10 @@ def _attention(m: ModelColumns, fwd, roof: Roofline, T: Array, s: Array, tp: Arr
 
 
 def _mlps(m: ModelColumns, roof: Roofline, T: Array, tp: Array, ep: Array, e: Array,
-          mm_bytes: Array) -> tuple[Array, Array, Array, Array]:
-    """(dense MLP, its memory-bound share, MoE layer, its memory-bound share)."""
+          mm_bytes: Array, experts_touched: Array | None = None, expert_tp: Array | None = None
+          ) -> tuple[Array, Array, Array, Array]:
+    """(dense MLP, its memory-bound share, MoE layer, its memory-bound share). ``experts_touched``:
+    distinct routed experts whose weights are read (default all: large training batches)."""
     h = m.d_model
     hidden_mult = m.mlp_matrices - 1  # gate+up (gated) or fc1
     up = roof.gemm(T, hidden_mult * m.d_ff / tp, h, mm_bytes)
@@ -185,12 +187,14 @@ def _mlps(m: ModelColumns, roof: Roofline, T: Array, tp: Array, ep: Array, e: Ar
     dense_bound = _bound_share([up, down])
     if not np.any(m.n_experts > 0):
         return dense, dense_bound, 0.0, 0.0  # no MoE block in any row
-    local_experts = m.n_experts / ep  # grouped GEMMs read each local expert's weights once
+    touched = m.n_experts if experts_touched is None else as_array(experts_touched)
+    local_experts = touched / ep  # grouped GEMMs read each touched local expert's weights once
     routed_tokens = T * m.experts_per_token  # token-expert pairs a device processes
     ffe, n_sh = m.d_ff_expert, m.n_shared_experts
+    etp = tp if expert_tp is None else as_array(expert_tp)  # ranks one expert is split across
     parts = [
-        roof.gemm(routed_tokens, hidden_mult * ffe / tp, h, mm_bytes, local_experts),
-        roof.gemm(routed_tokens, h, ffe / tp, mm_bytes, local_experts),
+        roof.gemm(routed_tokens, hidden_mult * ffe / etp, h, mm_bytes, local_experts),
+        roof.gemm(routed_tokens, h, ffe / etp, mm_bytes, local_experts),
     ]
     sh_up = roof.gemm(T, hidden_mult * n_sh * ffe / tp, h, mm_bytes)
     sh_down = roof.gemm(T, h, n_sh * ffe / tp, mm_bytes)
@@ -236,6 +240,8 @@ def block_forward(
     dropout: Array = 0.0,
     causal_discount: Array = 1.0,
     kv_read_bytes: Array | None = None,
+    experts_touched: Array | None = None,
+    expert_tp: Array | None = None,
 ) -> BlockForward:
     """Forward time of one transformer block on one device, by component.
 
@@ -247,6 +253,9 @@ def block_forward(
     longer of its FLOP time and that read. ``matmul_bytes``: operand bytes of the linear layers
     (1 under fp8); ``act_bytes``: activation bytes (router and element-wise work).
     ``sequence_parallel``: element-wise regions are split across tp (Korthikanti et al. 2022).
+    ``experts_touched``: distinct routed experts a pass reads (decode at a small batch touches few;
+    see ``expected_experts_touched``); default every expert. ``expert_tp``: ranks one expert's
+    matrices are split across (default tp, Megatron's expert tensor parallelism = tp).
     ``hw``: a ``Roofline``, or hardware columns taken at their efficiencies with default overheads.
     """
     roof = hw if isinstance(hw, Roofline) else Roofline.from_hardware(hw)
@@ -257,10 +266,33 @@ def block_forward(
     gemms, gemms_bound, core, core_bound = _attention(
         m, fwd, roof, T, s, tp, e, as_array(matmul_bytes), as_array(flash), as_array(dropout),
         as_array(causal_discount), kv_read_bytes)
-    dense, dense_bound, moe, moe_bound = _mlps(m, roof, T, tp, ep, e, as_array(matmul_bytes))
+    dense, dense_bound, moe, moe_bound = _mlps(m, roof, T, tp, ep, e, as_array(matmul_bytes),
+                                               experts_touched, expert_tp)
     dense_elem, moe_elem = _elementwise(m, roof, T, tp, outside, e)
     return BlockForward(gemms, core, dense, moe, dense_elem, moe_elem,
                         gemms_bound, core_bound, dense_bound, moe_bound)
+
+
+def attention_forward(m: ModelColumns, *, tokens: Array, context: Array, hw: Roofline | HardwareColumns,
+                      tp: Array = 1.0, act_bytes: Array = 2.0, flash: Array = 1.0,
+                      causal_discount: Array = 1.0, kv_read_bytes: Array | None = None) -> Array:
+    """Seconds of one block's attention core alone (no projections) for ``tokens`` queries over
+    ``context`` keys; see ``block_forward``. Serving adds decode and prefill cores of one iteration."""
+    roof = hw if isinstance(hw, Roofline) else Roofline.from_hardware(hw)
+    s = as_array(context)
+    fwd = forward_flops_per_token(m, s, causal_discount=causal_discount)
+    e = as_array(act_bytes)
+    return _attention(m, fwd, roof, as_array(tokens), s, as_array(tp), e, e, as_array(flash), 0.0,
+                      as_array(causal_discount), kv_read_bytes)[2]
+
+
+def expected_experts_touched(m: ModelColumns, tokens: Array) -> Array:
+    """Expected distinct routed experts ``tokens`` tokens select with top-k routing, uniform
+    routing assumed: E (1 - (1 - k/E)^tokens). Each token picks k of E experts; an expert is
+    missed by one token with probability 1 - k/E (0 for dense rows)."""
+    E = np.maximum(m.n_experts, 1.0)
+    k = m.experts_per_token
+    return np.where(m.n_experts > 0, E * (1.0 - (1.0 - k / E) ** as_array(tokens)), 0.0)
 
 
 def lm_head_forward(m: ModelColumns, *, tokens: Array, hw: Roofline | HardwareColumns,

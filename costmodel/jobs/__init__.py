@@ -1,4 +1,4 @@
-"""Jobs: one module per job kind (train; serve and distil plug in the same way).
+"""Jobs: one module per job kind (train, serve; distillation plugs in the same way).
 
 A job kind turns a scenario into grid dimensions, evaluates configurations with the formulas,
 prices them, and names its reasons, objectives, Pareto axes and report rows (``base.JobKind``).
@@ -8,9 +8,10 @@ May import: specs, formulas, tables, hardware_catalog. Never search or faces.
 from __future__ import annotations
 
 from costmodel.jobs.base import JobKind
+from costmodel.jobs.serve import ServingJob
 from costmodel.jobs.train import TrainingJob
 
-JOB_KINDS: tuple[type[JobKind], ...] = (TrainingJob,)
+JOB_KINDS: tuple[type[JobKind], ...] = (TrainingJob, ServingJob)
 
 
 def job_kind(kind: str) -> JobKind:

@@ -20,6 +20,7 @@ from hardware_catalog import KINDS, PRICING_MODELS
 from costmodel.specs.layout import DEFAULT_RANK_ORDER, rank_strides
 from costmodel.specs.spec import ModelSpec, ModelSpecError, format_validation_error, resolve_model
 from costmodel.specs.codes import FORMATS
+from costmodel.specs.serving import ServingLoad
 from costmodel.specs.setup import GradientPrecision, Optimizer, Recompute, TrainingPrecision
 
 Objective = Literal["cost", "time", "cost-per-token", "energy"]
@@ -39,11 +40,15 @@ class _Frozen(BaseModel):
 
 
 class Job(_Frozen):
-    """What to run: pre-training or full fine-tuning on ``train_tokens`` tokens."""
+    """What to run: pre-training or full fine-tuning on ``train_tokens`` tokens, or serving a
+    ``load`` (kind 'serve')."""
 
-    kind: Literal["pretrain", "finetune"] = Field(
-        "pretrain", description="Job kind; serving will add 'serve'.")
-    train_tokens: float = Field(gt=0, description="Tokens processed over the whole run.")
+    kind: Literal["pretrain", "finetune", "serve"] = Field(
+        "pretrain", description="Job kind: pretrain, finetune or serve.")
+    train_tokens: float | None = Field(
+        None, gt=0, allow_inf_nan=False,
+        description="Tokens processed over the whole run (training kinds).")
+    load: ServingLoad | None = Field(None, description="Requests, lengths and SLOs (kind 'serve').")
     seq_len: int = Field(4096, ge=1, description="Tokens per training sequence.")
     global_batch: int | None = Field(
         None, ge=1, description="Sequences per optimizer step; default: about 4M tokens "
@@ -61,6 +66,16 @@ class Job(_Frozen):
     causal_discount: bool = Field(
         True, description="Count causal attention at half the s x s cost (see formulas.flops).")
     framework: str = Field("nemo", description="Framework profile of data/frameworks.yaml.")
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Job:
+        if self.kind == "serve" and self.load is None:
+            raise ValueError("load is required for kind 'serve' (requests_per_s, input_len, output_len)")
+        if self.kind != "serve" and self.train_tokens is None:
+            raise ValueError(f"train_tokens is required for kind {self.kind!r}")
+        if self.kind != "serve" and self.load is not None:
+            raise ValueError(f"load belongs to kind 'serve', not {self.kind!r}")
+        return self
 
     @property
     def batch_sequences(self) -> int:
@@ -134,11 +149,15 @@ class SearchSpace(_Frozen):
     micro_batch: list[int] = Field(default_factory=lambda: [1, 2, 4])
     precision: list[TrainingPrecision] = Field(default_factory=lambda: ["bf16", "fp8"])
     sequence_parallel: bool = Field(True, description="Use Megatron SP whenever tp > 1.")
+    batch: list[int] = Field(default_factory=lambda: _powers_of_two(512),
+                             description="Serving: most sequences per replica (continuous batching).")
+    kv_bits: list[Literal[16, 8]] = Field(default_factory=lambda: [16, 8],
+                                          description="Serving: KV-cache bits per element.")
     rank_order: str = Field(DEFAULT_RANK_ORDER, description="Rank placement, innermost first.")
 
     @model_validator(mode="after")
     def _check(self) -> SearchSpace:
-        for name in ("device_counts", "tp", "pp", "vpp", "cp", "ep", "micro_batch"):
+        for name in ("device_counts", "tp", "pp", "vpp", "cp", "ep", "micro_batch", "batch"):
             values = getattr(self, name)
             if not values:
                 raise ValueError(f"{name} is empty: the search space would be empty")
@@ -146,7 +165,7 @@ class SearchSpace(_Frozen):
                 raise ValueError(f"{name} values must be >= 1 (got {values})")
         if not self.zero_stage or any(z not in (0, 1, 2, 3) for z in self.zero_stage):
             raise ValueError(f"zero_stage values must be among 0, 1, 2, 3 (got {self.zero_stage})")
-        for name in ("recompute", "precision"):
+        for name in ("recompute", "precision", "kv_bits"):
             if not getattr(self, name):
                 raise ValueError(f"{name} is empty: the search space would be empty")
         rank_strides(self.rank_order, 1, 1, 1)

@@ -68,7 +68,6 @@ DEFAULTS: dict[str, Any] = {
     "memory_measure": "nvidia_smi",
 }
 
-SERVING_REASON = "serving (inference throughput/latency) is not modelled yet; a later issue adds it"
 
 
 class MeasurementFileError(ValueError):
@@ -336,7 +335,8 @@ def prepare_validation(paths: list[str | Path] | None = None, catalog=None) -> V
         results[rid] = base
         try:
             if metric in SERVING_METRICS or cat in ("infer_throughput", "infer_latency"):
-                raise ValueError(SERVING_REASON)
+                base["predicted"] = _serving_prediction(row, catalog, table)
+                continue
             if cat == "train_total_cost":
                 _prepare_training(row, catalog)  # raises with the reason if unpublished
                 raise ValueError("total-cost rows need the planner's run length; not evaluated")
@@ -472,3 +472,58 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
             "worst_ape_pct": float(worst["ape"]) if worst is not None else math.nan,
         })
     return pd.DataFrame(out)
+
+
+# Serving rows -------------------------------------------------------------------------------------
+
+def _serving_prediction(row: Row, catalog, table) -> float:
+    """A static-batch serving benchmark row (TensorRT-LLM style: prefill a batch of prompts, then
+    decode): output tokens/s of the replica, or time to first token, through the serving job's
+    evaluation (layout, formats, memory) and ``formulas.serving.static_batch``. A blank batch takes
+    the largest batch that fits (throughput rises with the batch until memory binds)."""
+    from costmodel.formulas.serving import static_batch
+    from costmodel.jobs.serve import evaluate_serving, serving_knobs
+    from costmodel.specs.codes import PRECISION_CODES
+    from costmodel.tables.knobs import knob_columns
+
+    spec = _model_from_row(row)
+    acc = row.text("accelerator")
+    if not acc:
+        raise ValueError("accelerator missing")
+    tp = row.number("tp", int, default=1)
+    pp = row.number("pp", int, default=1)
+    precision = row.choice("precision", ("fp32", "fp16", "bf16", "fp8"), default="bf16")
+    weight_bits = row.number("weight_bits", note=False)
+    if weight_bits is not None and weight_bits != {"fp8": 8, "fp32": 32}.get(precision, 16):
+        raise ValueError(f"weight_bits {weight_bits:g} with precision {precision}: weight-only "
+                         "quantization arrives with the compression issue")
+    kv_bits = row.number("kv_bits", default=8 if precision == "fp8" else 16)
+    coded = {"tp": tp, "pp": pp, "ep": 1, "input_len": row.number("input_len", int),
+             "output_len": row.number("output_len", int), "precision": PRECISION_CODES[precision],
+             "kv_bits": kv_bits}
+    if coded["input_len"] is None or coded["output_len"] is None:
+        raise ValueError("input_len and output_len are needed for a serving row")
+    _, knob_values = _extra(row)
+    knobs = knob_columns(row.choice("framework", tuple(_framework_names()), default=DEFAULTS["framework"]),
+                         knob_values)
+    m = ModelColumns.from_spec(spec)
+    system = table.system_code(catalog.default_system(acc).id)
+    batch = row.number("batch_size", int, note=False)
+    if batch is None:
+        probe = evaluate_serving(m, {**coded, "batch": 1}, system, table, knobs)
+        batch = max(1, int(probe.out["max_batch"][0])) if probe.live.size else 1
+        row.defaults.append(f"batch_size={batch} (largest that fits)")
+    ev = evaluate_serving(m, {**coded, "batch": batch}, system, table, knobs)
+    if ev.live.size == 0:
+        from costmodel.jobs.serve import REASONS
+
+        raise ValueError(REASONS[int(ev.reason[0])])
+    r = static_batch(ev.model, ev.s, ev.hw, serving_knobs(knobs))
+    key = "ttft_s" if row.text("metric") == "ttft_s" else "output_tokens_per_s"
+    return float(np.asarray(r[key]).reshape(-1)[0])
+
+
+def _framework_names() -> list[str]:
+    from costmodel.specs.assumptions import frameworks
+
+    return list(frameworks())

@@ -1,0 +1,390 @@
+"""Serving as a job kind of the one engine: capacity planning for a load under SLOs.
+
+- ``evaluate_serving``: integer-coded replica configurations (a grid chunk, or one configuration as
+  a grid of one row) -> reason per row, and for the rows that reach the engine: memory (weights,
+  paged KV cache, workspace), the largest batch that fits, steady-state continuous batching (time
+  per output token, throughput, time to first token without queueing), and with a load: the
+  replicas that meet the SLOs with the stated utilisation headroom, and p95 TTFT / end-to-end
+  latency under Poisson arrivals (``formulas.queueing``).
+- ``price_serving``: those rows with priced offers -> billed instances, monthly cost (730 h),
+  USD per million input and output tokens, energy; the budget reason.
+- ``ServingJob``: the planner's hooks (dimensions, objectives, Pareto axes, report rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from costmodel.formulas.cost import HOURS_PER_MONTH
+from costmodel.formulas.hardware import HardwareColumns
+from costmodel.formulas.queueing import min_servers_groups, utilization, wait_quantile_s
+from costmodel.formulas.serving import ServingKnobs, max_batch, serving_memory, steady_state
+from costmodel.jobs.base import JobKind
+from costmodel.specs.codes import PRECISION_CODES, PRECISION_NAMES
+from costmodel.specs.columns import Array, ModelColumns
+from costmodel.specs.serving import ServingColumns, ServingLoad, build_serving_columns, replica_violations
+from costmodel.tables.hardware import HardwareTable
+from costmodel.tables.knobs import knob_columns
+from costmodel.tables.offers import OfferTable
+
+__all__ = ["REASONS", "ServingJob", "evaluate_serving", "price_serving", "serving_knobs"]
+
+REASONS = (
+    "feasible",
+    "layout does not divide the model",
+    "format unsupported on hardware",
+    "no efficiency or price data",
+    "out of memory",
+    "misses TPOT SLO",
+    "misses TTFT or latency SLO",
+    "over budget",
+)
+LAYOUT, FORMAT, DATA, MEMORY, TPOT_SLO, LATENCY_SLO, BUDGET = range(1, 8)
+QUANTILE = 0.95
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
+MEMORY_PARTS = ("weights", "kv_cache", "activations", "framework")
+
+
+def serving_knobs(knobs: Mapping[str, Array]) -> ServingKnobs:
+    """The serving knobs of ``data/assumptions.yaml`` (columns of ``tables.knobs``)."""
+    return ServingKnobs(
+        step_overhead_s=knobs["serving_step_overhead_s"],
+        kv_block_tokens=knobs["serving_kv_block_tokens"],
+        memory_utilization=knobs["serving_memory_utilization"],
+        prefill_chunk_tokens=knobs["serving_prefill_chunk_tokens"],
+        gemm_kernel_overhead_s=knobs["gemm_kernel_overhead_s"],
+        elementwise_traffic_factor=knobs["elementwise_traffic_factor"],
+        cuda_context_bytes=knobs["cuda_context_bytes"])
+
+
+@dataclass
+class ServingEvaluated:
+    """Reason per input row; columns, hardware and outputs of the rows that reached the engine."""
+
+    reason: np.ndarray
+    live: np.ndarray
+    s: ServingColumns | None = None
+    hw: HardwareColumns | None = None
+    out: dict[str, Array] | None = None
+    model: ModelColumns | None = None
+
+
+def _flatten(coded: Mapping[str, Any], system_code: Array) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    n = np.broadcast_shapes(*(np.shape(v) for v in coded.values()), np.shape(system_code))
+    size = int(np.prod(n)) if n else 1
+    flat = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), n).reshape(size) for k, v in coded.items()}
+    return flat, np.broadcast_to(np.asarray(system_code, dtype=np.int64), n).reshape(size)
+
+
+def evaluate_serving(
+    model: ModelColumns,
+    coded: Mapping[str, Any],
+    system_code: Array,
+    table: HardwareTable,
+    knobs: Mapping[str, Array],
+    load: ServingLoad | None = None,
+) -> ServingEvaluated:
+    """Reasons and engine outputs of integer-coded replica configurations (see
+    ``specs.serving.build_serving_columns``); with a ``load``, also replicas and p95 latencies."""
+    flat, sys_code = _flatten(coded, system_code)
+    reason = np.zeros(len(sys_code), dtype=np.int8)
+    reason[replica_violations(model, flat["tp"], flat["pp"], flat["ep"])] = LAYOUT
+    s_all = build_serving_columns(flat)
+    fmt_ok, data_ok = table.usable(sys_code, s_all.matmul_format, s_all.attention_format)
+    reason[(reason == 0) & ~fmt_ok] = FORMAT
+    reason[(reason == 0) & ~data_ok] = DATA
+    live = np.flatnonzero(reason == 0)
+    if live.size == 0:
+        return ServingEvaluated(reason, live)
+    s = s_all.take(live)
+    hw = table.columns(sys_code[live], s.matmul_format, s.attention_format)
+    m = model if np.ndim(model.n_layers) == 0 else model.take(live)
+    k = serving_knobs({name: (v[live] if np.ndim(v) else v) for name, v in knobs.items()})
+    out = _replica(m, s, hw, k)
+    out["precision"] = flat["precision"][live]
+    reason[live[out["max_batch"] < s.batch]] = MEMORY
+    if load is not None:
+        slo_reason = _capacity(out, s, load, {n: (v[live] if np.ndim(v) else v) for n, v in knobs.items()})
+        bad = (reason[live] == 0) & (slo_reason > 0)
+        reason[live[bad]] = slo_reason[bad]
+    return ServingEvaluated(reason, live, s, hw, out, m)
+
+
+def _replica(m: ModelColumns, s: ServingColumns, hw: HardwareColumns, k: ServingKnobs) -> dict[str, Array]:
+    mem = serving_memory(m, s, k)
+    out: dict[str, Array] = {f"memory_{p}_bytes": mem[p] for p in MEMORY_PARTS}
+    out["memory_total_bytes"] = mem.total
+    out["memory_capacity_bytes"] = hw.memory_bytes + 0.0 * mem.total
+    out["max_batch"] = np.minimum(max_batch(m, s, k, hw.memory_bytes), 1e6)
+    out["memory_fits"] = out["max_batch"] >= s.batch
+    out.update(steady_state(m, s, hw, k))
+    out["output_tokens_per_s_per_device"] = out["output_tokens_per_s_per_replica"] / s.devices
+    out["devices_per_replica"] = s.devices + 0.0 * mem.total
+    return out
+
+
+def _capacity(out: dict[str, Array], s: ServingColumns, load: ServingLoad, knobs) -> np.ndarray:
+    """Replicas for the peak load under the SLOs (adds them to ``out``); SLO reason per row."""
+    lam = load.requests_per_s * load.peak_factor
+    ttft0, service, tpot = out["ttft_service_s"], out["service_time_s"], out["tpot_s"]
+    inf = np.inf
+    budget = np.minimum(load.ttft_p95_s - ttft0 if load.ttft_p95_s else inf,
+                        load.e2e_p95_s - service if load.e2e_p95_s else inf)
+    cv2 = knobs["serving_service_time_cv2"]
+    reason = np.zeros(len(tpot), dtype=np.int8)
+    if load.tpot_p95_s:
+        reason[tpot > load.tpot_p95_s] = TPOT_SLO
+    reason[(reason == 0) & (budget < 0)] = LATENCY_SLO
+    replicas = min_servers_groups(lam, service, s.batch, load.max_utilization,
+                                  np.where(budget < 0, inf, budget), q=QUANTILE, service_cv2=cv2)
+    replicas = np.where(np.isfinite(replicas), replicas, np.nan)
+    reason[(reason == 0) & ~np.isfinite(replicas)] = LATENCY_SLO
+    r = np.where(np.isfinite(replicas), replicas, 1.0)
+    wait = wait_quantile_s(QUANTILE, lam, service, r * s.batch, service_cv2=cv2)
+    out.update(replicas=r, n_devices=r * s.devices, wait_p95_s=wait, ttft_p95_s=wait + ttft0,
+               e2e_p95_s=wait + service, utilization=utilization(lam, service, r * s.batch))
+    return reason
+
+
+def billed_instances(replicas: Array, devices_per_replica: Array, devices_per_instance: Array) -> Array:
+    """Whole instances billed for ``replicas`` replicas: replicas share an instance when they fit
+    in it (devices per instance / devices per replica of them), else each takes whole instances."""
+    per_instance = np.floor(devices_per_instance / devices_per_replica)
+    shared = np.ceil(replicas / np.maximum(per_instance, 1.0))
+    own = replicas * np.ceil(devices_per_replica / devices_per_instance)
+    return np.where(per_instance >= 1, shared, own)
+
+
+def price_serving(ev: ServingEvaluated, rows: np.ndarray, offers: OfferTable, offer_rows: np.ndarray,
+                  load: ServingLoad, knobs: Mapping[str, Array], *, budget_usd: float | None = None
+                  ) -> dict[str, Array]:
+    """The serving pricing function: live rows ``rows`` billed with ``offer_rows`` for a month
+    (730 h) at the fleet size of ``evaluate_serving``. Cost per token: the month's bill over the
+    month's tokens at the mean load, split between input and output tokens by the share of a
+    replica's iteration time the prompt tokens take (``prefill_time_share``)."""
+    out = ev.out
+    dpi = offers.devices_per_instance[offer_rows]
+    price = offers.usd_per_device_hour[offer_rows]
+    instances = billed_instances(out["replicas"][rows], ev.s.devices[rows], dpi)
+    month = instances * dpi * price * HOURS_PER_MONTH
+    requests = load.requests_per_s * SECONDS_PER_MONTH
+    share_in = out["prefill_time_share"][rows]
+    kn = {k: (np.asarray(v)[ev.live][rows] if np.ndim(v) else v) for k, v in knobs.items()}
+    one = billed_instances(1.0, ev.s.devices[rows], dpi) * dpi * price * HOURS_PER_MONTH
+    cost = {
+        "instances": instances, "devices_per_instance": dpi, "usd_per_device_hour": price,
+        "billed_devices": instances * dpi, "cost_per_month_usd": month,
+        "cost_per_replica_month_usd": one,
+        "usd_per_million_input_tokens": month * share_in / (requests * load.input_len / 1e6),
+        "usd_per_million_output_tokens": month * (1 - share_in) / (requests * load.output_len / 1e6),
+        "energy_kwh_per_month": out["n_devices"][rows] * ev.hw.tdp_w[rows]
+        * kn["power_utilization_fraction"] * HOURS_PER_MONTH / 1000.0 * kn["pue"],
+    }
+    reason = np.zeros(len(rows), dtype=np.int8)
+    if budget_usd is not None:
+        reason[month > budget_usd] = BUDGET
+    reason[(reason == 0) & ~np.isfinite(month)] = DATA
+    cost["reason"] = reason
+    return cost
+
+
+# The planner's hooks ---------------------------------------------------------------------------
+
+DIMENSIONS = ("system", "tp", "pp", "ep", "batch", "precision", "kv_bits")
+
+#: The wide report's columns (``costmodel plan --csv`` for a serving job), in order.
+PLAN_COLUMNS = (
+    "rank", "accelerator", "kind", "provider", "offer", "region", "pricing_model", "system",
+    "devices_per_replica", "tp", "pp", "ep", "precision", "kv_bits", "batch_size", "max_batch",
+    "replicas", "n_devices", "instances", "devices_per_instance", "billing", "ttft_p95_s",
+    "tpot_p95_s", "e2e_p95_s", "utilization", "output_tokens_per_s_per_replica",
+    "output_tokens_per_s_per_device", "cost_per_month_usd", "cost_per_replica_month_usd",
+    "usd_per_million_input_tokens", "usd_per_million_output_tokens", "cost_autoscaled_per_month_usd",
+    "usd_per_device_hour", "memory_per_device_gib", "memory_capacity_gib", "memory_headroom_gib",
+    "gemms_memory_bound_share", "energy_kwh_per_month", "api_provider",
+    "api_usd_per_million_input_tokens", "api_usd_per_million_output_tokens",
+    "api_cost_per_month_usd", "breakeven_requests_per_s", "price_as_of", "price_source",
+)
+DECODE_PARTS = ("weights_and_gemms", "attention", "elementwise", "lm_head", "tp_comm", "ep_comm",
+                "pp_comm", "step_overhead")
+
+
+@dataclass
+class ServingContext:
+    scenario: Any
+    model: ModelColumns
+    knobs: dict[str, Array]
+    table: HardwareTable
+    offers: OfferTable
+    load: ServingLoad
+    choices: dict[str, np.ndarray]
+    api: dict | None
+
+
+class ServingJob(JobKind):
+    """Serving a load: every replica layout x batch x precision x KV format on every system with
+    an offer; the replicas each needs come from the queueing model, not from the grid."""
+
+    name = "serve"
+    kinds = ("serve",)
+    reasons = (*REASONS, "more devices than max_devices")
+    dimensions = DIMENSIONS
+    objectives = {
+        "cost": ("cost_per_month_usd", "e2e_p95_s", "memory_total_bytes"),
+        "time": ("e2e_p95_s", "cost_per_month_usd", "memory_total_bytes"),
+        "cost-per-token": ("usd_per_million_output_tokens", "e2e_p95_s", "memory_total_bytes"),
+        "energy": ("energy_kwh_per_month", "cost_per_month_usd", "memory_total_bytes"),
+    }
+    pareto_axes = ("cost_per_month_usd", "e2e_p95_s")
+    report_columns = PLAN_COLUMNS
+    breakdown_parts = (
+        ("memory_per_device", MEMORY_PARTS, "memory_{}_bytes", 2**30, "GiB"),
+        ("time_per_output_token", DECODE_PARTS, "decode_{}_s", 1.0, "s"),
+    )
+
+    @staticmethod
+    def efficiency_keys(frame: pd.DataFrame) -> set[tuple[str, str]]:
+        from costmodel.specs.serving import SERVING_FORMATS
+
+        wanted = {(q, "") for q in ("memory_bandwidth", "scaleup_allreduce", "scaleup_alltoall",
+                                    "scaleout_allreduce", "scaleout_alltoall")}
+        for p in set(frame["precision"]):
+            _, mm, attn = SERVING_FORMATS[p]
+            wanted |= {("matmul", mm), ("attention", attn)}
+        return wanted
+
+    def prepare(self, scenario, table: HardwareTable, offers: OfferTable, systems: np.ndarray) -> ServingContext:
+        from costmodel.specs.scenario import ScenarioError
+        from costmodel.tables.api_prices import cheapest_api_price
+
+        if scenario.constraints.deadline_days is not None:
+            raise ScenarioError("constraints.deadline_days applies to training jobs; a serving job "
+                                "states its latency objectives in job.load (ttft_p95_s, tpot_p95_s, e2e_p95_s)")
+        spec = scenario.model_spec()
+        s = scenario.search
+        as_choice = lambda v: np.array(sorted(set(v)), dtype=np.float64)  # noqa: E731
+        choices = {
+            "system": np.arange(len(systems), dtype=np.float64), "tp": as_choice(s.tp),
+            "pp": as_choice(s.pp), "ep": as_choice(sorted({1, *s.ep}) if spec.is_moe else [1]),
+            "batch": as_choice(s.batch),
+            "precision": as_choice(PRECISION_CODES[p] for p in s.precision),
+            "kv_bits": as_choice(s.kv_bits),
+        }
+        return ServingContext(scenario, ModelColumns.from_spec(spec),
+                              knob_columns(scenario.job.framework, scenario.overrides), table, offers,
+                              scenario.job.load, choices, cheapest_api_price(spec.name))
+
+    def evaluate(self, ctx: ServingContext, cols: dict[str, np.ndarray], sys_code: np.ndarray) -> ServingEvaluated:
+        coded = {k: cols[k] for k in ("tp", "pp", "ep", "batch", "precision", "kv_bits")}
+        coded.update(input_len=float(ctx.load.input_len), output_len=float(ctx.load.output_len))
+        return evaluate_serving(ctx.model, coded, sys_code, ctx.table, ctx.knobs, ctx.load)
+
+    def price(self, ctx: ServingContext, ev: ServingEvaluated, rows: np.ndarray, offer_rows: np.ndarray) -> dict:
+        c = ctx.scenario.constraints
+        cost = price_serving(ev, rows, ctx.offers, offer_rows, ctx.load, ctx.knobs, budget_usd=c.budget_usd)
+        if c.max_devices is not None:
+            over = (cost["reason"] == 0) & (ev.out["n_devices"][rows] > c.max_devices)
+            cost["reason"][over] = len(REASONS)
+        for k in ("memory_total_bytes", "e2e_p95_s"):
+            cost[k] = ev.out[k][rows]
+        return cost
+
+    def row_values(self, ctx: ServingContext, ev: ServingEvaluated, rows: np.ndarray) -> dict[str, np.ndarray]:
+        vals = {k: np.asarray(v, dtype=np.float64)[rows] if np.ndim(v) else np.full(len(rows), float(v))
+                for k, v in ev.out.items()}
+        for name in ("tp", "pp", "ep", "batch", "kv_bits", "weight_bits", "matmul_format"):
+            vals[name] = np.asarray(getattr(ev.s, name))[rows]
+        return vals
+
+    def frame(self, ctx: ServingContext, rows: dict[str, np.ndarray]) -> pd.DataFrame:
+        return serving_plan_frame(ctx, rows)
+
+
+def autoscaled_cost(rows: dict[str, np.ndarray], load: ServingLoad, cv2: float) -> np.ndarray:
+    """Monthly cost when the fleet follows the 24-hour profile hour by hour (each hour sized for
+    its own rate under the same SLOs), for comparison with the fixed fleet sized for the peak."""
+    if not load.hourly_profile:
+        return rows["cost_per_month_usd"]
+    ttft0, service = rows["ttft_service_s"], rows["service_time_s"]
+    inf = np.inf
+    budget = np.minimum(load.ttft_p95_s - ttft0 if load.ttft_p95_s else inf,
+                        load.e2e_p95_s - service if load.e2e_p95_s else inf)
+    hourly = np.zeros_like(service)
+    for share in load.hourly_profile:
+        lam = load.requests_per_s * share
+        r = np.where(lam > 0, min_servers_groups(max(lam, 1e-12), service, rows["batch"],
+                                                 load.max_utilization, budget, q=QUANTILE,
+                                                 service_cv2=cv2), 0.0)
+        inst = billed_instances(r, rows["devices_per_replica"], rows["devices_per_instance"])
+        hourly += inst * rows["devices_per_instance"] * rows["usd_per_device_hour"] * HOURS_PER_MONTH / 24
+    return hourly
+
+
+def _api_columns(ctx: ServingContext, rows: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The cheapest published API price for the model, its monthly bill at the mean load, and
+    the load at which one self-hosted replica costs what the API would (blank when none)."""
+    n = len(rows["_key"])
+    api = ctx.api
+    if api is None:
+        return {"api_provider": [""] * n, **{k: np.full(n, np.nan) for k in (
+            "api_usd_per_million_input_tokens", "api_usd_per_million_output_tokens",
+            "api_cost_per_month_usd", "breakeven_requests_per_s")}}
+    load = ctx.load
+    per_request = (load.input_len * api["usd_per_million_input_tokens"]
+                   + load.output_len * api["usd_per_million_output_tokens"]) / 1e6
+    monthly = load.requests_per_s * SECONDS_PER_MONTH * per_request
+    # Self-hosting pays at least one replica; per request it pays one replica's month over what
+    # one replica serves under the SLOs. It breaks even where the API bill reaches that month.
+    per_replica_rps = load.requests_per_s * load.peak_factor / np.maximum(rows["replicas"], 1.0)
+    capacity_cost = rows["cost_per_replica_month_usd"] / (per_replica_rps * SECONDS_PER_MONTH)
+    breakeven = np.where(capacity_cost < per_request,
+                         rows["cost_per_replica_month_usd"] / (per_request * SECONDS_PER_MONTH), np.nan)
+    return {"api_provider": [f"{api['provider']} ({api['provider_model_id']})"] * n,
+            "api_usd_per_million_input_tokens": np.full(n, api["usd_per_million_input_tokens"]),
+            "api_usd_per_million_output_tokens": np.full(n, api["usd_per_million_output_tokens"]),
+            "api_cost_per_month_usd": np.full(n, monthly), "breakeven_requests_per_s": breakeven}
+
+
+def serving_plan_frame(ctx: ServingContext, rows: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Readable serving plan rows: names instead of codes, units in column names."""
+    from costmodel.jobs.train import billing_note
+
+    o = ctx.offers.frame.iloc[rows["offer_row"].astype(np.int64)].reset_index(drop=True)
+    acc = ctx.table.catalog.accelerators
+    as_int = lambda k: rows[k].astype(np.int64)  # noqa: E731
+    cv2 = float(np.asarray(ctx.knobs["serving_service_time_cv2"]))
+    df = pd.DataFrame({
+        "accelerator": o["accelerator"].to_numpy(), "kind": [acc[a].kind for a in o["accelerator"]],
+        **{k: o[k].to_numpy() for k in ("provider", "offer", "region", "pricing_model", "system")},
+        "devices_per_replica": as_int("devices_per_replica"),
+        **{k: as_int(k) for k in ("tp", "pp", "ep", "kv_bits")},
+        "precision": [PRECISION_NAMES[int(v)] for v in rows["precision"]],
+        "batch_size": as_int("batch"), "max_batch": as_int("max_batch"),
+        "replicas": as_int("replicas"), "n_devices": as_int("n_devices"),
+        "instances": as_int("instances"), "devices_per_instance": as_int("devices_per_instance"),
+        "billing": [billing_note(n, i, d) for n, i, d in zip(rows["n_devices"], rows["instances"],
+                                                             rows["devices_per_instance"])],
+        "ttft_p95_s": rows["ttft_p95_s"], "tpot_p95_s": rows["tpot_s"],
+        **{k: rows[k] for k in ("e2e_p95_s", "utilization", "output_tokens_per_s_per_replica",
+                                "output_tokens_per_s_per_device", "cost_per_month_usd",
+                                "cost_per_replica_month_usd", "usd_per_million_input_tokens",
+                                "usd_per_million_output_tokens")},
+        "cost_autoscaled_per_month_usd": autoscaled_cost(rows, ctx.load, cv2),
+        "usd_per_device_hour": rows["usd_per_device_hour"],
+        "memory_per_device_gib": rows["memory_total_bytes"] / 2**30,
+        "memory_capacity_gib": rows["memory_capacity_bytes"] / 2**30,
+        "gemms_memory_bound_share": rows["gemms_memory_bound_share"],
+        "energy_kwh_per_month": rows["energy_kwh_per_month"],
+        **_api_columns(ctx, rows),
+        "price_as_of": o["as_of"].to_numpy(), "price_source": o["source"].to_numpy(),
+    })
+    for k, v in rows.items():
+        if k.startswith(("memory_", "decode_", "ttft_service", "service_time", "wait_p95")) and k not in df:
+            df[k] = v
+    df["plan_id"] = rows["_key"].astype(np.int64)
+    return df.reset_index(drop=True)

@@ -1,0 +1,208 @@
+"""Serving: the decode step by hand, KV-cache sizes, continuous batching, capacity plans, faces."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import costmodel
+from costmodel.faces.cli import main as cli_main
+from costmodel.faces.serving_api import estimate_serving
+from costmodel.formulas.hardware import hardware_from_values
+from costmodel.formulas.memory import kv_cache_bytes_per_token
+from costmodel.formulas.serving import ServingKnobs, iteration_time, steady_state
+from costmodel.specs.codes import PRECISION_CODES
+from costmodel.specs.columns import ModelColumns
+from costmodel.specs.scenario import Constraints, Job, Scenario, SearchSpace
+from costmodel.specs.serving import ReplicaLayout, ServingLoad, ServingSetup, build_serving_columns
+
+
+def _round_a100():
+    """An A100-like part with round figures: 2.0e12 B/s achieved, 312 TFLOP/s achieved, no
+    kernel overheads, an NVLink-like fabric (unused at tp = 1)."""
+    return hardware_from_values(
+        peak_matmul_flops_per_s=312e12, peak_attention_flops_per_s=312e12, matmul_efficiency=1.0,
+        attention_efficiency=1.0, memory_bandwidth_bytes_per_s=2.0e12, memory_bandwidth_efficiency=1.0,
+        memory_bytes=80 * 2**30, tdp_w=400.0, devices_per_node=8.0,
+        scaleup_allreduce_bytes_per_s=240e9, scaleup_alltoall_bytes_per_s=200e9, scaleup_latency_s=5e-6,
+        scaleup_domain=8.0, scaleout_allreduce_bytes_per_s=25e9, scaleout_alltoall_bytes_per_s=25e9,
+        scaleout_latency_s=20e-6)
+
+
+def _columns(batch, input_len=1, output_len=1, precision="fp16", tp=1, kv_bits=16):
+    return build_serving_columns({"tp": tp, "pp": 1, "ep": 1, "batch": batch, "input_len": input_len,
+                                  "output_len": output_len, "precision": PRECISION_CODES[precision],
+                                  "kv_bits": kv_bits})
+
+
+def test_llama2_7b_decode_step_at_batch_1_is_its_weights_over_bandwidth():
+    """Llama-2-7B, one A100 (2.0 TB/s achieved), batch 1, 16-bit weights, context 1.
+
+    Linear weights read per step: per layer 4 x 4096^2 (Q, K, V, O) + 3 x 4096 x 11008 (gate,
+    up, down) = 67,108,864 + 135,266,304 = 202,375,168; x 32 layers = 6,476,005,376; plus the
+    LM head 32,000 x 4,096 = 131,072,000 -> 6,607,077,376 parameters x 2 bytes = 13.214 GB.
+    13.214e9 B / 2.0e12 B/s = 6.607 ms. Activations, norms and a 1-token KV cache add < 0.1%."""
+    m = ModelColumns.from_spec(costmodel.preset("llama-2-7b"))
+    k = ServingKnobs(gemm_kernel_overhead_s=0.0)
+    it = iteration_time(m, _columns(1.0), _round_a100(), k, sequences=1.0, context=1.0)
+    assert float(it["total"]) == pytest.approx(6_607_077_376 * 2 / 2.0e12, rel=1e-3)
+    assert float(it["gemms_memory_bound_share"]) == 1.0  # every GEMM reads more than it computes
+
+
+@pytest.mark.parametrize("name,expected", [
+    # 2 (K and V) x layers x KV heads x head dim x 2 bytes
+    ("llama-2-7b", 2 * 32 * 32 * 128 * 2),  # MHA: 524,288 B/token
+    ("llama-3.1-8b", 2 * 32 * 8 * 128 * 2),  # GQA (8 KV heads): 131,072
+    ("mixtral-8x7b", 2 * 32 * 8 * 128 * 2),  # GQA: 131,072
+    ("deepseek-v3", 61 * (512 + 64) * 2),  # MLA: latent 512 + rotary key 64 per layer: 70,272
+])
+def test_kv_cache_bytes_per_token(name, expected):
+    assert float(kv_cache_bytes_per_token(costmodel.preset(name), 16)) == expected
+    assert float(kv_cache_bytes_per_token(costmodel.preset(name), 8)) == expected / 2
+
+
+def test_throughput_rises_with_batch_until_memory_binds():
+    est1 = estimate_serving("llama-3.1-8b", "h100-sxm5-80gb",
+                            setup=ServingSetup(batch=1, input_len=512, output_len=256))
+    batches = [1, 4, 16, 64, 128]
+    tput = [estimate_serving("llama-3.1-8b", "h100-sxm5-80gb",
+                             setup=ServingSetup(batch=b, input_len=512, output_len=256)
+                             ).output_tokens_per_s_per_replica for b in batches]
+    assert all(a < b for a, b in zip(tput, tput[1:])), tput
+    assert est1.max_batch > 128
+    too_big = estimate_serving("llama-3.1-8b", "h100-sxm5-80gb",
+                               setup=ServingSetup(batch=est1.max_batch + 1, input_len=512, output_len=256))
+    assert not too_big.fits_in_memory and est1.fits_in_memory
+
+
+def test_littles_law_in_the_steady_state():
+    """Concurrency = arrival rate x time in system: a replica with B busy slots completes
+    B / service_time requests per second."""
+    m = ModelColumns.from_spec(costmodel.preset("llama-3.1-8b"))
+    s = _columns(np.array([8.0, 64.0]), 1000, 200)
+    out = steady_state(m, s, _round_a100(), ServingKnobs())
+    np.testing.assert_allclose(out["requests_per_s_per_replica"] * out["service_time_s"], [8.0, 64.0])
+    np.testing.assert_allclose(out["output_tokens_per_s_per_replica"] * out["tpot_s"], [8.0, 64.0])
+
+
+def test_moe_decode_reads_only_the_experts_it_touches():
+    """Mixtral (8 experts, top-2) at batch 1 reads 2 experts per layer, at batch 64 nearly all 8:
+    E (1 - (1 - k/E)^B) = 8 (1 - 0.75^64) = 7.99999."""
+    from costmodel.formulas.blocks import expected_experts_touched
+
+    m = ModelColumns.from_spec(costmodel.preset("mixtral-8x7b"))
+    assert float(expected_experts_touched(m, 1)) == pytest.approx(2.0)
+    assert float(expected_experts_touched(m, 64)) == pytest.approx(8 * (1 - 0.75**64))
+    k = ServingKnobs(gemm_kernel_overhead_s=0.0)
+    one = iteration_time(m, _columns(1.0), _round_a100(), k, sequences=1.0, context=1.0)["total"]
+    many = iteration_time(m, _columns(64.0), _round_a100(), k, sequences=64.0, context=1.0)["total"]
+    assert 2.5 < float(many / one) < 4.0  # ~13B active read at batch 1 vs ~47B at batch 64
+
+
+SMALL = dict(accelerators=["h100-sxm5-80gb"], tp=[1, 2], pp=[1], ep=[1], batch=[8, 32, 128],
+             precision=["bf16", "fp8"], kv_bits=[16])
+
+
+def _serving_scenario(**load):
+    base = dict(requests_per_s=5.0, input_len=1000, output_len=250, ttft_p95_s=2.0, tpot_p95_s=0.1)
+    base.update(load)
+    return Scenario(model="llama-3.1-8b", job=Job(kind="serve", load=ServingLoad(**base)),
+                    search=SearchSpace(**SMALL))
+
+
+def test_best_serving_plan_equals_brute_force_through_the_scalar_api():
+    sc = _serving_scenario()
+    result = costmodel.plan(sc, top=5)
+    best = result.plans.iloc[0]
+    from costmodel.tables.catalog import engine_catalog
+
+    frame = engine_catalog().offers_frame()
+    systems = sorted(set(frame[(frame["accelerator"] == "h100-sxm5-80gb")
+                               & (frame["pricing_model"] == "on-demand")]["system"]))
+    cands = []
+    for system in systems:
+        for tp in (1, 2):
+            for b in (8, 32, 128):
+                for prec in ("bf16", "fp8"):
+                    est = estimate_serving("llama-3.1-8b", "h100-sxm5-80gb", ReplicaLayout(tp=tp),
+                                           ServingSetup(precision=prec, batch=b, input_len=1000,
+                                                        output_len=250),
+                                           load=sc.job.load, system=system)
+                    if est.fits_in_memory and est.slo_note is None and est.cost_per_month_usd is not None:
+                        cands.append((est.cost_per_month_usd, est.e2e_p95_s, tp, b, prec, est))
+    cands.sort(key=lambda c: (c[0], c[1]))
+    cost, e2e, tp, b, prec, est = cands[0]
+    assert best["cost_per_month_usd"] == pytest.approx(cost, rel=1e-9)
+    assert best["e2e_p95_s"] == pytest.approx(e2e, rel=1e-9)
+    assert (best["tp"], best["batch_size"], best["precision"]) == (tp, b, prec)
+    assert best["replicas"] == est.replicas and best["ttft_p95_s"] <= 2.0 and best["tpot_p95_s"] <= 0.1
+
+
+def test_serving_report_has_the_capacity_columns():
+    result = costmodel.plan(_serving_scenario(), top=3)
+    report = result.report
+    for col in ("rank", "accelerator", "provider", "offer", "pricing_model", "devices_per_replica",
+                "tp", "pp", "ep", "batch_size", "replicas", "n_devices", "ttft_p95_s", "tpot_p95_s",
+                "output_tokens_per_s_per_replica", "cost_per_month_usd", "usd_per_million_input_tokens",
+                "usd_per_million_output_tokens", "memory_per_device_gib",
+                "api_usd_per_million_output_tokens"):
+        assert col in report.columns, col
+    row = report.iloc[0]
+    assert row["cost_per_month_usd"] == pytest.approx(
+        row["instances"] * row["devices_per_instance"] * row["usd_per_device_hour"] * 730, rel=1e-12)
+    assert np.isfinite(report.select_dtypes("number").drop(columns=[
+        "api_usd_per_million_input_tokens", "api_usd_per_million_output_tokens", "api_cost_per_month_usd",
+        "breakeven_requests_per_s"]).to_numpy(dtype=float)).all()
+
+
+def test_more_load_never_needs_fewer_replicas():
+    a = costmodel.plan(_serving_scenario(requests_per_s=2.0), top=1).plans.iloc[0]
+    b = costmodel.plan(_serving_scenario(requests_per_s=20.0), top=1).plans.iloc[0]
+    assert b["n_devices"] >= a["n_devices"] and b["cost_per_month_usd"] >= a["cost_per_month_usd"]
+
+
+def test_tight_tpot_objective_is_a_reason():
+    result = costmodel.plan(_serving_scenario(tpot_p95_s=1e-4), top=3)
+    assert result.plans.empty
+    assert "misses TPOT SLO" in set(result.infeasible["reason"])
+
+
+def test_cli_serve_json_uses_the_train_keys_and_a_model_that_does_not_fit_exits_0(capsys):
+    args = ["serve", "llama-3.1-8b", "--accelerator", "h100-sxm5-80gb", "--input-len", "512",
+            "--output-len", "128", "--batch", "16", "--format", "json"]
+    assert cli_main(args) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["fits_in_memory"] is True and got["memory_per_device_bytes"] > 16e9
+    assert cli_main(["serve", "llama-3.1-405b", "--accelerator", "h100-sxm5-80gb", "--input-len", "512",
+                     "--output-len", "128", "--format", "json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["fits_in_memory"] is False
+    assert cli_main(["serve", "llama-3.1-8b", "--accelerator", "h100-sxm5-80gb", "--input-len", "512",
+                     "--output-len", "128"]) == 0
+    text = capsys.readouterr().out
+    assert "TTFT" in text and "TPOT" in text and "prefill" in text
+
+
+def test_cli_plan_serving_writes_the_csv(tmp_path, capsys):
+    out = tmp_path / "serve.csv"
+    assert cli_main(["plan", "--model", "llama-3.1-8b", "--serve-rps", "3", "--input-len", "800",
+                     "--output-len", "200", "--ttft-p95-s", "2", "--tpot-p95-s", "0.1",
+                     "--accelerators", "h100-sxm5-80gb", "--csv", str(out), "--no-progress"]) == 0
+    import pandas as pd
+
+    df = pd.read_csv(out)
+    assert {"replicas", "cost_per_month_usd", "usd_per_million_output_tokens"} <= set(df.columns)
+    assert (df["ttft_p95_s"] <= 2).all()
+
+
+def test_serving_job_needs_a_load_and_rejects_a_deadline():
+    from costmodel.specs.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match="load"):
+        Scenario.from_dict({"model": "gpt2", "job": {"kind": "serve"}})
+    sc = Scenario(model="llama-3.1-8b", job=Job(kind="serve", load=ServingLoad(
+        requests_per_s=1, input_len=10, output_len=10)), constraints=Constraints(deadline_days=3))
+    with pytest.raises(ScenarioError, match="deadline_days"):
+        costmodel.plan(sc)

@@ -29,10 +29,13 @@ from costmodel.specs.setup import TrainingColumns, TrainingSetup, build_training
 from costmodel.specs import __version__
 from costmodel.specs.scenario import Constraints, Job, Scenario, ScenarioError, SearchSpace  # noqa: E402
 from costmodel.search.grid import PlanResult, plan  # noqa: E402
+from costmodel.faces.serving_api import ServingEstimate, batch_curve, estimate_serving  # noqa: E402
+from costmodel.specs.serving import ReplicaLayout, ServingLoad, ServingSetup  # noqa: E402
 
 
 __all__ = [
-    "Constraints", "Job", "PlanResult", "Scenario", "ScenarioError", "SearchSpace",
+    "Constraints", "Job", "PlanResult", "ReplicaLayout", "ServingEstimate", "ServingLoad",
+    "ServingSetup", "batch_curve", "estimate_serving", "Scenario", "ScenarioError", "SearchSpace",
     "TrainingEstimate", "estimate_training", "evaluate_frame", "plan",
     "Assumptions", "Breakdown", "ModelColumns", "ModelSpec", "ModelSpecError", "ParallelLayout",
     "TrainingColumns", "TrainingSetup", "build_training_columns", "activation_terms", "active_parameter_count",

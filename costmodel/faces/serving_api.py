@@ -179,3 +179,49 @@ def _with_load(ev, out, load, catalog, table, knobs, sys_id, offer, pricing_mode
                   usd_per_million_input_tokens=c["usd_per_million_input_tokens"],
                   usd_per_million_output_tokens=c["usd_per_million_output_tokens"])
     return fields
+
+
+def batch_curve(
+    model: ModelLike,
+    accelerator: str,
+    layout: ReplicaLayout | None = None,
+    setup: ServingSetup | None = None,
+    *,
+    batches=None,
+    system: str | None = None,
+    overrides: dict[str, float] | None = None,
+    catalog=None,
+):
+    """Latency against throughput of one replica as its batch grows: a DataFrame with one row per
+    batch (``batch``, ``tpot_s``, ``ttft_s``, ``output_tokens_per_s_per_replica``,
+    ``memory_per_device_gib``, ``fits_in_memory``), evaluated in one vectorised pass of the
+    serving job. Default batches: powers of two up to the largest that fits (and one beyond)."""
+    import pandas as pd
+
+    spec = resolve_model(model)
+    layout = layout or ReplicaLayout()
+    if setup is None:
+        raise ValueError("give setup (input_len, output_len)")
+    catalog = catalog or engine_catalog()
+    acc = catalog.accelerator(accelerator)
+    sys_ = catalog.system(system) if system else catalog.default_system(acc.id)
+    table = hardware_table(catalog)
+    knobs = knob_columns("nemo", overrides)
+    code = table.system_code(sys_.id)
+    if batches is None:
+        probe = _evaluate(spec, layout, setup, 1, code, table, knobs, None)
+        _raise_for(int(probe.reason[0]), spec, layout, acc.id, sys_.id, setup, table)
+        top = max(1, int(probe.out["max_batch"][0]))
+        batches = [b for b in (2**i for i in range(21)) if b <= 2 * top]
+    b = np.asarray(list(batches), dtype=np.float64)
+    coded = {**serving_codes(layout, setup, 1), "batch": b}
+    ev = job.evaluate_serving(ModelColumns.from_spec(spec), coded, code, table, knobs)
+    if ev.live.size != len(b):
+        _raise_for(int(ev.reason[ev.reason != job.MEMORY][0]), spec, layout, acc.id, sys_.id, setup, table)
+    out = ev.out
+    return pd.DataFrame({
+        "batch": b.astype(int), "tpot_s": out["tpot_s"], "ttft_s": out["ttft_service_s"],
+        "output_tokens_per_s_per_replica": out["output_tokens_per_s_per_replica"],
+        "memory_per_device_gib": out["memory_total_bytes"] / 2**30,
+        "fits_in_memory": np.asarray(out["memory_fits"], dtype=bool),
+    })

@@ -102,7 +102,7 @@ def test_moe_decode_reads_only_the_experts_it_touches():
 
 
 SMALL = dict(accelerators=["h100-sxm5-80gb"], tp=[1, 2], pp=[1], ep=[1], batch=[8, 32, 128],
-             precision=["bf16", "fp8"], kv_bits=[16])
+             precision=["bf16", "fp8"], kv_bits=[16], disaggregated=[False])
 
 
 def _serving_scenario(**load):
@@ -206,3 +206,20 @@ def test_serving_job_needs_a_load_and_rejects_a_deadline():
         requests_per_s=1, input_len=10, output_len=10)), constraints=Constraints(deadline_days=3))
     with pytest.raises(ScenarioError, match="deadline_days"):
         costmodel.plan(sc)
+
+
+def test_disaggregated_pools_remove_prefill_interference_from_tpot():
+    """Long prompts (8,000 in, 200 out) at batch 64: co-located, every iteration carries
+    64 x 8000/200 = 2,560 prompt tokens, so TPOT is several times the decode-only step; separate
+    prefill and decode pools (DistServe/Splitwise) decode at the decode-only step and pay a KV
+    transfer. Under a 50 ms TPOT objective only the disaggregated layout is feasible."""
+    search = dict(SMALL, batch=[64], tp=[2], precision=["bf16"], disaggregated=[False, True])
+    load = ServingLoad(requests_per_s=4, input_len=8000, output_len=200, tpot_p95_s=0.05, ttft_p95_s=5.0)
+    result = costmodel.plan(Scenario(model="llama-3.1-8b", job=Job(kind="serve", load=load),
+                                     search=SearchSpace(**search)), top=20)
+    assert not result.plans.empty and result.plans["disaggregated"].all()
+    row = result.plans.iloc[0]
+    assert row["prefill_replicas"] >= 1 and row["decode_replicas"] >= 1
+    assert row["replicas"] == row["prefill_replicas"] + row["decode_replicas"]
+    assert row["tpot_p95_s"] <= 0.05 and row["kv_transfer_s"] > 0
+    assert "misses TPOT SLO" in set(result.infeasible["reason"])  # the co-located rows

@@ -223,16 +223,26 @@ def _serving_load(args: argparse.Namespace):
     if args.rps is None:
         return None
     return ServingLoad(requests_per_s=args.rps, input_len=args.input_len, output_len=args.output_len,
-                       peak_to_mean=args.peak_to_mean, ttft_p95_s=args.ttft_p95_s,
+                       peak_to_mean=args.peak_to_mean, hourly_profile=_profile(args.hourly_profile),
+                       ttft_p95_s=args.ttft_p95_s,
                        tpot_p95_s=args.tpot_p95_s, e2e_p95_s=args.e2e_p95_s,
                        max_utilization=args.max_utilization)
+
+
+def _profile(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise CliError(f"--hourly-profile: {text!r} is not 24 comma-separated numbers") from None
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from costmodel.faces.serving_api import estimate_serving
     from costmodel.specs.serving import ReplicaLayout, ServingSetup
 
-    layout = ReplicaLayout(tp=args.tp, pp=args.pp, ep=args.ep)
+    layout = ReplicaLayout(tp=args.tp, pp=args.pp, ep=args.ep, disaggregated=args.disaggregated)
     setup = ServingSetup(precision=args.precision, kv_bits=args.kv_bits, batch=args.batch,
                          input_len=args.input_len, output_len=args.output_len)
     est = estimate_serving(args.model, args.accelerator, layout, setup, load=_serving_load(args),
@@ -286,6 +296,9 @@ def _add_serving_flags(p: argparse.ArgumentParser, required: bool) -> None:
     g.add_argument("--e2e-p95-s", type=float, help="p95 end-to-end latency objective (s)")
     g.add_argument("--max-utilization", type=float, default=0.8,
                    help="highest busy share of the batch slots at peak (default 0.8)")
+    g.add_argument("--hourly-profile", default=None, metavar="V0,...,V23",
+                   help="24 relative request rates (hour 0..23): size for the busiest hour and price "
+                        "hourly scaling beside the fixed fleet")
 
 
 # plan ----------------------------------------------------------------------------------------------
@@ -346,7 +359,8 @@ def _serving_job(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any
     if args.input_len is None or args.output_len is None:
         raise ScenarioError("--serve-rps needs --input-len and --output-len")
     load = {"requests_per_s": args.serve_rps, "input_len": args.input_len, "output_len": args.output_len,
-            "peak_to_mean": args.peak_to_mean, "max_utilization": args.max_utilization}
+            "peak_to_mean": args.peak_to_mean, "max_utilization": args.max_utilization,
+            "hourly_profile": _profile(args.hourly_profile)}
     for key in ("ttft_p95_s", "tpot_p95_s", "e2e_p95_s"):
         if getattr(args, key) is not None:
             load[key] = getattr(args, key)
@@ -433,7 +447,8 @@ def _serving_rows(show) -> list[dict[str, Any]]:
     return [{
         "rank": r["rank"], "accelerator": r["accelerator"], "offer": f"{r['provider']} {r['offer']}",
         "pricing": r["pricing_model"], "tp/pp/ep": f"{r['tp']}/{r['pp']}/{r['ep']}",
-        "prec": r["precision"], "kv": r["kv_bits"], "batch": r["batch_size"], "replicas": r["replicas"],
+        "prec": r["precision"], "kv": r["kv_bits"], "batch": r["batch_size"],
+        "pools": "P/D" if r["disaggregated"] else "one", "replicas": r["replicas"],
         "devices": r["n_devices"], "ttft_p95": f"{r['ttft_p95_s']:.3f}", "tpot": f"{r['tpot_p95_s']:.4f}",
         "usd_month": f"{r['cost_per_month_usd']:,.0f}",
         "usd_per_m_out": f"{r['usd_per_million_output_tokens']:.3f}",
@@ -509,6 +524,8 @@ def _add_serve_parser(sub) -> None:
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree of a replica")
     p.add_argument("--pp", type=int, default=1, help="pipeline stages of a replica")
     p.add_argument("--ep", type=int, default=1, help="expert parallelism: 1 or tp")
+    p.add_argument("--disaggregated", action="store_true",
+                   help="separate prefill and decode pools of such replicas (with --rps)")
     p.add_argument("--batch", type=int, default=None, help="sequences per replica (default: most that fit)")
     p.add_argument("--precision", default="bf16", help="fp16, bf16, fp8 or fp32")
     p.add_argument("--kv-bits", type=int, default=16, help="KV-cache bits: 16 or 8")

@@ -197,8 +197,27 @@ def steady_state(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs) -> dic
         # What the input tokens cost a replica: the time the prompt tokens add to an iteration
         # over a decode-only iteration (their marginal time); the rest is the output tokens'.
         "prefill_time_share": 1.0 - decode_only / tpot,
+        "decode_only_tpot_s": decode_only,
     })
     return out
+
+
+def disaggregated_state(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs,
+                        decode_only_tpot_s: Array) -> dict[str, Array]:
+    """Prefill and decode in separate pools of replicas with this layout (DistServe, Zhong et al.
+    2024; Splitwise, Patel et al. 2024; NVIDIA Dynamo): a prefill replica runs one prompt at a
+    time at full compute; its KV cache then crosses the scale-out fabric to a decode replica
+    (each of the tp devices sends its shard, ``comms.p2p_time``), which decodes without prefill
+    interference at ``decode_only_tpot_s``. Returns the prefill service time, the KV transfer and
+    the time to first token without queueing."""
+    from costmodel.formulas.memory import kv_cache_bytes_per_token
+
+    prefill = prefill_time(m, s, hw, k, sequences=1.0, prompt=s.input_len)["total"]
+    kv_bytes = s.input_len * kv_cache_bytes_per_token(m, s.kv_bits)
+    transfer = s.pp * p2p_time(kv_bytes / (s.tp * s.pp), True, hw.fabric)
+    return {"prefill_service_s": prefill, "kv_transfer_s": transfer,
+            "ttft_service_s": prefill + transfer + decode_only_tpot_s,
+            "decode_service_s": np.maximum(s.output_len - 1, 0.0) * decode_only_tpot_s}
 
 
 def static_batch(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs) -> dict[str, Array]:

@@ -23,7 +23,8 @@ import pandas as pd
 from costmodel.formulas.cost import HOURS_PER_MONTH
 from costmodel.formulas.hardware import HardwareColumns
 from costmodel.formulas.queueing import min_servers_groups, utilization, wait_quantile_s
-from costmodel.formulas.serving import ServingKnobs, max_batch, serving_memory, steady_state
+from costmodel.formulas.serving import (ServingKnobs, disaggregated_state, max_batch, serving_memory,
+                                        steady_state)
 from costmodel.jobs.base import JobKind
 from costmodel.specs.codes import PRECISION_CODES, PRECISION_NAMES
 from costmodel.specs.columns import Array, ModelColumns
@@ -105,7 +106,7 @@ def evaluate_serving(
     hw = table.columns(sys_code[live], s.matmul_format, s.attention_format)
     m = model if np.ndim(model.n_layers) == 0 else model.take(live)
     k = serving_knobs({name: (v[live] if np.ndim(v) else v) for name, v in knobs.items()})
-    out = _replica(m, s, hw, k)
+    out = _replica(m, s, hw, k, flat.get("disaggregated", np.zeros(len(sys_code)))[live])
     out["precision"] = flat["precision"][live]
     reason[live[out["max_batch"] < s.batch]] = MEMORY
     if load is not None:
@@ -115,7 +116,8 @@ def evaluate_serving(
     return ServingEvaluated(reason, live, s, hw, out, m)
 
 
-def _replica(m: ModelColumns, s: ServingColumns, hw: HardwareColumns, k: ServingKnobs) -> dict[str, Array]:
+def _replica(m: ModelColumns, s: ServingColumns, hw: HardwareColumns, k: ServingKnobs,
+             disaggregated: np.ndarray) -> dict[str, Array]:
     mem = serving_memory(m, s, k)
     out: dict[str, Array] = {f"memory_{p}_bytes": mem[p] for p in MEMORY_PARTS}
     out["memory_total_bytes"] = mem.total
@@ -123,31 +125,87 @@ def _replica(m: ModelColumns, s: ServingColumns, hw: HardwareColumns, k: Serving
     out["max_batch"] = np.minimum(max_batch(m, s, k, hw.memory_bytes), 1e6)
     out["memory_fits"] = out["max_batch"] >= s.batch
     out.update(steady_state(m, s, hw, k))
+    out["disaggregated"] = disaggregated + 0.0 * mem.total
+    out.update(prefill_service_s=0.0 * mem.total, decode_service_s=out["service_time_s"],
+               kv_transfer_s=0.0 * mem.total)  # the same keys in every chunk
+    if np.any(disaggregated > 0):
+        # Separate prefill and decode pools: decode runs without prefill interference.
+        dis = disaggregated_state(m, s, hw, k, out["decode_only_tpot_s"])
+        on = disaggregated > 0
+        out["tpot_s"] = np.where(on, out["decode_only_tpot_s"], out["tpot_s"])
+        out["ttft_service_s"] = np.where(on, dis["ttft_service_s"], out["ttft_service_s"])
+        out["service_time_s"] = np.where(on, dis["ttft_service_s"] + dis["decode_service_s"],
+                                         out["service_time_s"])
+        out["output_tokens_per_s_per_replica"] = s.batch / out["tpot_s"]
+        out["prefill_service_s"] = np.where(on, dis["prefill_service_s"], 0.0)
+        out["decode_service_s"] = np.where(on, dis["decode_service_s"] + out["tpot_s"],
+                                           out["service_time_s"])
+        out["kv_transfer_s"] = np.where(on, dis["kv_transfer_s"], 0.0)
     out["output_tokens_per_s_per_device"] = out["output_tokens_per_s_per_replica"] / s.devices
     out["devices_per_replica"] = s.devices + 0.0 * mem.total
     return out
 
 
+def _budget(load: ServingLoad, ttft0: Array, service: Array) -> Array:
+    """Queueing time the latency objectives leave: p95 TTFT minus the unqueued TTFT, p95 end-to-end
+    minus the service time (inf without objectives; negative: missed even without queueing)."""
+    inf = np.inf
+    return np.minimum(load.ttft_p95_s - ttft0 if load.ttft_p95_s else inf,
+                      load.e2e_p95_s - service if load.e2e_p95_s else inf)
+
+
 def _capacity(out: dict[str, Array], s: ServingColumns, load: ServingLoad, knobs) -> np.ndarray:
-    """Replicas for the peak load under the SLOs (adds them to ``out``); SLO reason per row."""
+    """Replicas for the peak load under the SLOs (adds them to ``out``); SLO reason per row.
+
+    Co-located: B slots per replica, each request holds one for its service time (M/G/c with
+    c = replicas x B). Disaggregated: a prefill pool (one prompt per replica at a time) and a
+    decode pool (B slots), each an M/G/c queue; the queueing time the objectives leave is split
+    equally between the two pools' p95 waits (a stated simplification)."""
     lam = load.requests_per_s * load.peak_factor
     ttft0, service, tpot = out["ttft_service_s"], out["service_time_s"], out["tpot_s"]
-    inf = np.inf
-    budget = np.minimum(load.ttft_p95_s - ttft0 if load.ttft_p95_s else inf,
-                        load.e2e_p95_s - service if load.e2e_p95_s else inf)
     cv2 = knobs["serving_service_time_cv2"]
+    budget = _budget(load, ttft0, service)
     reason = np.zeros(len(tpot), dtype=np.int8)
     if load.tpot_p95_s:
         reason[tpot > load.tpot_p95_s] = TPOT_SLO
     reason[(reason == 0) & (budget < 0)] = LATENCY_SLO
-    replicas = min_servers_groups(lam, service, s.batch, load.max_utilization,
-                                  np.where(budget < 0, inf, budget), q=QUANTILE, service_cv2=cv2)
-    replicas = np.where(np.isfinite(replicas), replicas, np.nan)
-    reason[(reason == 0) & ~np.isfinite(replicas)] = LATENCY_SLO
-    r = np.where(np.isfinite(replicas), replicas, 1.0)
-    wait = wait_quantile_s(QUANTILE, lam, service, r * s.batch, service_cv2=cv2)
-    out.update(replicas=r, n_devices=r * s.devices, wait_p95_s=wait, ttft_p95_s=wait + ttft0,
-               e2e_p95_s=wait + service, utilization=utilization(lam, service, r * s.batch))
+    budget = np.where(budget < 0, np.inf, budget)
+    dis = out["disaggregated"] > 0
+    share = np.where(dis, 0.5, 1.0)
+    stage = {"colocated": (service, s.batch)}
+    if np.any(dis):
+        stage = {"prefill": (np.where(dis, out["prefill_service_s"], service), 1.0),
+                 "decode": (out["decode_service_s"], s.batch)}
+    pools, wait = {}, 0.0
+    for name, (svc, slots) in stage.items():
+        r = min_servers_groups(lam, svc, slots, load.max_utilization, budget * share, q=QUANTILE,
+                               service_cv2=cv2)
+        pools[name] = np.where(np.isfinite(r), r, np.nan)
+        wait = wait + wait_quantile_s(QUANTILE, lam, svc, np.nan_to_num(pools[name], nan=1.0) * slots,
+                                      service_cv2=cv2)
+    return _pools(out, s, reason, dis, pools, wait, lam)
+
+
+def _pools(out, s, reason, dis, pools, wait, lam) -> np.ndarray:
+    """Store replicas (both pools when disaggregated) and p95 latencies; LATENCY reason where no
+    fleet within bounds meets the objectives."""
+    if "colocated" in pools:
+        prefill, decode = np.zeros_like(pools["colocated"]), pools["colocated"]
+    else:  # rows not disaggregated used the decode pool with the full service time, no prefill pool
+        prefill, decode = np.where(dis, pools["prefill"], 0.0), pools["decode"]
+        wait = np.where(dis, wait, wait_quantile_s(QUANTILE, lam, out["service_time_s"],
+                                                   np.nan_to_num(decode, nan=1.0) * s.batch))
+    total = prefill + decode
+    reason[(reason == 0) & ~np.isfinite(total)] = LATENCY_SLO
+    r = np.where(np.isfinite(total), total, 1.0)
+    d = np.where(np.isfinite(decode), decode, 1.0)
+    p = np.where(np.isfinite(prefill), prefill, 0.0)
+    slots = d * s.batch + p
+    out.update(replicas=r, prefill_replicas=p, decode_replicas=d, n_devices=r * s.devices,
+               wait_p95_s=wait, ttft_p95_s=wait + out["ttft_service_s"],
+               e2e_p95_s=wait + out["service_time_s"],
+               utilization=utilization(lam, out["service_time_s"], slots))
+    out["prefill_time_share"] = np.where(dis, p / r, out["prefill_time_share"])
     return reason
 
 
@@ -195,13 +253,13 @@ def price_serving(ev: ServingEvaluated, rows: np.ndarray, offers: OfferTable, of
 
 # The planner's hooks ---------------------------------------------------------------------------
 
-DIMENSIONS = ("system", "tp", "pp", "ep", "batch", "precision", "kv_bits")
+DIMENSIONS = ("system", "tp", "pp", "ep", "batch", "precision", "kv_bits", "disaggregated")
 
 #: The wide report's columns (``costmodel plan --csv`` for a serving job), in order.
 PLAN_COLUMNS = (
     "rank", "accelerator", "kind", "provider", "offer", "region", "pricing_model", "system",
     "devices_per_replica", "tp", "pp", "ep", "precision", "kv_bits", "batch_size", "max_batch",
-    "replicas", "n_devices", "instances", "devices_per_instance", "billing", "ttft_p95_s",
+    "disaggregated", "replicas", "prefill_replicas", "decode_replicas", "n_devices", "instances", "devices_per_instance", "billing", "ttft_p95_s",
     "tpot_p95_s", "e2e_p95_s", "utilization", "output_tokens_per_s_per_replica",
     "output_tokens_per_s_per_device", "cost_per_month_usd", "cost_per_replica_month_usd",
     "usd_per_million_input_tokens", "usd_per_million_output_tokens", "cost_autoscaled_per_month_usd",
@@ -274,13 +332,14 @@ class ServingJob(JobKind):
             "batch": as_choice(s.batch),
             "precision": as_choice(PRECISION_CODES[p] for p in s.precision),
             "kv_bits": as_choice(s.kv_bits),
+            "disaggregated": as_choice(float(d) for d in s.disaggregated),
         }
         return ServingContext(scenario, ModelColumns.from_spec(spec),
                               knob_columns(scenario.job.framework, scenario.overrides), table, offers,
                               scenario.job.load, choices, cheapest_api_price(spec.name))
 
     def evaluate(self, ctx: ServingContext, cols: dict[str, np.ndarray], sys_code: np.ndarray) -> ServingEvaluated:
-        coded = {k: cols[k] for k in ("tp", "pp", "ep", "batch", "precision", "kv_bits")}
+        coded = {k: cols[k] for k in ("tp", "pp", "ep", "batch", "precision", "kv_bits", "disaggregated")}
         coded.update(input_len=float(ctx.load.input_len), output_len=float(ctx.load.output_len))
         return evaluate_serving(ctx.model, coded, sys_code, ctx.table, ctx.knobs, ctx.load)
 
@@ -305,22 +364,26 @@ class ServingJob(JobKind):
         return serving_plan_frame(ctx, rows)
 
 
-def autoscaled_cost(rows: dict[str, np.ndarray], load: ServingLoad, cv2: float) -> np.ndarray:
+def autoscaled_cost(rows: dict[str, np.ndarray], load: ServingLoad, knobs) -> np.ndarray:
     """Monthly cost when the fleet follows the 24-hour profile hour by hour (each hour sized for
-    its own rate under the same SLOs), for comparison with the fixed fleet sized for the peak."""
+    its own rate under the same SLOs, by the same ``_capacity``), for comparison with the fixed
+    fleet sized for the peak."""
+    from types import SimpleNamespace
+
     if not load.hourly_profile:
         return rows["cost_per_month_usd"]
-    ttft0, service = rows["ttft_service_s"], rows["service_time_s"]
-    inf = np.inf
-    budget = np.minimum(load.ttft_p95_s - ttft0 if load.ttft_p95_s else inf,
-                        load.e2e_p95_s - service if load.e2e_p95_s else inf)
-    hourly = np.zeros_like(service)
+    keys = ("ttft_service_s", "service_time_s", "tpot_s", "disaggregated", "prefill_service_s",
+            "decode_service_s", "prefill_time_share")
+    s = SimpleNamespace(batch=rows["batch"], devices=rows["devices_per_replica"])
+    hourly = np.zeros(len(rows["batch"]))
     for share in load.hourly_profile:
-        lam = load.requests_per_s * share
-        r = np.where(lam > 0, min_servers_groups(max(lam, 1e-12), service, rows["batch"],
-                                                 load.max_utilization, budget, q=QUANTILE,
-                                                 service_cv2=cv2), 0.0)
-        inst = billed_instances(r, rows["devices_per_replica"], rows["devices_per_instance"])
+        if share <= 0:
+            continue
+        hour = load.model_copy(update={"requests_per_s": load.requests_per_s * share,
+                                       "hourly_profile": None, "peak_to_mean": 1.0})
+        out = {k: np.array(rows[k], dtype=float) for k in keys if k in rows}
+        _capacity(out, s, hour, knobs)
+        inst = billed_instances(out["replicas"], rows["devices_per_replica"], rows["devices_per_instance"])
         hourly += inst * rows["devices_per_instance"] * rows["usd_per_device_hour"] * HOURS_PER_MONTH / 24
     return hourly
 
@@ -357,7 +420,6 @@ def serving_plan_frame(ctx: ServingContext, rows: dict[str, np.ndarray]) -> pd.D
     o = ctx.offers.frame.iloc[rows["offer_row"].astype(np.int64)].reset_index(drop=True)
     acc = ctx.table.catalog.accelerators
     as_int = lambda k: rows[k].astype(np.int64)  # noqa: E731
-    cv2 = float(np.asarray(ctx.knobs["serving_service_time_cv2"]))
     df = pd.DataFrame({
         "accelerator": o["accelerator"].to_numpy(), "kind": [acc[a].kind for a in o["accelerator"]],
         **{k: o[k].to_numpy() for k in ("provider", "offer", "region", "pricing_model", "system")},
@@ -365,7 +427,9 @@ def serving_plan_frame(ctx: ServingContext, rows: dict[str, np.ndarray]) -> pd.D
         **{k: as_int(k) for k in ("tp", "pp", "ep", "kv_bits")},
         "precision": [PRECISION_NAMES[int(v)] for v in rows["precision"]],
         "batch_size": as_int("batch"), "max_batch": as_int("max_batch"),
-        "replicas": as_int("replicas"), "n_devices": as_int("n_devices"),
+        "disaggregated": rows["disaggregated"] > 0, "replicas": as_int("replicas"),
+        "prefill_replicas": as_int("prefill_replicas"), "decode_replicas": as_int("decode_replicas"),
+        "n_devices": as_int("n_devices"),
         "instances": as_int("instances"), "devices_per_instance": as_int("devices_per_instance"),
         "billing": [billing_note(n, i, d) for n, i, d in zip(rows["n_devices"], rows["instances"],
                                                              rows["devices_per_instance"])],
@@ -374,7 +438,7 @@ def serving_plan_frame(ctx: ServingContext, rows: dict[str, np.ndarray]) -> pd.D
                                 "output_tokens_per_s_per_device", "cost_per_month_usd",
                                 "cost_per_replica_month_usd", "usd_per_million_input_tokens",
                                 "usd_per_million_output_tokens")},
-        "cost_autoscaled_per_month_usd": autoscaled_cost(rows, ctx.load, cv2),
+        "cost_autoscaled_per_month_usd": autoscaled_cost(rows, ctx.load, ctx.knobs),
         "usd_per_device_hour": rows["usd_per_device_hour"],
         "memory_per_device_gib": rows["memory_total_bytes"] / 2**30,
         "memory_capacity_gib": rows["memory_capacity_bytes"] / 2**30,
@@ -384,7 +448,8 @@ def serving_plan_frame(ctx: ServingContext, rows: dict[str, np.ndarray]) -> pd.D
         "price_as_of": o["as_of"].to_numpy(), "price_source": o["source"].to_numpy(),
     })
     for k, v in rows.items():
-        if k.startswith(("memory_", "decode_", "ttft_service", "service_time", "wait_p95")) and k not in df:
+        if k.startswith(("memory_", "decode_", "ttft_service", "service_time", "wait_p95", "kv_transfer",
+                         "prefill_service")) and k not in df:
             df[k] = v
     df["plan_id"] = rows["_key"].astype(np.int64)
     return df.reset_index(drop=True)

@@ -153,6 +153,9 @@ class SearchSpace(_Frozen):
                              description="Serving: most sequences per replica (continuous batching).")
     kv_bits: list[Literal[16, 8]] = Field(default_factory=lambda: [16, 8],
                                           description="Serving: KV-cache bits per element.")
+    disaggregated: list[bool] = Field(
+        default_factory=lambda: [False, True],
+        description="Serving: co-located (False) and/or separate prefill and decode pools (True).")
     rank_order: str = Field(DEFAULT_RANK_ORDER, description="Rank placement, innermost first.")
 
     @model_validator(mode="after")

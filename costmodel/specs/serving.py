@@ -36,6 +36,8 @@ class ReplicaLayout(_Frozen):
     tp: int = Field(1, ge=1, description="Tensor-parallel degree inside the replica.")
     pp: int = Field(1, ge=1, description="Pipeline stages of the replica.")
     ep: int = Field(1, ge=1, description="Expert parallelism: 1 (experts split across tp) or tp.")
+    disaggregated: bool = Field(
+        False, description="Separate prefill and decode pools of such replicas (DistServe, Splitwise).")
 
     @model_validator(mode="after")
     def _check(self) -> ReplicaLayout:
@@ -168,6 +170,7 @@ def build_serving_columns(c: Mapping[str, Any]):
 
 def serving_codes(layout: ReplicaLayout, setup: ServingSetup, batch: int) -> dict[str, float]:
     return {"tp": layout.tp, "pp": layout.pp, "ep": layout.ep, "batch": batch,
+            "disaggregated": float(layout.disaggregated),
             "input_len": setup.input_len, "output_len": setup.output_len,
             "precision": PRECISION_CODES[setup.precision], "kv_bits": setup.kv_bits}
 

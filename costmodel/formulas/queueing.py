@@ -162,21 +162,30 @@ def min_servers_groups(arrival_rate_per_s: Array, service_time_s: Array, slots_p
     Both constraints only loosen as R grows, so the answer is found by integer bisection between
     the utilization bound floor(a / (B u_max)) - 1 (infeasible) and an upper bound doubled until
     feasible: at most ~2 log2(max_groups) vectorised steps."""
-    lam, s, b, umax, budget, q, cv2, gmax = np.broadcast_arrays(
+    arrays = np.broadcast_arrays(
         as_array(arrival_rate_per_s), as_array(service_time_s), as_array(slots_per_group),
         as_array(max_utilization), as_array(wait_budget_s), as_array(q), as_array(service_cv2),
         np.floor(as_array(max_groups)))
+    shape = arrays[0].shape
+    lam, s, b, umax, budget, q, cv2, gmax = (np.array(x, dtype=np.float64).reshape(-1) for x in arrays)
     nan_in = np.zeros(lam.shape, dtype=bool)
     for x in (lam, s, b, umax, budget, q, cv2, gmax):
         nan_in |= np.isnan(x)
     a = lam * s
 
-    def feasible(groups: Array) -> Array:
-        c = groups * b
-        rho = utilization(lam, s, c)
-        wait = wait_quantile_s(q, lam, s, c, cv2)
-        ok = (groups >= 1) & (b > 0) & (rho <= umax) & ((rho < 1.0) | (a == 0)) & (wait <= budget)
-        return ok & ~nan_in
+    def feasible(groups: Array, rows: np.ndarray) -> Array:
+        """Feasibility of ``groups`` groups for the rows ``rows`` only (the others are settled)."""
+        c = groups * b[rows]
+        rho = utilization(lam[rows], s[rows], c)
+        ok = ((groups >= 1) & (b[rows] > 0) & (rho <= umax[rows]) & ((rho < 1.0) | (a[rows] == 0))
+              & ~nan_in[rows])
+        # The wait quantile (the costly part) only where a finite budget can still fail.
+        check = np.flatnonzero(ok & np.isfinite(budget[rows]))
+        if check.size:
+            r = rows[check]
+            wait = wait_quantile_s(q[r], lam[r], s[r], c[check], cv2[r])
+            ok[check] = wait <= budget[r]
+        return ok
 
     with np.errstate(divide="ignore", invalid="ignore"):
         bound = np.where(a == 0, 0.0, a / (b * umax))  # R >= bound for the utilization limit
@@ -187,25 +196,25 @@ def min_servers_groups(arrival_rate_per_s: Array, service_time_s: Array, slots_p
     hi = np.minimum(hi, np.maximum(gmax, 1.0))
 
     # Double the upper bound until it is feasible or reaches max_groups.
-    ok_hi = feasible(hi)
+    ok_hi = feasible(hi, np.arange(lam.size))
     top = np.maximum(gmax, 1.0)
     for _ in range(64):
-        grow = ~ok_hi & ~hopeless & (hi < top)
-        if not np.any(grow):
+        grow = np.flatnonzero(~ok_hi & ~hopeless & (hi < top))
+        if grow.size == 0:
             break
-        lo = np.where(grow, hi, lo)
-        hi = np.where(grow, np.minimum(2.0 * hi, top), hi)
-        ok_hi = np.where(grow, feasible(hi), ok_hi)
+        lo[grow] = hi[grow]
+        hi[grow] = np.minimum(2.0 * hi[grow], top[grow])
+        ok_hi[grow] = feasible(hi[grow], grow)
     found = ok_hi & ~hopeless
 
-    # Bisection: lo infeasible (or 0), hi feasible.
+    # Bisection: lo infeasible (or 0), hi feasible; only the unsettled rows are evaluated.
     for _ in range(80):
-        active = found & (hi - lo > 1.0)
-        if not np.any(active):
+        active = np.flatnonzero(found & (hi - lo > 1.0))
+        if active.size == 0:
             break
-        mid = np.floor((lo + hi) / 2.0)
-        ok_mid = feasible(mid)
-        hi = np.where(active & ok_mid, mid, hi)
-        lo = np.where(active & ~ok_mid, mid, lo)
+        mid = np.floor((lo[active] + hi[active]) / 2.0)
+        ok_mid = feasible(mid, active)
+        hi[active] = np.where(ok_mid, mid, hi[active])
+        lo[active] = np.where(ok_mid, lo[active], mid)
 
-    return np.where(nan_in, np.nan, np.where(found, hi, np.inf))
+    return np.where(nan_in, np.nan, np.where(found, hi, np.inf)).reshape(shape)

@@ -110,7 +110,8 @@ def evaluate_serving(
     out["precision"] = flat["precision"][live]
     reason[live[out["max_batch"] < s.batch]] = MEMORY
     if load is not None:
-        slo_reason = _capacity(out, s, load, {n: (v[live] if np.ndim(v) else v) for n, v in knobs.items()})
+        slo_reason = _capacity(out, s, load, {n: (v[live] if np.ndim(v) else v) for n, v in knobs.items()},
+                               todo=reason[live] == 0)
         bad = (reason[live] == 0) & (slo_reason > 0)
         reason[live[bad]] = slo_reason[bad]
     return ServingEvaluated(reason, live, s, hw, out, m)
@@ -154,8 +155,10 @@ def _budget(load: ServingLoad, ttft0: Array, service: Array) -> Array:
                       load.e2e_p95_s - service if load.e2e_p95_s else inf)
 
 
-def _capacity(out: dict[str, Array], s: ServingColumns, load: ServingLoad, knobs) -> np.ndarray:
+def _capacity(out: dict[str, Array], s: ServingColumns, load: ServingLoad, knobs,
+              todo: np.ndarray | None = None) -> np.ndarray:
     """Replicas for the peak load under the SLOs (adds them to ``out``); SLO reason per row.
+    Only rows ``todo`` (default all) that meet the TPOT objective are sized; others keep 1.
 
     Co-located: B slots per replica, each request holds one for its service time (M/G/c with
     c = replicas x B). Disaggregated: a prefill pool (one prompt per replica at a time) and a
@@ -163,50 +166,46 @@ def _capacity(out: dict[str, Array], s: ServingColumns, load: ServingLoad, knobs
     equally between the two pools' p95 waits (a stated simplification)."""
     lam = load.requests_per_s * load.peak_factor
     ttft0, service, tpot = out["ttft_service_s"], out["service_time_s"], out["tpot_s"]
-    cv2 = knobs["serving_service_time_cv2"]
-    budget = _budget(load, ttft0, service)
-    reason = np.zeros(len(tpot), dtype=np.int8)
+    n = len(tpot)
+    cv2 = np.broadcast_to(np.asarray(knobs["serving_service_time_cv2"], dtype=float), n)
+    budget = np.broadcast_to(_budget(load, ttft0, service), n)
+    batch = np.broadcast_to(np.asarray(s.batch, dtype=float), n)
+    reason = np.zeros(n, dtype=np.int8)
     if load.tpot_p95_s:
         reason[tpot > load.tpot_p95_s] = TPOT_SLO
     reason[(reason == 0) & (budget < 0)] = LATENCY_SLO
-    budget = np.where(budget < 0, np.inf, budget)
-    dis = out["disaggregated"] > 0
-    share = np.where(dis, 0.5, 1.0)
-    stage = {"colocated": (service, s.batch)}
-    if np.any(dis):
-        stage = {"prefill": (np.where(dis, out["prefill_service_s"], service), 1.0),
-                 "decode": (out["decode_service_s"], s.batch)}
-    pools, wait = {}, 0.0
-    for name, (svc, slots) in stage.items():
-        r = min_servers_groups(lam, svc, slots, load.max_utilization, budget * share, q=QUANTILE,
-                               service_cv2=cv2)
-        pools[name] = np.where(np.isfinite(r), r, np.nan)
-        wait = wait + wait_quantile_s(QUANTILE, lam, svc, np.nan_to_num(pools[name], nan=1.0) * slots,
-                                      service_cv2=cv2)
-    return _pools(out, s, reason, dis, pools, wait, lam)
+    size = (reason == 0) if todo is None else (reason == 0) & todo
+    dis = np.broadcast_to(out["disaggregated"] > 0, n)
+    prefill, decode, wait = np.zeros(n), np.full(n, np.nan), np.zeros(n)
+
+    def pool(rows, svc, slots, share):
+        r = min_servers_groups(lam, svc[rows], slots[rows], load.max_utilization, budget[rows] * share,
+                               q=QUANTILE, service_cv2=cv2[rows])
+        return r, wait_quantile_s(QUANTILE, lam, svc[rows], np.nan_to_num(r, posinf=1.0) * slots[rows],
+                                  service_cv2=cv2[rows])
+
+    col, dsg = np.flatnonzero(size & ~dis), np.flatnonzero(size & dis)
+    decode[col], wait[col] = pool(col, service, batch, 1.0)
+    if dsg.size:
+        prefill[dsg], w_p = pool(dsg, out["prefill_service_s"], np.ones(n), 0.5)
+        decode[dsg], w_d = pool(dsg, out["decode_service_s"], batch, 0.5)
+        wait[dsg] = w_p + w_d
+    reason[size & ~np.isfinite(prefill + decode)] = LATENCY_SLO
+    _store_pools(out, s, dis, prefill, decode, wait, lam)
+    return reason
 
 
-def _pools(out, s, reason, dis, pools, wait, lam) -> np.ndarray:
-    """Store replicas (both pools when disaggregated) and p95 latencies; LATENCY reason where no
-    fleet within bounds meets the objectives."""
-    if "colocated" in pools:
-        prefill, decode = np.zeros_like(pools["colocated"]), pools["colocated"]
-    else:  # rows not disaggregated used the decode pool with the full service time, no prefill pool
-        prefill, decode = np.where(dis, pools["prefill"], 0.0), pools["decode"]
-        wait = np.where(dis, wait, wait_quantile_s(QUANTILE, lam, out["service_time_s"],
-                                                   np.nan_to_num(decode, nan=1.0) * s.batch))
-    total = prefill + decode
-    reason[(reason == 0) & ~np.isfinite(total)] = LATENCY_SLO
-    r = np.where(np.isfinite(total), total, 1.0)
+def _store_pools(out, s, dis, prefill, decode, wait, lam) -> None:
+    """Replicas (both pools when disaggregated) and p95 latencies into ``out``; rows not sized
+    keep one replica (they are infeasible for another reason)."""
     d = np.where(np.isfinite(decode), decode, 1.0)
     p = np.where(np.isfinite(prefill), prefill, 0.0)
-    slots = d * s.batch + p
+    r = p + d
     out.update(replicas=r, prefill_replicas=p, decode_replicas=d, n_devices=r * s.devices,
                wait_p95_s=wait, ttft_p95_s=wait + out["ttft_service_s"],
                e2e_p95_s=wait + out["service_time_s"],
-               utilization=utilization(lam, out["service_time_s"], slots))
+               utilization=utilization(lam, out["service_time_s"], d * s.batch + p))
     out["prefill_time_share"] = np.where(dis, p / r, out["prefill_time_share"])
-    return reason
 
 
 def billed_instances(replicas: Array, devices_per_replica: Array, devices_per_instance: Array) -> Array:

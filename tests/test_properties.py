@@ -123,3 +123,79 @@ def test_job_setup_fields_reject_what_they_do_not_allow(field, value):
         else:
             assert isinstance(got, bool) or got is None
             assert not (isinstance(value, float) and math.isnan(value))
+
+
+# Serving boundaries --------------------------------------------------------------------------
+
+#: field -> (lower bound, lower bound allowed, upper bound) as ServingLoad declares them.
+LOAD_FIELDS = {"requests_per_s": (0, False, math.inf), "input_len": (1, True, math.inf),
+               "output_len": (1, True, math.inf), "peak_to_mean": (1, True, math.inf),
+               "ttft_p95_s": (0, False, math.inf), "tpot_p95_s": (0, False, math.inf),
+               "e2e_p95_s": (0, False, math.inf), "max_utilization": (0, False, 1.0)}
+
+
+@FAST
+@given(field=st.sampled_from(sorted(LOAD_FIELDS)),
+       value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 10),
+                       st.text(max_size=4)))
+def test_serving_load_fields_reject_what_they_do_not_allow(field, value):
+    """A scenario's serving load: a value in range loads; NaN, inf, out of range or text is a
+    ScenarioError naming the field (never another exception, never a silent clamp)."""
+    base = {"requests_per_s": 1.0, "input_len": 100, "output_len": 100}
+    data = {"model": "gpt2", "job": {"kind": "serve", "load": {**base, field: value}}}
+    try:
+        sc = Scenario.from_dict(data)
+    except ScenarioError as exc:
+        assert field in str(exc)
+    else:
+        got = float(getattr(sc.job.load, field))
+        lo, closed, hi = LOAD_FIELDS[field]
+        assert math.isfinite(got) and (got >= lo if closed else got > lo) and got <= hi
+        assert got == float(value)  # taken as given, never clamped
+
+
+@FAST
+@given(st.lists(st.one_of(st.floats(min_value=-5, max_value=50),
+                          st.sampled_from([math.nan, math.inf, -math.inf])), min_size=0, max_size=30))
+def test_hourly_profile_needs_24_finite_non_negative_values(values):
+    data = {"model": "gpt2", "job": {"kind": "serve", "load": {
+        "requests_per_s": 1.0, "input_len": 100, "output_len": 100, "hourly_profile": values}}}
+    good = (len(values) == 24 and all(math.isfinite(v) and v >= 0 for v in values) and sum(values) > 0)
+    try:
+        sc = Scenario.from_dict(data)
+    except ScenarioError as exc:
+        assert "hourly_profile" in str(exc) and not good
+    else:
+        assert good
+        assert sum(sc.job.load.hourly_profile) == pytest.approx(24.0)  # normalised to a mean of 1
+
+
+SERVE_FLAGS = st.sampled_from([
+    ("--tp", "0"), ("--tp", "3"), ("--ep", "2"), ("--batch", "0"), ("--precision", "fp12"),
+    ("--kv-bits", "4"), ("--input-len", "0"), ("--output-len", "-5"), ("--rps", "nan"),
+    ("--rps", "-1"), ("--ttft-p95-s", "0"), ("--max-utilization", "1.5"), ("--hourly-profile", "1,2"),
+    ("--accelerator", "no-such-part"),
+])
+
+
+@FAST
+@given(flag=SERVE_FLAGS)
+def test_costmodel_serve_bad_flags_exit_2_with_a_message(flag):
+    import contextlib
+    import io
+
+    from costmodel.faces.cli import main as cli_main
+
+    args = {"--accelerator": "h100-sxm5-80gb", "--input-len": "100", "--output-len": "50",
+            "--rps": "2", "--tp": "1"}
+    args[flag[0]] = flag[1]
+    argv = ["serve", "llama-3.1-8b"] + [x for kv in args.items() for x in kv]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = cli_main(argv)
+        except SystemExit as exc:  # argparse type errors
+            code = exc.code
+    assert code == 2, (argv, err.getvalue())
+    text = err.getvalue().lower()
+    assert "traceback" not in text and text.strip(), argv

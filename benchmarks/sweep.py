@@ -139,7 +139,7 @@ def serving_scenario(batches):
                                                ttft_p95_s=2.0, tpot_p95_s=0.1)),
         constraints=Constraints(pricing_models=["on-demand", "spot", "commit-1y", "capacity-block"]),
         search=SearchSpace(tp=[1, 2, 4, 8], pp=[1, 2, 4, 8], batch=batches,
-                           precision=["bf16", "fp16", "fp8"], kv_bits=[16, 8]))
+                           quantization=["bf16", "fp16", "fp8"], kv_bits=[16, 8]))
 
 
 def child_serve(n: int, chunk: int) -> dict:

@@ -126,6 +126,7 @@ class ServeConfig:
     input_len: int = 1000
     output_len: int = 250
     requests_per_s: float | None = None
+    precision: str = "bf16"
 
     def estimate(self, overrides: dict[str, float] | None):
         from costmodel.faces.serving_api import estimate_serving
@@ -135,7 +136,7 @@ class ServeConfig:
             requests_per_s=self.requests_per_s, input_len=self.input_len, output_len=self.output_len)
         return estimate_serving(self.model, self.accelerator,
                                 setup=ServingSetup(batch=self.batch, input_len=self.input_len,
-                                                   output_len=self.output_len),
+                                                   output_len=self.output_len, precision=self.precision),
                                 load=load, overrides=overrides)
 
 
@@ -239,6 +240,9 @@ SENSITIVE: dict[str, Sensitive] = {
     "serving_prefill_chunk_tokens": Sensitive(
         SERVE, "ttft_s", double, 0,
         "a 1,000-token prompt is prefilled in ceil(1000 / chunk) iterations"),
+    "serving_weight_only_compute_overhead": Sensitive(
+        ServeConfig(precision="w4a16", batch=256), "tpot_s", double, +1,
+        "int4 weight-only GEMMs at batch 256 with chunked prefill are compute-bound after dequantization"),
     "serving_service_time_cv2": Sensitive(
         SERVE_LOADED, "ttft_p95_s", double, +1,
         "the queueing wait scales with (1 + cv^2) / 2 (Allen-Cunneen)"),

@@ -172,7 +172,7 @@ def test_hourly_profile_needs_24_finite_non_negative_values(values):
 
 SERVE_FLAGS = st.sampled_from([
     ("--tp", "0"), ("--tp", "3"), ("--ep", "2"), ("--batch", "0"), ("--precision", "fp12"),
-    ("--kv-bits", "4"), ("--input-len", "0"), ("--output-len", "-5"), ("--rps", "nan"),
+    ("--kv-bits", "2"), ("--sparsity", "3:4"), ("--group-size", "0"), ("--input-len", "0"), ("--output-len", "-5"), ("--rps", "nan"),
     ("--rps", "-1"), ("--ttft-p95-s", "0"), ("--max-utilization", "1.5"), ("--hourly-profile", "1,2"),
     ("--accelerator", "no-such-part"),
 ])

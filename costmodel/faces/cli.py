@@ -244,6 +244,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     layout = ReplicaLayout(tp=args.tp, pp=args.pp, ep=args.ep, disaggregated=args.disaggregated)
     setup = ServingSetup(precision=args.precision, kv_bits=args.kv_bits, batch=args.batch,
+                         group_size=args.group_size, sparsity=args.sparsity,
                          input_len=args.input_len, output_len=args.output_len)
     est = estimate_serving(args.model, args.accelerator, layout, setup, load=_serving_load(args),
                            system=args.system, offer=args.offer, pricing_model=args.pricing,
@@ -527,8 +528,11 @@ def _add_serve_parser(sub) -> None:
     p.add_argument("--disaggregated", action="store_true",
                    help="separate prefill and decode pools of such replicas (with --rps)")
     p.add_argument("--batch", type=int, default=None, help="sequences per replica (default: most that fit)")
-    p.add_argument("--precision", default="bf16", help="fp16, bf16, fp8 or fp32")
-    p.add_argument("--kv-bits", type=int, default=16, help="KV-cache bits: 16 or 8")
+    p.add_argument("--precision", default="bf16",
+                   help="quantization scheme: bf16, fp16, fp32, fp8, int8 (W8A8), w8a16, w4a16, nvfp4, mxfp4")
+    p.add_argument("--group-size", type=int, default=None, help="weights per scale group (w4a16: 128)")
+    p.add_argument("--sparsity", default="none", help="weight sparsity: none, 2:4, unstructured-50")
+    p.add_argument("--kv-bits", type=int, default=16, help="KV-cache bits: 16, 8 or 4")
     p.add_argument("--rps", type=float, default=None, help="requests/s to serve (adds replicas and cost)")
     p.add_argument("--offer", default=None, help="instance/SKU to price with (default: the lowest bill)")
     p.add_argument("--pricing", default="on-demand", help="pricing model of the offer")

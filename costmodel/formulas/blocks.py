@@ -29,13 +29,17 @@ from costmodel.specs.columns import Array, ModelColumns, as_array
 
 
 def _gemm_roofline(M: Array, N: Array, K: Array, peak: Array, bandwidth: Array, overhead: Array,
-                   elem_bytes: Array, weight_sets: Array = 1.0) -> tuple[Array, Array]:
+                   elem_bytes: Array, weight_sets: Array = 1.0, weight_bytes: Array | None = None,
+                   compute_scale: Array = 1.0) -> tuple[Array, Array]:
     """(time, memory-bound flag) of an (M x K) @ (K x N) product on the roofline (Williams et al.
     2009) at achieved ``peak`` FLOP/s and ``bandwidth`` bytes/s, plus a fixed ``overhead``.
     Bytes are the two operands and the output once each; ``weight_sets`` distinct K x N matrices
-    (grouped expert GEMMs) are read once each."""
-    compute = 2.0 * M * N * K / peak
-    memory = elem_bytes * (M * K + weight_sets * K * N + M * N) / bandwidth
+    (grouped expert GEMMs) are read once each. ``weight_bytes``: bytes of one stored weight when
+    they differ from the operands' (quantized or sparse weights, scales included);
+    ``compute_scale`` multiplies the compute time (dequantization work, sparse tensor cores)."""
+    compute = 2.0 * M * N * K / peak * compute_scale
+    w = elem_bytes if weight_bytes is None else weight_bytes
+    memory = (elem_bytes * (M * K + M * N) + w * weight_sets * K * N) / bandwidth
     return np.maximum(compute, memory) + overhead, memory > compute
 
 
@@ -57,20 +61,31 @@ class Roofline:
     bytes_per_s: Array  # achieved memory bandwidth
     gemm_overhead_s: Array = 5e-6  # fixed launch/tail time per GEMM
     elementwise_traffic_factor: Array = 1.0  # multiplier on the counted element-wise bytes
+    weight_bytes: Array | None = None  # stored bytes per weight of the linear layers (None: operands')
+    weight_compute_scale: Array = 1.0  # compute-time multiplier of the linear layers' GEMMs
 
     @classmethod
     def from_hardware(cls, hw: HardwareColumns, gemm_overhead_s: Array = 5e-6,
-                      elementwise_traffic_factor: Array = 1.0) -> Roofline:
+                      elementwise_traffic_factor: Array = 1.0, weight_bytes: Array | None = None,
+                      weight_compute_scale: Array = 1.0) -> Roofline:
         return cls(hw.peak_matmul_flops_per_s * hw.matmul_efficiency,
                    hw.peak_attention_flops_per_s * hw.attention_efficiency,
                    hw.peak_attention_flops_per_s * hw.matmul_efficiency,
                    hw.achieved_memory_bandwidth, as_array(gemm_overhead_s),
-                   as_array(elementwise_traffic_factor))
+                   as_array(elementwise_traffic_factor),
+                   None if weight_bytes is None else as_array(weight_bytes),
+                   as_array(weight_compute_scale))
 
-    def gemm(self, M: Array, N: Array, K: Array, elem_bytes: Array, weight_sets: Array = 1.0
-             ) -> tuple[Array, Array]:
+    def gemm(self, M: Array, N: Array, K: Array, elem_bytes: Array, weight_sets: Array = 1.0,
+             quantized: bool = True) -> tuple[Array, Array]:
+        """A GEMM against a weight matrix; ``quantized`` False for matrices kept in the operand
+        format (router, LM head)."""
+        if not quantized:
+            return _gemm_roofline(M, N, K, self.matmul_flops_per_s, self.bytes_per_s,
+                                  self.gemm_overhead_s, elem_bytes, weight_sets)
         return _gemm_roofline(M, N, K, self.matmul_flops_per_s, self.bytes_per_s,
-                              self.gemm_overhead_s, elem_bytes, weight_sets)
+                              self.gemm_overhead_s, elem_bytes, weight_sets, self.weight_bytes,
+                              self.weight_compute_scale)
 
     @property
     def elementwise_s_per_byte(self) -> Array:
@@ -199,7 +214,7 @@ def _mlps(m: ModelColumns, roof: Roofline, T: Array, tp: Array, ep: Array, e: Ar
     sh_up = roof.gemm(T, hidden_mult * n_sh * ffe / tp, h, mm_bytes)
     sh_down = roof.gemm(T, h, n_sh * ffe / tp, mm_bytes)
     shared = np.where(n_sh > 0, sh_up[0] + sh_down[0], 0.0)
-    router = roof.gemm(T, m.n_experts, h, e)
+    router = roof.gemm(T, m.n_experts, h, e, quantized=False)
     moe = parts[0][0] + parts[1][0] + shared + router[0]
     parts += [(np.where(n_sh > 0, sh_up[0], 0.0), sh_up[1]),
               (np.where(n_sh > 0, sh_down[0], 0.0), sh_down[1]), router]
@@ -300,4 +315,5 @@ def lm_head_forward(m: ModelColumns, *, tokens: Array, hw: Roofline | HardwareCo
     """(seconds, memory-bound flag) of the vocabulary projection of ``tokens`` tokens on one
     device (vocabulary split across tp). Decode passes the sequences in the batch."""
     roof = hw if isinstance(hw, Roofline) else Roofline.from_hardware(hw)
-    return roof.gemm(as_array(tokens), m.vocab_size / as_array(tp), m.d_model, as_array(matmul_bytes))
+    return roof.gemm(as_array(tokens), m.vocab_size / as_array(tp), m.d_model, as_array(matmul_bytes),
+                     quantized=False)

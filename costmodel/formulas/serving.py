@@ -55,6 +55,26 @@ class ServingKnobs:
     gemm_kernel_overhead_s: Array = 5e-6
     elementwise_traffic_factor: Array = 1.0
     cuda_context_bytes: Array = 0.0
+    weight_only_overhead: Array = 0.0  # extra compute time of dequantizing weight-only GEMMs
+
+
+TWO_FOUR, UNSTRUCTURED = 1.0, 2.0  # codes of specs.serving.SPARSITIES
+
+
+def sparse_speedup(s: ServingColumns, hw) -> Array:
+    """The catalog's sparse tensor-core speedup where the row uses 2:4 and the part has one, else 1."""
+    speed = np.asarray(getattr(hw, "sparsity_speedup", 1.0), dtype=float)
+    return np.where((s.sparsity == TWO_FOUR) & (speed > 1.0), speed, 1.0)
+
+
+def stored_weight_bits(s: ServingColumns, hw) -> Array:
+    """Bits one linear-layer weight takes in memory: dense bits, or sparse storage: 2:4 keeps half
+    the values plus a 2-bit index per kept value (only where the part runs 2:4, else dense);
+    unstructured 50% keeps half the values plus a 1-bit-per-weight bitmap."""
+    dense = s.weight_bits
+    two_four = sparse_speedup(s, hw) > 1.0
+    return np.where(two_four, 0.5 * (dense + 2.0),
+                    np.where(s.sparsity == UNSTRUCTURED, 0.5 * dense + 1.0, dense))
 
 
 def paged_context(context: Array, block_tokens: Array) -> Array:
@@ -63,8 +83,8 @@ def paged_context(context: Array, block_tokens: Array) -> Array:
     return np.ceil(as_array(context) / b) * b
 
 
-def serving_memory(m: ModelColumns, s: ServingColumns, k: ServingKnobs, batch: Array | None = None
-                   ) -> Breakdown:
+def serving_memory(m: ModelColumns, s: ServingColumns, k: ServingKnobs, batch: Array | None = None,
+                   hw=None) -> Breakdown:
     """Bytes per device of a replica running ``batch`` sequences (default ``s.batch``) at the
     longest context (input + output): weights, paged KV cache, one iteration's activations
     (decode tokens plus a prefill chunk), CUDA context."""
@@ -72,24 +92,30 @@ def serving_memory(m: ModelColumns, s: ServingColumns, k: ServingKnobs, batch: A
     context = paged_context(s.input_len + s.output_len, k.kv_block_tokens)
     iteration_tokens = b + np.minimum(as_array(k.prefill_chunk_tokens), s.input_len)
     return inference_memory_per_device(
-        m, batch=b, context_len=context, weight_bits=s.weight_bits, kv_bits=s.kv_bits,
+        m, batch=b, context_len=context,
+        weight_bits=s.weight_bits if hw is None else stored_weight_bits(s, hw), kv_bits=s.kv_bits,
         act_bytes=s.act_bytes, prefill_chunk=iteration_tokens / np.maximum(b, 1.0), tp=s.tp,
         pp=s.pp, ep=1.0, cuda_context_bytes=k.cuda_context_bytes)
 
 
-def max_batch(m: ModelColumns, s: ServingColumns, k: ServingKnobs, capacity_bytes: Array) -> Array:
+def max_batch(m: ModelColumns, s: ServingColumns, k: ServingKnobs, hw) -> Array:
     """Largest number of sequences whose KV cache (and workspace) fits in the engine's share of
     device memory (``memory_utilization`` x capacity), 0 when the weights alone do not fit."""
-    one = serving_memory(m, s, k, batch=1.0)
-    two = serving_memory(m, s, k, batch=2.0)
+    capacity_bytes = hw.memory_bytes
+    one = serving_memory(m, s, k, batch=1.0, hw=hw)
+    two = serving_memory(m, s, k, batch=2.0, hw=hw)
     per_seq = two.total - one.total  # KV cache and workspace grow linearly with the batch
     fixed = one.total - per_seq
     budget = as_array(k.memory_utilization) * as_array(capacity_bytes) - fixed
     return np.maximum(np.floor(budget / np.where(per_seq > 0, per_seq, 1.0)), 0.0)
 
 
-def _roofline(hw, k: ServingKnobs) -> Roofline:
-    return Roofline.from_hardware(hw, k.gemm_kernel_overhead_s, k.elementwise_traffic_factor)
+def _roofline(hw, k: ServingKnobs, s: ServingColumns) -> Roofline:
+    """Achieved rates, with the linear layers' stored weight bytes and their compute-time factor:
+    weight-only schemes dequantize (+ ``weight_only_overhead``), 2:4 runs at the sparse speedup."""
+    scale = (1.0 + as_array(k.weight_only_overhead) * s.weight_only) / sparse_speedup(s, hw)
+    return Roofline.from_hardware(hw, k.gemm_kernel_overhead_s, k.elementwise_traffic_factor,
+                                  weight_bytes=stored_weight_bits(s, hw) / 8, weight_compute_scale=scale)
 
 
 def _layers(m: ModelColumns, dense_block: Array, moe_block: Array) -> Array:
@@ -119,7 +145,7 @@ def prefill_time(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs, *, seq
                  prompt: Array) -> dict[str, Array]:
     """Seconds to prefill ``sequences`` prompts of ``prompt`` tokens on one replica (all layers
     in sequence through the pipeline), by component, with the first output token's LM head."""
-    roof = _roofline(hw, k)
+    roof = _roofline(hw, k, s)
     tokens = as_array(sequences) * as_array(prompt)
     bf = block_forward(m, tokens=tokens, context=prompt, hw=roof,
                        experts_touched=expected_experts_touched(m, tokens), **_block_args(s))
@@ -142,7 +168,7 @@ def iteration_time(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs, *, s
     sequences at KV length ``context``, plus ``prefill_tokens`` prompt tokens (chunked prefill)
     attending over their own prompt (``s.input_len``). By component (see ``DECODE_COMPONENTS``)
     with ``total`` and the share of the linear layers' time that is memory-bound."""
-    roof = _roofline(hw, k)
+    roof = _roofline(hw, k, s)
     B, P = as_array(sequences), as_array(prefill_tokens)
     tokens = B + P
     linear = block_forward(m, tokens=tokens, context=context, hw=roof, causal_discount=0.0,

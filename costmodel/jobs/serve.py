@@ -26,7 +26,7 @@ from costmodel.formulas.queueing import min_servers_groups, utilization, wait_qu
 from costmodel.formulas.serving import (ServingKnobs, disaggregated_state, max_batch, serving_memory,
                                         steady_state)
 from costmodel.jobs.base import JobKind
-from costmodel.specs.codes import PRECISION_CODES, PRECISION_NAMES
+from costmodel.specs.serving import QUANT_SCHEMES, SCHEME_CODES, SCHEMES, SPARSITIES, SPARSITY_CODES
 from costmodel.specs.columns import Array, ModelColumns
 from costmodel.specs.serving import ServingColumns, ServingLoad, build_serving_columns, replica_violations
 from costmodel.tables.hardware import HardwareTable
@@ -59,6 +59,7 @@ def serving_knobs(knobs: Mapping[str, Array]) -> ServingKnobs:
         memory_utilization=knobs["serving_memory_utilization"],
         prefill_chunk_tokens=knobs["serving_prefill_chunk_tokens"],
         gemm_kernel_overhead_s=knobs["gemm_kernel_overhead_s"],
+        weight_only_overhead=knobs["serving_weight_only_compute_overhead"],
         elementwise_traffic_factor=knobs["elementwise_traffic_factor"],
         cuda_context_bytes=knobs["cuda_context_bytes"])
 
@@ -119,11 +120,11 @@ def evaluate_serving(
 
 def _replica(m: ModelColumns, s: ServingColumns, hw: HardwareColumns, k: ServingKnobs,
              disaggregated: np.ndarray) -> dict[str, Array]:
-    mem = serving_memory(m, s, k)
+    mem = serving_memory(m, s, k, hw=hw)
     out: dict[str, Array] = {f"memory_{p}_bytes": mem[p] for p in MEMORY_PARTS}
     out["memory_total_bytes"] = mem.total
     out["memory_capacity_bytes"] = hw.memory_bytes + 0.0 * mem.total
-    out["max_batch"] = np.minimum(max_batch(m, s, k, hw.memory_bytes), 1e6)
+    out["max_batch"] = np.minimum(max_batch(m, s, k, hw), 1e6)
     out["memory_fits"] = out["max_batch"] >= s.batch
     out.update(steady_state(m, s, hw, k))
     out["disaggregated"] = disaggregated + 0.0 * mem.total
@@ -252,12 +253,15 @@ def price_serving(ev: ServingEvaluated, rows: np.ndarray, offers: OfferTable, of
 
 # The planner's hooks ---------------------------------------------------------------------------
 
-DIMENSIONS = ("system", "tp", "pp", "ep", "batch", "precision", "kv_bits", "disaggregated")
+DIMENSIONS = ("system", "tp", "pp", "ep", "batch", "precision", "kv_bits", "disaggregated",
+              "sparsity", "group_size")
 
 #: The wide report's columns (``costmodel plan --csv`` for a serving job), in order.
 PLAN_COLUMNS = (
     "rank", "accelerator", "kind", "provider", "offer", "region", "pricing_model", "system",
-    "devices_per_replica", "tp", "pp", "ep", "precision", "kv_bits", "batch_size", "max_batch",
+    "devices_per_replica", "tp", "pp", "ep", "precision", "weight_bits", "activation_bits", "kv_bits",
+    "sparsity", "distilled_from", "peft", "quality_impact", "quality_loss_fraction", "quality_source",
+    "batch_size", "max_batch",
     "disaggregated", "replicas", "prefill_replicas", "decode_replicas", "n_devices", "instances", "devices_per_instance", "billing", "ttft_p95_s",
     "tpot_p95_s", "e2e_p95_s", "utilization", "output_tokens_per_s_per_replica",
     "output_tokens_per_s_per_device", "cost_per_month_usd", "cost_per_replica_month_usd",
@@ -271,6 +275,47 @@ DECODE_PARTS = ("weights_and_gemms", "attention", "elementwise", "lm_head", "tp_
                 "pp_comm", "step_overhead")
 
 
+#: Quality techniques (``data/quality_effects.csv``) of each serving choice.
+SCHEME_TECHNIQUE = {"fp8": "fp8", "int8": "w8a8_int8", "w8a16": "weight_only_int8",
+                    "w4a16": "weight_only_int4", "nvfp4": "nvfp4", "mxfp4": "mxfp4"}
+SPARSITY_TECHNIQUE = {"2:4": "sparsity_2_4", "unstructured-50": "unstructured_50"}
+KV_BITS_INDEX = {16: 0, 8: 1, 4: 2}
+
+
+def _techniques(scheme: str, sparsity: str, kv_bits: int) -> list[str]:
+    out = [t for t in (SCHEME_TECHNIQUE.get(scheme), SPARSITY_TECHNIQUE.get(sparsity)) if t]
+    if kv_bits == 8:
+        out.append("kv_fp8" if scheme in ("fp8", "nvfp4", "mxfp4") else "kv_int8")
+    elif kv_bits == 4:
+        out.append("kv_int4")
+    return out
+
+
+def quality_table(model_name: str) -> dict[tuple[int, int, int], tuple[float, str, str]]:
+    """(scheme code, sparsity code, KV-bits index) -> (summed published degradation as a fraction,
+    NaN if any part is unknown; text; sources), for the model's family (never another family)."""
+    from costmodel.tables.quality import family_of, quality_impact, size_of
+
+    family, size = family_of(model_name), size_of(model_name)
+    out = {}
+    for qi, scheme in enumerate(SCHEMES):
+        for si, sparsity in enumerate(SPARSITIES):
+            for kv, ki in KV_BITS_INDEX.items():
+                loss, texts, sources = 0.0, [], []
+                for tech in _techniques(scheme, sparsity, kv):
+                    row = quality_impact(tech, family, size)
+                    if row is None:
+                        loss = float("nan")
+                        texts.append(f"{tech}: unknown")
+                        continue
+                    sign = 1.0 if row["lower_is_better"] else -1.0
+                    loss += sign * float(row["relative_delta"])
+                    texts.append(f"{tech}: {row['metric']} {row['delta']:+.3g} ({row['relative_delta']:+.1%})")
+                    sources.append(f"{row['method']}: {row['source']}")
+                out[(qi, si, ki)] = (loss, "; ".join(texts) or "none (uncompressed)", " | ".join(sources))
+    return out
+
+
 @dataclass
 class ServingContext:
     scenario: Any
@@ -281,6 +326,7 @@ class ServingContext:
     load: ServingLoad
     choices: dict[str, np.ndarray]
     api: dict | None
+    quality: dict[tuple[int, int, int], tuple[float, str, str]]
 
 
 class ServingJob(JobKind):
@@ -289,7 +335,7 @@ class ServingJob(JobKind):
 
     name = "serve"
     kinds = ("serve",)
-    reasons = (*REASONS, "more devices than max_devices")
+    reasons = (*REASONS, "more devices than max_devices", "quality impact above max_quality_loss or unknown")
     dimensions = DIMENSIONS
     objectives = {
         "cost": ("cost_per_month_usd", "e2e_p95_s", "memory_total_bytes"),
@@ -306,13 +352,11 @@ class ServingJob(JobKind):
 
     @staticmethod
     def efficiency_keys(frame: pd.DataFrame) -> set[tuple[str, str]]:
-        from costmodel.specs.serving import SERVING_FORMATS
-
         wanted = {(q, "") for q in ("memory_bandwidth", "scaleup_allreduce", "scaleup_alltoall",
                                     "scaleout_allreduce", "scaleout_alltoall")}
         for p in set(frame["precision"]):
-            _, mm, attn = SERVING_FORMATS[p]
-            wanted |= {("matmul", mm), ("attention", attn)}
+            q = QUANT_SCHEMES[p]
+            wanted |= {("matmul", q.compute_format), ("attention", q.attention_format)}
         return wanted
 
     def prepare(self, scenario, table: HardwareTable, offers: OfferTable, systems: np.ndarray) -> ServingContext:
@@ -329,16 +373,19 @@ class ServingJob(JobKind):
             "system": np.arange(len(systems), dtype=np.float64), "tp": as_choice(s.tp),
             "pp": as_choice(s.pp), "ep": as_choice(sorted({1, *s.ep}) if spec.is_moe else [1]),
             "batch": as_choice(s.batch),
-            "precision": as_choice(PRECISION_CODES[p] for p in s.precision),
+            "precision": as_choice(SCHEME_CODES[q] for q in s.quantization),
             "kv_bits": as_choice(s.kv_bits),
             "disaggregated": as_choice(float(d) for d in s.disaggregated),
+            "sparsity": as_choice(SPARSITY_CODES[x] for x in s.sparsity),
+            "group_size": as_choice(s.weight_group_size),
         }
         return ServingContext(scenario, ModelColumns.from_spec(spec),
                               knob_columns(scenario.job.framework, scenario.overrides), table, offers,
-                              scenario.job.load, choices, cheapest_api_price(spec.name))
+                              scenario.job.load, choices, cheapest_api_price(spec.name),
+                              quality_table(spec.name))
 
     def evaluate(self, ctx: ServingContext, cols: dict[str, np.ndarray], sys_code: np.ndarray) -> ServingEvaluated:
-        coded = {k: cols[k] for k in ("tp", "pp", "ep", "batch", "precision", "kv_bits", "disaggregated")}
+        coded = {k: cols[k] for k in DIMENSIONS[1:]}
         coded.update(input_len=float(ctx.load.input_len), output_len=float(ctx.load.output_len))
         return evaluate_serving(ctx.model, coded, sys_code, ctx.table, ctx.knobs, ctx.load)
 
@@ -348,14 +395,25 @@ class ServingJob(JobKind):
         if c.max_devices is not None:
             over = (cost["reason"] == 0) & (ev.out["n_devices"][rows] > c.max_devices)
             cost["reason"][over] = len(REASONS)
+        if c.max_quality_loss is not None:
+            loss = self._quality_loss(ctx, ev, rows)
+            bad = (cost["reason"] == 0) & ~(loss <= c.max_quality_loss)  # unknown (NaN) is excluded
+            cost["reason"][bad] = len(REASONS) + 1
         for k in ("memory_total_bytes", "e2e_p95_s"):
             cost[k] = ev.out[k][rows]
         return cost
 
+    @staticmethod
+    def _quality_loss(ctx: ServingContext, ev: ServingEvaluated, rows: np.ndarray) -> np.ndarray:
+        keys = zip(ev.out["precision"][rows].astype(int), np.asarray(ev.s.sparsity)[rows].astype(int),
+                   (KV_BITS_INDEX[int(b)] for b in np.asarray(ev.s.kv_bits)[rows]))
+        return np.array([ctx.quality[k][0] for k in keys], dtype=float)
+
     def row_values(self, ctx: ServingContext, ev: ServingEvaluated, rows: np.ndarray) -> dict[str, np.ndarray]:
         vals = {k: np.asarray(v, dtype=np.float64)[rows] if np.ndim(v) else np.full(len(rows), float(v))
                 for k, v in ev.out.items()}
-        for name in ("tp", "pp", "ep", "batch", "kv_bits", "weight_bits", "matmul_format"):
+        for name in ("tp", "pp", "ep", "batch", "kv_bits", "weight_bits", "act_bits", "matmul_format",
+                     "sparsity"):
             vals[name] = np.asarray(getattr(ev.s, name))[rows]
         return vals
 
@@ -412,6 +470,14 @@ def _api_columns(ctx: ServingContext, rows: dict[str, np.ndarray]) -> dict[str, 
             "api_cost_per_month_usd": np.full(n, monthly), "breakeven_requests_per_s": breakeven}
 
 
+def _quality_columns(ctx: ServingContext, rows: dict[str, np.ndarray]) -> dict[str, list]:
+    keys = [(int(q), int(s), KV_BITS_INDEX[int(k)])
+            for q, s, k in zip(rows["precision"], rows["sparsity"], rows["kv_bits"])]
+    return {"quality_loss_fraction": [ctx.quality[k][0] for k in keys],
+            "quality_impact": [ctx.quality[k][1] for k in keys],
+            "quality_source": [ctx.quality[k][2] for k in keys]}
+
+
 def serving_plan_frame(ctx: ServingContext, rows: dict[str, np.ndarray]) -> pd.DataFrame:
     """Readable serving plan rows: names instead of codes, units in column names."""
     from costmodel.jobs.train import billing_note
@@ -424,7 +490,10 @@ def serving_plan_frame(ctx: ServingContext, rows: dict[str, np.ndarray]) -> pd.D
         **{k: o[k].to_numpy() for k in ("provider", "offer", "region", "pricing_model", "system")},
         "devices_per_replica": as_int("devices_per_replica"),
         **{k: as_int(k) for k in ("tp", "pp", "ep", "kv_bits")},
-        "precision": [PRECISION_NAMES[int(v)] for v in rows["precision"]],
+        "precision": [SCHEMES[int(v)] for v in rows["precision"]],
+        "weight_bits": rows["weight_bits"], "activation_bits": rows["act_bits"],
+        "sparsity": [SPARSITIES[int(v)] for v in rows["sparsity"]],
+        "distilled_from": "", "peft": "none", **_quality_columns(ctx, rows),
         "batch_size": as_int("batch"), "max_batch": as_int("max_batch"),
         "disaggregated": rows["disaggregated"] > 0, "replicas": as_int("replicas"),
         "prefill_replicas": as_int("prefill_replicas"), "decode_replicas": as_int("decode_replicas"),

@@ -20,7 +20,7 @@ from hardware_catalog import KINDS, PRICING_MODELS
 from costmodel.specs.layout import DEFAULT_RANK_ORDER, rank_strides
 from costmodel.specs.spec import ModelSpec, ModelSpecError, format_validation_error, resolve_model
 from costmodel.specs.codes import FORMATS
-from costmodel.specs.serving import ServingLoad
+from costmodel.specs.serving import Quantization, ServingLoad, Sparsity
 from costmodel.specs.setup import GradientPrecision, Optimizer, Recompute, TrainingPrecision
 
 Objective = Literal["cost", "time", "cost-per-token", "energy"]
@@ -100,6 +100,10 @@ class Constraints(_Frozen):
         description="Allowed pricing models: " + ", ".join(PRICING_MODELS) + ".")
     kinds: list[str] = Field(default_factory=lambda: list(KINDS),
                              description="Accelerator kinds: " + ", ".join(KINDS) + ".")
+    max_quality_loss: float | None = Field(
+        None, ge=0, allow_inf_nan=False,
+        description="Serving: exclude compression whose published degradation (relative perplexity "
+        "increase or accuracy drop, summed over its techniques) exceeds this fraction, or is unknown.")
     min_memory_headroom: float = Field(
         0.0, ge=0, lt=1, description="Fraction of device memory that must stay free.")
 
@@ -151,8 +155,16 @@ class SearchSpace(_Frozen):
     sequence_parallel: bool = Field(True, description="Use Megatron SP whenever tp > 1.")
     batch: list[int] = Field(default_factory=lambda: _powers_of_two(512),
                              description="Serving: most sequences per replica (continuous batching).")
-    kv_bits: list[Literal[16, 8]] = Field(default_factory=lambda: [16, 8],
-                                          description="Serving: KV-cache bits per element.")
+    kv_bits: list[Literal[16, 8, 4]] = Field(default_factory=lambda: [16, 8, 4],
+                                             description="Serving: KV-cache bits per element.")
+    quantization: list[Quantization] = Field(
+        default_factory=lambda: ["bf16", "fp8", "int8", "w8a16", "w4a16", "nvfp4", "mxfp4"],
+        description="Serving: quantization schemes searched (see costmodel.specs.serving.QUANT_SCHEMES).")
+    sparsity: list[Sparsity] = Field(
+        default_factory=lambda: ["none"],
+        description="Serving: weight sparsity searched: none, 2:4, unstructured-50.")
+    weight_group_size: list[int] = Field(
+        default_factory=lambda: [128], description="Serving: weights per scale group of grouped schemes.")
     disaggregated: list[bool] = Field(
         default_factory=lambda: [False, True],
         description="Serving: co-located (False) and/or separate prefill and decode pools (True).")
@@ -160,7 +172,8 @@ class SearchSpace(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> SearchSpace:
-        for name in ("device_counts", "tp", "pp", "vpp", "cp", "ep", "micro_batch", "batch"):
+        for name in ("device_counts", "tp", "pp", "vpp", "cp", "ep", "micro_batch", "batch",
+                     "weight_group_size"):
             values = getattr(self, name)
             if not values:
                 raise ValueError(f"{name} is empty: the search space would be empty")
@@ -168,7 +181,7 @@ class SearchSpace(_Frozen):
                 raise ValueError(f"{name} values must be >= 1 (got {values})")
         if not self.zero_stage or any(z not in (0, 1, 2, 3) for z in self.zero_stage):
             raise ValueError(f"zero_stage values must be among 0, 1, 2, 3 (got {self.zero_stage})")
-        for name in ("recompute", "precision", "kv_bits"):
+        for name in ("recompute", "precision", "kv_bits", "quantization", "sparsity"):
             if not getattr(self, name):
                 raise ValueError(f"{name} is empty: the search space would be empty")
         rank_strides(self.rank_order, 1, 1, 1)

@@ -483,7 +483,7 @@ def _serving_prediction(row: Row, catalog, table) -> float:
     the largest batch that fits (throughput rises with the batch until memory binds)."""
     from costmodel.formulas.serving import static_batch
     from costmodel.jobs.serve import evaluate_serving, serving_knobs
-    from costmodel.specs.codes import PRECISION_CODES
+    from costmodel.specs.serving import SCHEME_CODES
     from costmodel.tables.knobs import knob_columns
 
     spec = _model_from_row(row)
@@ -492,14 +492,11 @@ def _serving_prediction(row: Row, catalog, table) -> float:
         raise ValueError("accelerator missing")
     tp = row.number("tp", int, default=1)
     pp = row.number("pp", int, default=1)
-    precision = row.choice("precision", ("fp32", "fp16", "bf16", "fp8"), default="bf16")
-    weight_bits = row.number("weight_bits", note=False)
-    if weight_bits is not None and weight_bits != {"fp8": 8, "fp32": 32}.get(precision, 16):
-        raise ValueError(f"weight_bits {weight_bits:g} with precision {precision}: weight-only "
-                         "quantization arrives with the compression issue")
+    precision = row.choice("precision", ("fp32", "fp16", "bf16", "fp8", "int8"), default="bf16")
+    scheme = _serving_scheme(row, precision)
     kv_bits = row.number("kv_bits", default=8 if precision == "fp8" else 16)
     coded = {"tp": tp, "pp": pp, "ep": 1, "input_len": row.number("input_len", int),
-             "output_len": row.number("output_len", int), "precision": PRECISION_CODES[precision],
+             "output_len": row.number("output_len", int), "precision": SCHEME_CODES[scheme],
              "kv_bits": kv_bits}
     if coded["input_len"] is None or coded["output_len"] is None:
         raise ValueError("input_len and output_len are needed for a serving row")
@@ -521,6 +518,19 @@ def _serving_prediction(row: Row, catalog, table) -> float:
     r = static_batch(ev.model, ev.s, ev.hw, serving_knobs(knobs))
     key = "ttft_s" if row.text("metric") == "ttft_s" else "output_tokens_per_s"
     return float(np.asarray(r[key]).reshape(-1)[0])
+
+
+def _serving_scheme(row: Row, precision: str) -> str:
+    """The quantization scheme of a serving row: the compute precision, or a weight-only scheme
+    where ``weight_bits`` is below it (8: w8a16, 4: w4a16)."""
+    weight_bits = row.number("weight_bits", note=False)
+    full = {"fp8": 8, "int8": 8, "fp32": 32}.get(precision, 16)
+    if weight_bits is None or weight_bits == full:
+        return precision
+    if precision in ("fp16", "bf16") and weight_bits in (8, 4):
+        return "w8a16" if weight_bits == 8 else "w4a16"
+    raise ValueError(f"weight_bits {weight_bits:g} with precision {precision}: no such scheme "
+                     "(w8a16, w4a16 or the precision's own bits)")
 
 
 def _framework_names() -> list[str]:

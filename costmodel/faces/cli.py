@@ -345,12 +345,42 @@ def scenario_from_args(args: argparse.Namespace):
         data["overrides"] = {**dict(data.get("overrides") or {}), **_overrides(args.set)}
     if args.serve_rps is not None:
         job = _serving_job(args, job)
+    if args.compression is not None:
+        search.update(_compression(args.compression))
+    if args.max_quality_loss is not None:
+        cons["max_quality_loss"] = args.max_quality_loss
     if "model" not in data:
         raise ScenarioError("give a SCENARIO file or --model")
     if job.get("kind") != "serve" and "train_tokens" not in job:
         raise ScenarioError("give a SCENARIO file, --train-tokens, or --serve-rps")
     data.update(job=job, constraints=cons, search=search)
     return Scenario.from_dict(data, where=args.scenario or "command line")
+
+
+def _compression(text: str) -> dict[str, list]:
+    """``--compression none|all|LIST``: the serving compression choices to search. LIST names
+    quantization schemes, sparsity patterns and kv8/kv4; the uncompressed baseline is kept."""
+    from costmodel.specs.scenario import ScenarioError
+    from costmodel.specs.serving import SCHEMES, SPARSITIES
+
+    if text == "none":
+        return {"quantization": ["bf16"], "sparsity": ["none"], "kv_bits": [16]}
+    if text == "all":
+        return {"quantization": [s for s in SCHEMES if s not in ("fp32", "tf32")],
+                "sparsity": list(SPARSITIES), "kv_bits": [16, 8, 4]}
+    quant, sparse, kv = ["bf16"], ["none"], [16]
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        if item in SCHEMES:
+            quant.append(item)
+        elif item in SPARSITIES:
+            sparse.append(item)
+        elif item in ("kv8", "kv4"):
+            kv.append(int(item[2:]))
+        else:
+            raise ScenarioError(f"--compression: unknown choice {item!r}; allowed: none, all, or a list of "
+                                f"{', '.join(SCHEMES)}, {', '.join(SPARSITIES[1:])}, kv8, kv4")
+    return {"quantization": sorted(set(quant), key=quant.index), "sparsity": sorted(set(sparse), key=sparse.index),
+            "kv_bits": sorted(set(kv), reverse=True)}
 
 
 def _serving_job(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any]:
@@ -542,6 +572,43 @@ def _add_serve_parser(sub) -> None:
     p.set_defaults(func=_cmd_serve)
 
 
+def _add_plan_parser(sub) -> None:
+    p = sub.add_parser("plan", help="search every training or serving configuration and rank the feasible ones")
+    p.add_argument("scenario", nargs="?", help="scenario YAML/JSON (flags below override it)")
+    p.add_argument("--model", help="preset name or path to a config.json")
+    p.add_argument("--train-tokens", type=float, help="tokens of the whole run")
+    p.add_argument("--seq-len", type=int, help="tokens per sequence")
+    p.add_argument("--global-batch", type=int, help="sequences per optimizer step")
+    p.add_argument("--job-kind", choices=("pretrain", "finetune"), help="training job kind")
+    p.add_argument("--serve-rps", type=float, help="plan serving this many requests/s (mean)")
+    p.add_argument("--compression", default=None,
+                   help="serving compression to search: none, all, or a list such as w4a16,fp8,2:4,kv8 "
+                        "(default: the quantization schemes, no sparsity, KV at 16/8/4 bits)")
+    p.add_argument("--max-quality-loss", type=float, default=None,
+                   help="exclude compression whose published degradation exceeds this fraction or is unknown")
+    _add_serving_flags(p, required=False)
+    p.add_argument("--framework", help="framework profile (default nemo)")
+    p.add_argument("--optimizer", help="adam, adamw, sgd, momentum, adagrad, lion or adafactor")
+    p.add_argument("--optimizer-state-bits", type=int, help="32, 16 or 8 (8-bit Adam)")
+    p.add_argument("--grad-precision", help="gradients in the parameter format (param) or fp32")
+    p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
+                   help="override an assumption knob (repeatable); see data/assumptions.yaml")
+    p.add_argument("--deadline-days", type=float, help="wall-clock limit of the run")
+    p.add_argument("--budget-usd", type=float, help="total cost limit")
+    p.add_argument("--max-devices", type=int, help="largest device count")
+    p.add_argument("--kinds", help="accelerator kinds, e.g. gpu,tpu,asic,fpga")
+    p.add_argument("--providers", help="comma-separated providers")
+    p.add_argument("--regions", help="comma-separated regions")
+    p.add_argument("--pricing", help="pricing models, e.g. on-demand,spot,commit-1y,commit-3y,capacity-block")
+    p.add_argument("--accelerators", help="comma-separated accelerator ids to search")
+    p.add_argument("--objective", choices=("cost", "time", "cost-per-token", "energy"))
+    p.add_argument("--top", type=int, default=10, help="plans to print and report")
+    p.add_argument("--csv", help="write the wide report here, plus _breakdown.csv and _metadata.json")
+    p.add_argument("--save-scenario", help="write the resolved scenario to this YAML/JSON file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=_cmd_plan)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="costmodel",
@@ -573,35 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_serve_parser(sub)
 
-    p = sub.add_parser("plan", help="search every training or serving configuration and rank the feasible ones")
-    p.add_argument("scenario", nargs="?", help="scenario YAML/JSON (flags below override it)")
-    p.add_argument("--model", help="preset name or path to a config.json")
-    p.add_argument("--train-tokens", type=float, help="tokens of the whole run")
-    p.add_argument("--seq-len", type=int, help="tokens per sequence")
-    p.add_argument("--global-batch", type=int, help="sequences per optimizer step")
-    p.add_argument("--job-kind", choices=("pretrain", "finetune"), help="training job kind")
-    p.add_argument("--serve-rps", type=float, help="plan serving this many requests/s (mean)")
-    _add_serving_flags(p, required=False)
-    p.add_argument("--framework", help="framework profile (default nemo)")
-    p.add_argument("--optimizer", help="adam, adamw, sgd, momentum, adagrad, lion or adafactor")
-    p.add_argument("--optimizer-state-bits", type=int, help="32, 16 or 8 (8-bit Adam)")
-    p.add_argument("--grad-precision", help="gradients in the parameter format (param) or fp32")
-    p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
-                   help="override an assumption knob (repeatable); see data/assumptions.yaml")
-    p.add_argument("--deadline-days", type=float, help="wall-clock limit of the run")
-    p.add_argument("--budget-usd", type=float, help="total cost limit")
-    p.add_argument("--max-devices", type=int, help="largest device count")
-    p.add_argument("--kinds", help="accelerator kinds, e.g. gpu,tpu,asic,fpga")
-    p.add_argument("--providers", help="comma-separated providers")
-    p.add_argument("--regions", help="comma-separated regions")
-    p.add_argument("--pricing", help="pricing models, e.g. on-demand,spot,commit-1y,commit-3y,capacity-block")
-    p.add_argument("--accelerators", help="comma-separated accelerator ids to search")
-    p.add_argument("--objective", choices=("cost", "time", "cost-per-token", "energy"))
-    p.add_argument("--top", type=int, default=10, help="plans to print and report")
-    p.add_argument("--csv", help="write the wide report here, plus _breakdown.csv and _metadata.json")
-    p.add_argument("--save-scenario", help="write the resolved scenario to this YAML/JSON file")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.set_defaults(func=_cmd_plan)
+    _add_plan_parser(sub)
 
     p = sub.add_parser("validate", help="run published measurements through the engine")
     p.add_argument("files", nargs="*", help="measurement CSVs (default: data/validation/*.csv)")
@@ -648,6 +687,9 @@ def _extra_registrations() -> list[Callable[[Any], None]]:
         catalog_cli = None
     if catalog_cli is not None and hasattr(catalog_cli, "register"):
         regs.append(catalog_cli.register)
+    from costmodel.faces import compression
+
+    regs.append(compression.register)
     return regs
 
 

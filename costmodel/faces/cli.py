@@ -400,27 +400,26 @@ def _serving_job(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any
 
 
 class _Progress:
-    """A one-line progress bar on stderr for searches of more than one chunk."""
+    """A progress bar on stderr for searches of more than one chunk (tqdm: it redraws in place on a
+    terminal and stays silent when stderr is a file or a pipe, so logs get no carriage returns)."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self.started = time.perf_counter()
-        self.shown = False
+        self.bar = None
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total <= 0:
             return
-        frac = done / total
-        if done == total and not self.shown:
-            return  # a single-chunk search finishes before a bar is worth drawing
-        bar = "#" * int(30 * frac)
-        rate = done / max(time.perf_counter() - self.started, 1e-9)
-        sys.stderr.write(f"\rsearching [{bar:<30}] {frac:6.1%} {done:,}/{total:,} configs "
-                         f"({rate / 1e6:.2f} M/s)")
+        if self.bar is None:
+            if done == total:
+                return  # a single-chunk search finishes before a bar is worth drawing
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=" configs", unit_scale=True, desc="searching",
+                            file=sys.stderr, disable=None, leave=False)
+        self.bar.update(done - self.bar.n)
         if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-        self.shown = True
+            self.bar.close()
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -506,7 +505,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print(json.dumps(records))
         return 0
     if args.format == "csv":
-        results.to_csv(sys.stdout, index=False)
+        from costmodel.faces.report import guard_frame
+
+        guard_frame(results).to_csv(sys.stdout, index=False)
         return 0
     rows = []
     for r in results.to_dict("records"):
@@ -698,6 +699,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # The reader went away (``costmodel validate | head -1``): stop quietly, as Unix tools do
+        # (Python docs, 'Note on SIGPIPE'): point stdout at devnull so the exit flush cannot fail.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except CliError as exc:
         print(f"costmodel: error: {exc}", file=sys.stderr)
     except ValidationError as exc:

@@ -20,7 +20,7 @@ from costmodel.jobs.train import PLAN_COLUMNS
 from costmodel.formulas.memory import TRAIN_MEMORY_COMPONENTS
 from costmodel.search.result import PlanResult, breakdown_table, metadata, plans_table
 
-__all__ = ["COST_PARTS", "MEMORY_PARTS", "PLAN_COLUMNS", "breakdown_table", "guard_text", "metadata",
+__all__ = ["COST_PARTS", "MEMORY_PARTS", "PLAN_COLUMNS", "breakdown_table", "guard_frame", "guard_text", "metadata",
            "plans_table", "report_bytes", "write_reports"]
 MEMORY_PARTS = TRAIN_MEMORY_COMPONENTS
 COST_PARTS = tuple(f"cost_{p}_usd" for p in train.COST_PARTS)
@@ -35,7 +35,8 @@ def guard_text(value: Any) -> Any:
     return value
 
 
-def _guard_frame(df: pd.DataFrame) -> pd.DataFrame:
+def guard_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` with every text cell passed through ``guard_text``."""
     out = df.copy()
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
@@ -47,8 +48,8 @@ def report_bytes(result: PlanResult) -> dict[str, bytes]:
     """The three report files in memory (the UI's downloads), exactly what ``write_reports``
     writes: ``plans`` (wide CSV), ``breakdown`` (long CSV), ``metadata`` (JSON)."""
     return {
-        "plans": _guard_frame(plans_table(result)).to_csv(index=False).encode(),
-        "breakdown": _guard_frame(breakdown_table(result)).to_csv(index=False).encode(),
+        "plans": guard_frame(plans_table(result)).to_csv(index=False).encode(),
+        "breakdown": guard_frame(breakdown_table(result)).to_csv(index=False).encode(),
         "metadata": (json.dumps(metadata(result), indent=2, default=str) + "\n").encode(),
     }
 

@@ -13,6 +13,7 @@ This module knows no job word: reasons, objectives, Pareto axes and report rows 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ __all__ = ["DEFAULT_CHUNK", "PlanResult", "Prepared", "evaluate_chunk", "pareto_
 
 DEFAULT_CHUNK = 1 << 15  # 32768 rows: arrays of 256 KiB stay cache-resident (see benchmarks/sweep.py)
 OFFER_KEY = 4096  # plan key = grid position x OFFER_KEY + offer row (a stable plan_id)
+#: Largest grid searched: about 15 minutes at 2 M configurations/s on two cores (benchmarks/sweep.py),
+#: and far below the plan_id range (grid position x OFFER_KEY must stay below 2^53).
+MAX_CONFIGURATIONS = 2_000_000_000
 
 
 def apply_overrides(catalog: Catalog, scenario: Scenario) -> Catalog:
@@ -98,7 +102,7 @@ class Prepared:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)  # a Python int: never wraps
 
 
 def prepare(scenario: Scenario, catalog: Catalog | None = None, job: JobKind | None = None) -> Prepared:
@@ -112,7 +116,13 @@ def prepare(scenario: Scenario, catalog: Catalog | None = None, job: JobKind | N
                             "models, accelerators): the search space is empty")
     systems, start, count = offers.blocks()
     ctx = job.prepare(scenario, table, offers, systems)
-    return Prepared(scenario, catalog, job, ctx, offers, systems, start, count)
+    prep = Prepared(scenario, catalog, job, ctx, offers, systems, start, count)
+    if prep.size > MAX_CONFIGURATIONS:
+        dims = " x ".join(f"{d} {n}" for d, n in zip(job.dimensions, prep.shape))
+        raise ScenarioError(f"search space of {prep.size:,} configurations ({dims}) is over the limit of "
+                            f"{MAX_CONFIGURATIONS:,}; narrow the search lists (device_counts, tp, pp, "
+                            "batch, ...) or the accelerators")
+    return prep
 
 
 @dataclass

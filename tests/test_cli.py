@@ -100,14 +100,26 @@ def test_plan_from_a_scenario_file_with_flag_overrides(capsys, tmp_path):
     assert "objective time" in out
 
 
-def test_plan_progress_bar_on_stderr(capsys):
+def test_plan_progress_bar_on_a_terminal_and_silent_in_a_log(monkeypatch, capsys):
+    import io
+
     from costmodel.faces.cli import _Progress
 
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr("sys.stderr", term)
     bar = _Progress(True)
     bar(50, 100)
     bar(100, 100)
-    err = capsys.readouterr().err
-    assert "searching [" in err and "100.0%" in err
+    assert "searching" in term.getvalue() and "50/100" in term.getvalue()
+    monkeypatch.undo()
+    bar = _Progress(True)  # capsys' stderr is not a terminal
+    bar(50, 100)
+    bar(100, 100)
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("argv, needle", [

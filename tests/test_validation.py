@@ -30,7 +30,13 @@ def test_every_row_is_reported_with_a_status(results):
         ids = [r["id"] for r in csv.DictReader(fh)]
     assert results["id"].tolist() == ids
     serving = results[results["category"].isin(["infer_throughput", "infer_latency"])]
-    assert len(serving) == 25 and (serving["status"] == "ok").all()
+    assert len(serving) == 82
+    # TensorRT-LLM fp8/fp16 (IT-, IL-), quantized (IQ-) and their fp16 controls (IQC-) all evaluate;
+    # QServe's W4A8KV4 rows (IQW-) are kept with the reason the engine cannot evaluate them.
+    w4a8 = serving["id"].str.startswith("IQW-")
+    assert w4a8.sum() == 10 and (serving.loc[~w4a8, "status"] == "ok").all()
+    assert serving.loc[w4a8, "status"].str.contains("W4A8").all()
+    assert serving.loc[w4a8, "status"].str.contains("is not modelled").all()
     cost_rows = results[results["category"] == "train_total_cost"]
     assert (cost_rows["status"].str.contains("not published")).all()
     assert (results.loc[results["category"].str.startswith("train_t") & (results["category"] != "train_total_cost"), "status"] == "ok").all()
@@ -62,12 +68,30 @@ def test_serving_error_bounds(results):
     """Serving rows (TensorRT-LLM static-batch throughput and first-token latency, H100/A100/L40S)
     through the serving job with nothing fitted to them: achieved median |error| 11.3% (throughput,
     14 rows) and 14.5% (TTFT, 11 rows); the target is 20%. In-sample equals cross-validated error
-    here, because no serving constant is fitted."""
-    thr = (results["category"] == "infer_throughput") & (results["status"] == "ok")
-    lat = (results["category"] == "infer_latency") & (results["status"] == "ok")
+    here, because no serving constant is fitted. Selected by id prefix (IT-, IL-): the quantized
+    rows have their own check below."""
+    ok = results["status"] == "ok"
+    thr = (results["category"] == "infer_throughput") & ok & results["id"].str.startswith("IT-")
+    lat = (results["category"] == "infer_latency") & ok & results["id"].str.startswith("IL-")
     assert thr.sum() == 14 and lat.sum() == 11
     assert ape(results, thr) <= 13.0
     assert ape(results, lat) <= 16.0
+
+
+def test_quantized_serving_rows_reported(results):
+    """Quantized serving rows (IQ-): QServe's TensorRT-LLM W4A16 (AWQ) and W8A8 (SmoothQuant)
+    baselines on L40S/A100 (static batch, batch size unpublished: evaluated at the largest that
+    fits) and TensorRT-LLM's NVFP4 trtllm-bench runs on B200 (in-flight batching, approximated as a
+    static batch). Achieved median |error| 18.7% over 39 rows (w4a16 32.2%, int8 9.8%, nvfp4
+    18.5%); the fp16 controls of the QServe table (IQC-) miss by 43.4%, so most of the QServe
+    rows' error is the benchmark (unpublished batch), not the quantization. Printed for the
+    record; the bound is loose, only to catch a regression, not a target."""
+    ok = results["status"] == "ok"
+    q = ok & results["id"].str.startswith("IQ-")
+    assert q.sum() == 39
+    table = results.loc[q | results["id"].str.startswith("IQC-"), ["id", "measured", "predicted", "rel_error"]]
+    print("\n" + table.to_string(index=False))
+    assert ape(results, q) <= 25.0
 
 
 def test_blank_cells_report_the_defaults_they_took(results):
@@ -80,7 +104,7 @@ def test_blank_cells_report_the_defaults_they_took(results):
 def test_summary_per_category(results):
     s = summarize(results).set_index("category")
     assert s.loc["train_throughput", "evaluated"] == 71
-    assert s.loc["infer_throughput", "evaluated"] == 14
+    assert s.loc["infer_throughput", "evaluated"] == 14 + 39 + 8
     assert s.loc["train_memory", "worst_id"].startswith("TM-")
 
 
@@ -88,7 +112,7 @@ def test_cli_json_is_only_a_json_list(capsys):
     assert main(["validate", "--format", "json"]) == 0
     out = capsys.readouterr().out
     data = json.loads(out)
-    assert isinstance(data, list) and len(data) == 125
+    assert isinstance(data, list) and len(data) == 182
     for rec in data:
         assert set(rec) == {"id", "category", "metric", "measured", "predicted", "rel_error", "status"}
         if rec["status"] == "ok":

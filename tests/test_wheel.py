@@ -34,4 +34,4 @@ def test_wheel_carries_the_data_and_runs_outside_the_source_tree(tmp_path):
                          capture_output=True, text=True).stdout.splitlines()
     assert out[0] == str(target / "hardware_catalog" / "data")
     assert out[1] == "8030261248"
-    assert out[2] == "125"
+    assert out[2] == "182"

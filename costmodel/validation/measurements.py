@@ -492,7 +492,8 @@ def _serving_prediction(row: Row, catalog, table) -> float:
         raise ValueError("accelerator missing")
     tp = row.number("tp", int, default=1)
     pp = row.number("pp", int, default=1)
-    precision = row.choice("precision", ("fp32", "fp16", "bf16", "fp8", "int8"), default="bf16")
+    precision = row.choice("precision", ("fp32", "fp16", "bf16", "fp8", "int8", "int4", "fp4"),
+                           default="bf16")
     scheme = _serving_scheme(row, precision)
     kv_bits = row.number("kv_bits", default=8 if precision == "fp8" else 16)
     coded = {"tp": tp, "pp": pp, "ep": 1, "input_len": row.number("input_len", int),
@@ -516,19 +517,31 @@ def _serving_prediction(row: Row, catalog, table) -> float:
 
         raise ValueError(REASONS[int(ev.reason[0])])
     r = static_batch(ev.model, ev.s, ev.hw, serving_knobs(knobs))
-    key = "ttft_s" if row.text("metric") == "ttft_s" else "output_tokens_per_s"
+    key = {"ttft_s": "ttft_s", "tpot_s": "tpot_s"}.get(row.text("metric"), "output_tokens_per_s")
     return float(np.asarray(r[key]).reshape(-1)[0])
 
 
 def _serving_scheme(row: Row, precision: str) -> str:
     """The quantization scheme of a serving row: the compute precision, or a weight-only scheme
-    where ``weight_bits`` is below it (8: w8a16, 4: w4a16)."""
+    where ``weight_bits`` is below it (fp16/bf16 with 8: w8a16, with 4: w4a16). ``fp4`` compute is
+    NVFP4 (E2M1 with an E4M3 scale per 16, the Blackwell format TensorRT-LLM's FP4 checkpoints
+    use). Schemes the engine does not model are refused by name rather than mapped to a
+    neighbour: 4-bit weights with 8-bit activations (W4A8: QServe, TensorRT-LLM int4-fp8 AWQ) and
+    4-bit integer activations (W4A4)."""
     weight_bits = row.number("weight_bits", note=False)
+    if precision == "int4":
+        raise ValueError("W4A4 (int4 weights and activations) is not modelled")
+    if precision == "fp4":
+        if weight_bits not in (None, 4):
+            raise ValueError(f"weight_bits {weight_bits:g} with precision fp4: no such scheme")
+        return "nvfp4"
     full = {"fp8": 8, "int8": 8, "fp32": 32}.get(precision, 16)
     if weight_bits is None or weight_bits == full:
         return precision
     if precision in ("fp16", "bf16") and weight_bits in (8, 4):
         return "w8a16" if weight_bits == 8 else "w4a16"
+    if precision in ("int8", "fp8") and weight_bits == 4:
+        raise ValueError(f"W4A8 (4-bit weights, {precision} activations) is not modelled")
     raise ValueError(f"weight_bits {weight_bits:g} with precision {precision}: no such scheme "
                      "(w8a16, w4a16 or the precision's own bits)")
 

@@ -123,3 +123,109 @@ def test_impossible_dimensions_in_a_config_name_the_field(tmp_path):
     path.write_text(json.dumps(cfg))
     with pytest.raises(ModelSpecError, match="d_model"):
         spec_from_hf_config(path)
+
+
+# Typed reading of config.json values (never by truthiness) -------------------------------------
+
+def _llama(hf_config_dir, **changes):
+    cfg = json.loads((hf_config_dir / "llama-3.1-8b.json").read_text())
+    cfg.update(changes)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "field, value, pattern",
+    [
+        ("tie_word_embeddings", "false", r"'tie_word_embeddings' must be a JSON boolean .* 'false'"),
+        ("tie_word_embeddings", 0, r"'tie_word_embeddings' must be a JSON boolean"),
+        ("attention_bias", "true", r"'attention_bias' must be a JSON boolean"),
+        ("mlp_bias", None, r"'mlp_bias' must be a JSON boolean"),
+        ("hidden_size", "4096", r"'hidden_size' must be an integer from 1 to 1,048,576, got the string"),
+        ("hidden_size", 4096.5, r"'hidden_size' must be an integer .* got 4096.5"),
+        ("hidden_size", float("nan"), r"'hidden_size' must be an integer .* got nan"),
+        ("hidden_size", True, r"'hidden_size' must be an integer .* got the boolean True"),
+        ("num_key_value_heads", 0, r"'num_key_value_heads' must be an integer from 1"),
+        ("num_key_value_heads", -8, r"'num_key_value_heads' must be an integer from 1"),
+        ("num_key_value_heads", 3, r"'num_key_value_heads' must be .* divides num_attention_heads \(32\)"),
+        ("num_key_value_heads", [8], r"'num_key_value_heads' .* got the list \[8\]"),
+        ("num_attention_heads", {"a": 1}, r"'num_attention_heads' .* got the object"),
+        ("vocab_size", 10**400, r"'vocab_size' must be an integer from 1 to 10,000,000"),
+        ("num_hidden_layers", 10_001, r"'num_hidden_layers' must be an integer from 1 to 10,000"),
+        ("head_dim", 0, r"'head_dim' must be an integer from 1 to 65,536 or null"),
+        ("hidden_act", ["silu"], r"'hidden_act' must be one of 'silu', 'swish'"),
+        ("model_type", ["llama"], r"unsupported model_type \['llama'\]"),
+        ("_name_or_path", 7, r"'_name_or_path' must be a string or null"),
+    ],
+)
+def test_config_values_are_read_by_type(hf_config_dir, field, value, pattern):
+    with pytest.raises(ModelSpecError, match=pattern):
+        spec_from_hf_config(_llama(hf_config_dir, **{field: value}))
+
+
+def test_integral_floats_and_null_defaults_are_accepted(hf_config_dir):
+    reference = spec_from_hf_config(_llama(hf_config_dir))
+    assert spec_from_hf_config(_llama(hf_config_dir, hidden_size=4096.0, vocab_size=128256.0)) == reference
+    assert spec_from_hf_config(_llama(hf_config_dir, head_dim=None)) == reference
+    assert spec_from_hf_config(_llama(hf_config_dir, head_dim=128)) == reference
+    # num_key_value_heads absent or null: multi-head attention (= num_attention_heads).
+    cfg = _llama(hf_config_dir)
+    del cfg["num_key_value_heads"]
+    assert spec_from_hf_config(cfg).n_kv_heads == 32
+    assert spec_from_hf_config(_llama(hf_config_dir, num_key_value_heads=None)).n_kv_heads == 32
+    assert spec_from_hf_config(_llama(hf_config_dir, tie_word_embeddings=True)).tied_embeddings
+
+
+def test_cross_field_errors_name_the_config_fields(hf_config_dir):
+    with pytest.raises(ModelSpecError, match=r"d_model <- hidden_size.*n_heads <- num_attention_heads"):
+        spec_from_hf_config(_llama(hf_config_dir, hidden_size=4095))
+    mixtral = json.loads((hf_config_dir / "mixtral-8x7b.json").read_text())
+    with pytest.raises(ModelSpecError, match=r"experts_per_token <- num_experts_per_tok"):
+        spec_from_hf_config({**mixtral, "num_experts_per_tok": 9})
+
+
+def test_a_bom_is_accepted_and_non_utf8_names_the_file(hf_config_dir, tmp_path):
+    raw = (hf_config_dir / "llama-3.1-8b.json").read_bytes()
+    path = tmp_path / "config.json"
+    path.write_bytes(b"\xef\xbb\xbf" + raw)
+    assert spec_from_hf_config(path).n_kv_heads == 8
+    path.write_bytes(raw.replace(b'"silu"', b'"s\xe9lu"'))
+    with pytest.raises(ModelSpecError, match=rf"{tmp_path}.*config.json is not UTF-8 text"):
+        spec_from_hf_config(path)
+    with pytest.raises(ModelSpecError, match="config.json is not UTF-8 text"):
+        spec_from_hf_config(b"\xff\xfe{}")
+
+
+@pytest.mark.parametrize("text", ['{"model_type": ' + "1" * 5000 + "}", "[" * 100_000])
+def test_pathological_json_is_a_model_spec_error(text):
+    with pytest.raises(ModelSpecError, match="not valid JSON"):
+        spec_from_hf_config(text)
+
+
+# ModelSpec sizes: finite integers with documented upper bounds ----------------------------------
+
+@pytest.mark.parametrize(
+    "changes, pattern",
+    [
+        ({"n_layers": 10_001}, r"n_layers: must be an integer from 1 to 10,000, got 10001"),
+        ({"d_model": 2**21}, r"d_model: must be an integer from 1 to 1,048,576"),
+        ({"vocab_size": 10**400}, r"vocab_size: must be an integer from 1 to 10,000,000, got an integer"),
+        ({"n_heads": True}, r"n_heads: must be an integer .* got the boolean True"),
+        ({"d_ff": "256"}, r"d_ff: must be an integer .* got the string '256'"),
+        ({"d_ff": float("inf")}, r"d_ff: must be an integer .* got inf"),
+        ({"n_kv_heads": 0}, r"n_kv_heads: must be an integer from 1 to 65,536 \(or null\)"),
+        ({"n_experts": 65_537}, r"n_experts: must be an integer from 0 to 65,536"),
+    ],
+)
+def test_sizes_are_bounded_finite_integers(changes, pattern):
+    with pytest.raises(ModelSpecError, match=pattern):
+        make_spec({**BASE, **changes})
+
+
+def test_integral_float_sizes_become_integers():
+    spec = make_spec({**BASE, "n_layers": 2.0})
+    assert spec.n_layers == 2 and isinstance(spec.n_layers, int)
+
+
+def test_make_spec_needs_a_mapping():
+    with pytest.raises(ModelSpecError, match="expected a mapping"):
+        make_spec(["n_layers", 2])  # type: ignore[arg-type]

@@ -34,7 +34,7 @@ from costmodel.faces import charts
 from costmodel.specs.assumptions import AssumptionError, Assumptions, frameworks
 from costmodel.tables.catalog import engine_catalog
 from costmodel.specs.layout import RANK_DIMENSIONS
-from costmodel.search.grid import plan
+from costmodel.search.grid import apply_overrides, plan
 from costmodel.faces.report import metadata, report_bytes
 from costmodel.specs.scenario import (
     OBJECTIVES,
@@ -44,6 +44,7 @@ from costmodel.specs.scenario import (
     ScenarioError,
     SearchSpace,
 )
+from costmodel.specs.serving import ReplicaLayout, ServingLoad, ServingSetup
 from costmodel.specs.spec import ModelSpec, ModelSpecError, make_spec
 from costmodel.specs.setup import Optimizer, Recompute, TrainingPrecision
 from hardware_catalog import KINDS, PRICING_MODELS, Catalog, CatalogError
@@ -122,7 +123,51 @@ OPTIMIZERS = list(typing.get_args(Optimizer))
 #: Rank placements the planner accepts (SearchSpace.rank_order), its default first.
 RANK_ORDERS = list(dict.fromkeys([_SEARCH.rank_order,
                                   *("-".join(p) for p in itertools.permutations(RANK_DIMENSIONS))]))
-JOB_KINDS = {"pretrain": "Pre-training", "finetune": "Fine-tuning"}
+JOB_KINDS = {"pretrain": "Pre-training", "finetune": "Fine-tuning", "serve": "Serving"}
+
+# Serving ------------------------------------------------------------------------------------------
+_LOAD_FIELDS = ServingLoad.model_fields
+#: The search field that holds a serving plan's number format: ``quantization`` where the engine
+#: has quantization schemes, else ``precision`` (serving precisions bf16, fp16, fp8).
+SERVE_PRECISION_FIELD = "quantization" if "quantization" in SearchSpace.model_fields else "precision"
+
+
+def _literal_choices(field: str) -> list[Any]:
+    """The values a ``list[Literal[...]]`` field of SearchSpace allows, in their declared order."""
+    (inner,) = typing.get_args(SearchSpace.model_fields[field].annotation)
+    return list(typing.get_args(inner))
+
+
+def _serve_choices() -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {
+        "tp": SEARCH_CHOICES["tp"], "pp": SEARCH_CHOICES["pp"], "ep": SEARCH_CHOICES["ep"],
+        "batch": sorted(set(_SEARCH.batch) | {1 << i for i in range(12)}),
+        SERVE_PRECISION_FIELD: (_literal_choices("quantization") if SERVE_PRECISION_FIELD == "quantization"
+                                else list(dict.fromkeys(["bf16", "fp16", "fp8", *_SEARCH.precision]))),
+        "kv_bits": _literal_choices("kv_bits"),
+    }
+    if "sparsity" in SearchSpace.model_fields:
+        out["sparsity"] = _literal_choices("sparsity")
+    out["disaggregated"] = [False, True]
+    return out
+
+
+#: Serving search dimensions -> choices; tp, pp and ep share the training inputs (in_tp ...).
+SERVE_CHOICES = _serve_choices()
+SERVE_DIMENSIONS = tuple(SERVE_CHOICES)
+SERVE_KEYS = {d: (f"in_{d}" if d in SEARCH_DIMENSIONS else f"in_serve_{d}") for d in SERVE_DIMENSIONS}
+SERVE_LABELS = {
+    "tp": "Tensor parallel per replica (tp)",
+    "pp": "Pipeline stages per replica (pp)",
+    "ep": "Expert parallel (ep = 1 or tp, MoE only)",
+    "batch": "Batch: most sequences per replica",
+    "precision": "Precision (weights and matmuls)",
+    "quantization": "Precision / quantization scheme",
+    "kv_bits": "KV-cache bits",
+    "sparsity": "Weight sparsity",
+    "disaggregated": "Prefill and decode",
+}
+SERVE_FORMAT = {"disaggregated": {False: "co-located", True: "disaggregated pools"}.get}
 
 
 def _custom_values(spec: ModelSpec) -> dict[str, Any]:
@@ -168,6 +213,16 @@ def _defaults() -> dict[str, Any]:
         "in_accelerators": list(_SEARCH.accelerators),
         "in_sp": bool(_SEARCH.sequence_parallel),
         "in_rank_order": _SEARCH.rank_order,
+        # serving job (kind 'serve'): the load and its SLOs; defaults are ServingLoad's
+        "in_serve_rps": 10.0,
+        "in_serve_input_len": 1000,
+        "in_serve_output_len": 250,
+        "in_serve_peak_to_mean": float(_LOAD_FIELDS["peak_to_mean"].default),
+        "in_serve_hourly": "",
+        "in_serve_ttft": None,
+        "in_serve_tpot": None,
+        "in_serve_e2e": None,
+        "in_serve_max_util": float(_LOAD_FIELDS["max_utilization"].default),
         # model page: one layout for the immediate memory footprint
         "in_m_tp": 1, "in_m_pp": 1, "in_m_dp": 8, "in_m_cp": 1, "in_m_ep": 1,
         "in_m_zero": 3, "in_m_sp": True, "in_m_precision": "bf16", "in_m_micro_batch": 1,
@@ -176,6 +231,8 @@ def _defaults() -> dict[str, Any]:
     }
     for dim in SEARCH_DIMENSIONS:
         d[f"in_{dim}"] = list(getattr(_SEARCH, dim))
+    for dim in SERVE_DIMENSIONS:
+        d.setdefault(SERVE_KEYS[dim], list(getattr(_SEARCH, dim)))
     return d
 
 
@@ -339,13 +396,75 @@ def _ordered(values: list[Any], dim: str) -> list[Any]:
     return [v for v in SEARCH_CHOICES[dim] if v in values]
 
 
+def parse_hourly_profile(text: str | None) -> list[float] | None:
+    """The 24 hourly request rates typed as comma-separated numbers (empty = no profile); raises
+    ScenarioError naming the field when the text is not 24 numbers."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    parts = [p.strip() for p in text.replace(";", ",").replace("\n", ",").split(",")]
+    parts = [p for p in parts if p]
+    values = []
+    for p in parts:
+        try:
+            values.append(float(p))
+        except ValueError:
+            raise ScenarioError(f"Hourly profile: {p!r} is not a number; give 24 comma-separated "
+                                "numbers (hour 0 to 23), or leave it empty") from None
+    if len(values) != 24:
+        raise ScenarioError(f"Hourly profile: needs 24 comma-separated values (hour 0 to 23), got "
+                            f"{len(values)}")
+    return values
+
+
+def serving_job_data() -> dict[str, Any]:
+    """The ``job`` of a serving scenario (kind 'serve'): the load and its SLOs, no train_tokens."""
+    def opt(key: str) -> float | None:
+        v = state(key)
+        return None if v is None else float(v)
+
+    return {
+        "kind": "serve",
+        "load": {
+            "requests_per_s": float(state("in_serve_rps")),
+            "input_len": int(state("in_serve_input_len")),
+            "output_len": int(state("in_serve_output_len")),
+            "peak_to_mean": float(state("in_serve_peak_to_mean")),
+            "hourly_profile": parse_hourly_profile(state("in_serve_hourly")),
+            "ttft_p95_s": opt("in_serve_ttft"),
+            "tpot_p95_s": opt("in_serve_tpot"),
+            "e2e_p95_s": opt("in_serve_e2e"),
+            "max_utilization": float(state("in_serve_max_util")),
+        },
+        "framework": state("in_framework"),
+    }
+
+
+def _serve_ordered(dim: str) -> list[Any]:
+    values = state(SERVE_KEYS[dim]) or []
+    return [v for v in SERVE_CHOICES[dim] if v in values]
+
+
+def serving_search_data() -> dict[str, Any]:
+    """The ``search`` of a serving scenario: accelerators and the serving dimensions only."""
+    return {
+        "accelerators": [a for a in catalog().accelerator_ids if a in state("in_accelerators")],
+        **{dim: _serve_ordered(dim) for dim in SERVE_DIMENSIONS},
+    }
+
+
+def is_serving() -> bool:
+    return state("in_job_kind") == "serve"
+
+
 def scenario_data() -> dict[str, Any]:
     """The scenario as ``Scenario.from_dict`` takes it, from the inputs and the overrides."""
     model, _ = current_model()
     o = st.session_state.get("overrides") or empty_overrides()
+    serve = is_serving()
     return {
         "model": model,
-        "job": {
+        "job": serving_job_data() if serve else {
             "kind": state("in_job_kind"),
             "train_tokens": float(state("in_train_tokens_b")) * 1e9,
             "seq_len": int(state("in_seq_len")),
@@ -360,7 +479,7 @@ def scenario_data() -> dict[str, Any]:
             "causal_discount": bool(state("in_causal_discount")),
         },
         "constraints": {
-            "deadline_days": state("in_deadline_days"),
+            "deadline_days": None if serve else state("in_deadline_days"),
             "budget_usd": state("in_budget_usd"),
             "max_devices": state("in_max_devices"),
             "providers": sorted(state("in_providers")),
@@ -369,7 +488,7 @@ def scenario_data() -> dict[str, Any]:
             "kinds": [k for k in KINDS if k in state("in_kinds")],
             "min_memory_headroom": float(state("in_headroom")),
         },
-        "search": {
+        "search": serving_search_data() if serve else {
             "accelerators": [a for a in catalog().accelerator_ids if a in state("in_accelerators")],
             **{dim: _ordered(state(f"in_{dim}"), dim) for dim in SEARCH_DIMENSIONS},
             "sequence_parallel": bool(state("in_sp")),
@@ -390,8 +509,22 @@ def current_scenario(with_overrides: bool = True) -> Scenario:
     return Scenario.from_dict(data, where="scenario")
 
 
+def _serving_summary(sc: Scenario, spec_name: str) -> str:
+    load = sc.job.load
+    slos = [f"{name} ≤ {v:,.4g} s" for name, v in (("TTFT", load.ttft_p95_s), ("TPOT", load.tpot_p95_s),
+                                                    ("end-to-end", load.e2e_p95_s)) if v is not None]
+    peak = ("24-hour profile, busiest hour" if load.hourly_profile else "peak") + \
+        f" x{load.peak_factor:,.3g}"
+    return (f"**{spec_name}** · serving {load.requests_per_s:,.4g} requests/s ({peak}) of "
+            f"{load.input_len:,} input + {load.output_len:,} output tokens · p95 SLOs: "
+            f"{', '.join(slos) if slos else 'none'} · utilisation ≤ {load.max_utilization:.0%} · "
+            f"objective {sc.objective}")
+
+
 def scenario_summary(sc: Scenario, spec_name: str) -> str:
     job = sc.job
+    if job.kind == "serve":
+        return _serving_summary(sc, spec_name)
     return (f"**{spec_name}** · {JOB_KINDS.get(job.kind, job.kind).lower()} on "
             f"{job.train_tokens:,.4g} tokens · {job.batch_sequences:,} x {job.seq_len:,}-token "
             f"sequences per step · framework {job.framework} · objective {sc.objective}")
@@ -425,8 +558,44 @@ def run_plan(scenario_yaml: str, top: int) -> dict[str, Any]:
         "details": {k: details[k] for k in ("prices", "hardware", "efficiency", "assumptions")},
         "scenario_yaml": sc.to_yaml(),
         "model_name": sc.model_spec().name,
+        "job_kind": sc.job.kind,
         "top": top,
     }
+
+
+@st.cache_data(show_spinner="Evaluating the replica at every batch ...", max_entries=64)
+def serving_curve(scenario_yaml: str, plan: Mapping[str, Any]) -> pd.DataFrame:
+    """``costmodel.batch_curve`` of one serving plan's replica (accelerator, system, layout,
+    precision, KV bits) at the scenario's request shape, with the scenario's overrides; the
+    plan's own batch is always among the points."""
+    sc = Scenario.from_dict(yaml.safe_load(scenario_yaml), where="scenario")
+    load = sc.job.load
+    layout = ReplicaLayout(**{k: plan[k] for k in ReplicaLayout.model_fields if k in plan})
+    fields = {k: plan[k] for k in ServingSetup.model_fields if k in plan and k != "batch"}
+    setup = ServingSetup(**fields, input_len=load.input_len, output_len=load.output_len)
+    args = dict(system=plan["system"], overrides=dict(sc.overrides),
+                catalog=apply_overrides(engine_catalog(), sc))
+    curve = costmodel.batch_curve(sc.model_spec(), plan["accelerator"], layout, setup, **args)
+    if int(plan["batch_size"]) not in set(curve["batch"]):
+        batches = sorted({*curve["batch"].astype(int), int(plan["batch_size"])})
+        curve = costmodel.batch_curve(sc.model_spec(), plan["accelerator"], layout, setup,
+                                      batches=batches, **args)
+    return curve
+
+
+def curve_inputs(row: pd.Series) -> dict[str, Any]:
+    """What ``serving_curve`` needs of a serving plan row, as plain (hashable) values."""
+    out: dict[str, Any] = {"accelerator": str(row["accelerator"]), "system": str(row["system"]),
+                           "batch_size": int(row["batch_size"])}
+    for k in ("tp", "pp", "ep", "kv_bits", "group_size"):
+        if k in row and not pd.isna(row[k]):
+            out[k] = int(row[k])
+    for k in ("precision", "sparsity"):
+        if k in row:
+            out[k] = str(row[k])
+    if "disaggregated" in row:
+        out["disaggregated"] = bool(row["disaggregated"])
+    return out
 
 
 def plan_current(with_overrides: bool = True) -> tuple[Scenario, dict[str, Any]]:
@@ -480,9 +649,47 @@ TABLE_COLUMNS = ("rank", "accelerator", "n_devices", "provider", "offer", "cost_
                  "micro_batch", "pricing_model", "region", "usd_per_device_hour", "pareto")
 
 
+#: The ranked table of a serving job (``replica_layout`` is tp/pp/ep).
+SERVE_TABLE_COLUMNS = ("rank", "accelerator", "n_devices", "replicas", "provider", "offer",
+                       "cost_per_month_usd", "usd_per_million_input_tokens",
+                       "usd_per_million_output_tokens", "ttft_p95_s", "tpot_p95_s", "e2e_p95_s",
+                       "output_tokens_per_s_per_replica", "api_usd_per_million_output_tokens",
+                       "breakeven_requests_per_s", "cost_autoscaled_per_month_usd", "replica_layout",
+                       "precision", "kv_bits", "batch_size", "utilization", "memory_per_device_gib",
+                       "memory_capacity_gib", "pricing_model", "region", "usd_per_device_hour", "pareto")
+
+
+def _serving_table_config() -> dict[str, Any]:
+    cc = st.column_config
+    return {
+        "replicas": cc.NumberColumn("Replicas", format="%d", width="small"),
+        "cost_per_month_usd": cc.NumberColumn("Cost per month (USD)", format="dollar"),
+        "usd_per_million_input_tokens": cc.NumberColumn("USD per 1M input tokens", format="$%.4f"),
+        "usd_per_million_output_tokens": cc.NumberColumn("USD per 1M output tokens", format="$%.4f"),
+        "ttft_p95_s": cc.NumberColumn("p95 TTFT (s)", format="%.3f"),
+        "tpot_p95_s": cc.NumberColumn("p95 TPOT (s)", format="%.4f"),
+        "e2e_p95_s": cc.NumberColumn("p95 end-to-end (s)", format="%.2f"),
+        "output_tokens_per_s_per_replica": cc.NumberColumn("Output tokens/s per replica", format="%.0f"),
+        "api_usd_per_million_output_tokens": cc.NumberColumn(
+            "API USD per 1M output tokens", format="$%.4f",
+            help="Cheapest published API price for this model (empty: none known)"),
+        "breakeven_requests_per_s": cc.NumberColumn(
+            "Break-even (requests/s)", format="%.3g",
+            help="Mean load above which this plan costs less than the cheapest API (empty: never)"),
+        "cost_autoscaled_per_month_usd": cc.NumberColumn(
+            "Cost per month, hourly scaling (USD)", format="dollar",
+            help="With a 24-hour profile: the fleet follows the load hour by hour; else the fixed cost"),
+        "replica_layout": cc.TextColumn("Replica tp/pp/ep"),
+        "kv_bits": cc.NumberColumn("KV bits", format="%d", width="small"),
+        "batch_size": cc.NumberColumn("Batch", format="%d", width="small"),
+        "utilization": cc.NumberColumn("Utilisation", format="percent"),
+    }
+
+
 def table_config() -> dict[str, Any]:
     cc = st.column_config
     return {
+        **_serving_table_config(),
         "rank": cc.NumberColumn("Rank", format="%d", width="small"),
         "accelerator": cc.TextColumn("Accelerator"),
         "provider": cc.TextColumn("Provider"),
@@ -506,14 +713,22 @@ def table_config() -> dict[str, Any]:
     }
 
 
-def plans_display(df: pd.DataFrame, pareto: pd.DataFrame) -> pd.DataFrame:
+def table_columns(serve: bool = False) -> tuple[str, ...]:
+    return SERVE_TABLE_COLUMNS if serve else TABLE_COLUMNS
+
+
+def plans_display(df: pd.DataFrame, pareto: pd.DataFrame, serve: bool = False) -> pd.DataFrame:
     """The ranked plans with the columns of the table (raw values; units go in the headers)."""
+    columns = table_columns(serve)
     if df.empty:
-        return pd.DataFrame(columns=[*TABLE_COLUMNS, "plan_id"])
+        return pd.DataFrame(columns=[*columns, "plan_id"])
     out = df.copy()
-    out["layout"] = [charts.layout_text(r) for _, r in df.iterrows()]
+    if serve:
+        out["replica_layout"] = [charts.serving_layout_text(r) for _, r in df.iterrows()]
+    else:
+        out["layout"] = [charts.layout_text(r) for _, r in df.iterrows()]
     out["pareto"] = df["plan_id"].isin(pareto["plan_id"]) if not pareto.empty else False
-    return out[[*TABLE_COLUMNS, "plan_id"]].reset_index(drop=True)
+    return out[[*columns, "plan_id"]].reset_index(drop=True)
 
 
 def overrides_count() -> int:
@@ -529,5 +744,5 @@ __all__ = [
     "DEFAULTS", "INPUT_ERRORS", "MODEL_SOURCES", "OBJECTIVES", "PERSIST", "SEARCH_CHOICES",
     "SEARCH_DIMENSIONS", "SEARCH_LABELS", "all_plans", "catalog", "current_model",
     "current_scenario", "frameworks", "init_state", "message", "model_picker", "plan_current",
-    "plan_row", "plans_display", "run_plan", "state", "table_config",
+    "plan_row", "plans_display", "run_plan", "serving_curve", "state", "table_config",
 ]

@@ -1,4 +1,5 @@
-"""Compare: two or three plans of the current scenario side by side."""
+"""Compare: two or three plans of the current scenario side by side (training or serving plans,
+whichever the current job is)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ from costmodel.faces import charts
 st.title("Compare plans")
 
 sc, view = c.plan_current()
+serve = sc.job.kind == "serve"
 st.markdown(c.scenario_summary(sc, view["model_name"]))
+if serve:
+    st.caption("The current job is serving: the plans below are serving plans (monthly cost, "
+               "replicas, p95 latencies).")
 everything = c.all_plans(view)
 if everything.empty:
     st.warning("No feasible plan to compare: see the reasons on the Plan page.",
@@ -60,10 +65,37 @@ ROWS = (
     ("energy_kwh", "Energy (kWh)", "f0"), ("price_as_of", "Price as of", "s"),
     ("price_source", "Price source", "s"),
 )
+SERVE_ROWS = (
+    ("accelerator", "Accelerator", "s"), ("kind", "Kind", "s"), ("provider", "Provider", "s"),
+    ("offer", "Offer", "s"), ("region", "Region", "s"), ("pricing_model", "Pricing model", "s"),
+    ("replicas", "Replicas", "d"), ("devices_per_replica", "Devices per replica", "d"),
+    ("n_devices", "Devices", "d"), ("instances", "Instances", "d"),
+    ("replica_layout", "Replica layout tp/pp/ep", "s"), ("precision", "Precision", "s"),
+    ("kv_bits", "KV-cache bits", "d"), ("batch_size", "Batch (sequences per replica)", "d"),
+    ("max_batch", "Largest batch that fits", "d"),
+    ("cost_per_month_usd", "Cost per month (USD)", "usd"),
+    ("cost_autoscaled_per_month_usd", "Cost per month with hourly scaling (USD)", "usd"),
+    ("cost_per_replica_month_usd", "Cost per replica-month (USD)", "usd"),
+    ("usd_per_million_input_tokens", "USD per 1M input tokens", "usd4"),
+    ("usd_per_million_output_tokens", "USD per 1M output tokens", "usd4"),
+    ("usd_per_device_hour", "Price (USD per device-hour)", "usd4"),
+    ("ttft_p95_s", "p95 time to first token (s)", "f3"),
+    ("tpot_p95_s", "p95 time per output token (s)", "f4"),
+    ("e2e_p95_s", "p95 end-to-end latency (s)", "f3"), ("utilization", "Utilisation at peak", "pct"),
+    ("output_tokens_per_s_per_replica", "Output tokens per second per replica", "f0"),
+    ("output_tokens_per_s_per_device", "Output tokens per second per device", "f0"),
+    ("memory_per_device_gib", "Memory per device (GiB)", "f1"),
+    ("memory_capacity_gib", "Device memory (GiB)", "f0"),
+    ("energy_kwh_per_month", "Energy per month (kWh)", "f0"),
+    ("api_provider", "Cheapest API", "s"),
+    ("api_cost_per_month_usd", "API cost per month at the mean load (USD)", "usd"),
+    ("breakeven_requests_per_s", "Break-even against the API (requests/s)", "f3"),
+    ("price_as_of", "Price as of", "s"), ("price_source", "Price source", "s"),
+)
 
 
 def _fmt(value, how: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value):
         return "n/a"
     if how == "s":
         return str(value)
@@ -78,16 +110,22 @@ def _fmt(value, how: str) -> str:
     return f"{value:,.{how[1]}f}"
 
 
+rows = SERVE_ROWS if serve else ROWS
 columns = {}
 for _, r in frame.iterrows():
     name = (f"#{int(r['rank'])}" if not pd.isna(r.get("rank")) else "Pareto") + \
         f" {r['accelerator']} x{int(r['n_devices'])}"
     values = []
-    for col, _, how in ROWS:
-        values.append(charts.layout_text(r) if col == "layout" else _fmt(r[col], how))
+    for col, _, how in rows:
+        if col == "layout":
+            values.append(charts.layout_text(r))
+        elif col == "replica_layout":
+            values.append(charts.serving_layout_text(r))
+        else:
+            values.append(_fmt(r.get(col), how))
     columns[name] = values
-table = pd.DataFrame({"Quantity": [label for _, label, _ in ROWS], **columns})
-st.dataframe(table, key="compare_table", height=38 + 35 * len(ROWS), hide_index=True,
+table = pd.DataFrame({"Quantity": [label for _, label, _ in rows], **columns})
+st.dataframe(table, key="compare_table", height=38 + 35 * len(rows), hide_index=True,
              column_config={"Quantity": st.column_config.TextColumn(width="medium")})
 
 st.plotly_chart(charts.fig_compare(frame), key="fig_compare")
@@ -98,5 +136,8 @@ for i, (col, (_, r)) in enumerate(zip(cols, frame.iterrows())):
     with col:
         st.markdown(f"**{charts.plan_label(r)}**")
         st.plotly_chart(charts.fig_memory_breakdown(r), key=f"cmp_mem_{i}")
-        st.plotly_chart(charts.fig_step_breakdown(r), key=f"cmp_step_{i}")
-        st.plotly_chart(charts.fig_cost_breakdown(r), key=f"cmp_cost_{i}")
+        if serve:
+            st.plotly_chart(charts.fig_decode_breakdown(r), key=f"cmp_decode_{i}")
+        else:
+            st.plotly_chart(charts.fig_step_breakdown(r), key=f"cmp_step_{i}")
+            st.plotly_chart(charts.fig_cost_breakdown(r), key=f"cmp_cost_{i}")

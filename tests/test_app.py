@@ -397,3 +397,168 @@ def test_report_files_are_the_cli_files(tmp_path):
     ui_meta["search"].pop("seconds"), cli_meta["search"].pop("seconds")
     assert ui_meta == cli_meta
     assert view["files"]["plans"].decode().startswith("rank,accelerator,")
+
+
+# Serving ----------------------------------------------------------------------------------------
+
+SERVE_LOAD = {"in_serve_rps": 20.0, "in_serve_input_len": 1000, "in_serve_output_len": 250,
+              "in_serve_ttft": 2.0, "in_serve_tpot": 0.1}
+
+
+def _serve(at: AppTest, **inputs) -> AppTest:
+    """Switch the job to serving, set number inputs / the hourly text, and run the plan."""
+    at.radio(key="in_job_kind").set_value("serve").run()
+    _no_exception(at)
+    for key, value in inputs.items():
+        widget = at.text_input(key=key) if key == "in_serve_hourly" else at.number_input(key=key)
+        widget.set_value(value)
+    at.button(key="run_plan").click().run()
+    _no_exception(at)
+    return at
+
+
+def _serve_table(at: AppTest):
+    frames = [d.value for d in at.dataframe if "cost_per_month_usd" in d.value.columns]
+    assert frames, "no ranked serving-plans table on the page"
+    return frames[0]
+
+
+def _serve_scenario(**load) -> Scenario:
+    from costmodel import ServingLoad
+
+    fields = {"requests_per_s": 20.0, "input_len": 1000, "output_len": 250, "ttft_p95_s": 2.0,
+              "tpot_p95_s": 0.1, **load}
+    return Scenario(model="llama-3.1-8b", job=Job(kind="serve", load=ServingLoad(**fields)))
+
+
+@pytest.fixture(scope="module")
+def serve_app() -> AppTest:
+    return _serve(_app().run(), **SERVE_LOAD)
+
+
+def test_serving_plan_is_the_planner_ranking(serve_app):
+    at = serve_app
+    assert not _errors(at), _errors(at)
+    assert at.title[0].value == "Serving plans"
+    # Training-only inputs are hidden; the load and the SLOs are shown.
+    keys = {w.key for w in at.sidebar.number_input}
+    assert {"in_serve_rps", "in_serve_ttft", "in_serve_tpot", "in_serve_e2e"} <= keys
+    assert not {"in_train_tokens_b", "in_seq_len", "in_global_batch", "in_deadline_days"} & keys
+    expected = plan(_serve_scenario(), top=50).plans.iloc[0]
+    got = _serve_table(at).iloc[0]
+    assert math.isclose(got["cost_per_month_usd"], expected["cost_per_month_usd"], rel_tol=1e-9)
+    assert int(got["replicas"]) == int(expected["replicas"]) and int(got["rank"]) == 1
+    for col in ("accelerator", "offer", "n_devices", "precision", "kv_bits", "batch_size"):
+        assert got[col] == expected[col], col
+    assert math.isclose(got["e2e_p95_s"], expected["e2e_p95_s"], rel_tol=1e-9)
+    # Pareto chart (monthly cost vs p95 latency, with the cheapest API's line when the model has
+    # one), the selected plan's memory, and the infeasible reasons.
+    specs = [json.loads(ch.proto.spec) for ch in at.get("plotly_chart")]
+    assert len(specs) == 3
+    names = [t.get("name", "") for t in specs[0]["data"]]
+    assert names[:2] == ["Ranked plans", "Pareto front (monthly cost vs p95 latency)"]
+    if not math.isnan(expected["api_cost_per_month_usd"]):
+        assert any(n.startswith("Cheapest API") for n in names)
+    assert "latency" in specs[0]["layout"]["xaxis"]["title"]["text"]
+
+
+@pytest.mark.parametrize("view, key", [
+    ("Decode iteration", "decode"),
+    ("Latency vs throughput", "tokens/s per replica"),
+])
+def test_serving_detail_views(serve_app, view, key):
+    at = serve_app
+    at.segmented_control(key="serve_detail_view").set_value(view).run()
+    _no_exception(at)
+    assert not _errors(at), _errors(at)
+    specs = [json.loads(ch.proto.spec) for ch in at.get("plotly_chart")]
+    assert len(specs) == 3
+    texts = json.dumps(specs[1]["layout"]).lower()
+    assert key.lower() in texts
+
+
+def test_serving_curve_is_the_selected_plan_replica(serve_app):
+    from app_pages.common import curve_inputs, serving_curve
+
+    row = plan(_serve_scenario(), top=50).plans.iloc[0]
+    curve = serving_curve(_serve_scenario().to_yaml(), curve_inputs(row))
+    at_batch = curve[curve["batch"] == int(row["batch_size"])]
+    assert len(at_batch) == 1 and bool(at_batch["fits_in_memory"].iloc[0])
+    assert math.isclose(at_batch["tpot_s"].iloc[0], row["tpot_p95_s"], rel_tol=1e-9)
+    assert math.isclose(at_batch["output_tokens_per_s_per_replica"].iloc[0],
+                        row["output_tokens_per_s_per_replica"], rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("text, expected", [
+    (", ".join(["1"] * 23), "needs 24 comma-separated values"),
+    ("busy at noon", "is not a number"),
+])
+def test_bad_hourly_profile_names_the_field(text, expected):
+    at = _serve(_app().run(), in_serve_hourly=text)
+    errs = _errors(at)
+    assert any("Hourly profile" in e and expected in e for e in errs), errs
+    assert not any("Traceback" in e for e in errs)
+
+
+def test_hourly_profile_reaches_the_planner():
+    profile = [0.5] * 8 + [1.5] * 8 + [1.0] * 8
+    at = _serve(_app().run(), in_serve_rps=20.0, in_serve_tpot=0.1,
+                in_serve_hourly=", ".join(str(x) for x in profile))
+    assert not _errors(at), _errors(at)
+    expected = plan(_serve_scenario(ttft_p95_s=None, hourly_profile=profile), top=50).plans.iloc[0]
+    got = _serve_table(at).iloc[0]
+    assert math.isclose(got["cost_per_month_usd"], expected["cost_per_month_usd"], rel_tol=1e-9)
+    assert math.isclose(got["cost_autoscaled_per_month_usd"], expected["cost_autoscaled_per_month_usd"],
+                        rel_tol=1e-9)
+
+
+def test_serving_slos_nobody_meets_explain_why():
+    at = _serve(_app().run(), in_serve_tpot=1e-5, in_serve_ttft=1e-4)
+    assert not _errors(at), _errors(at)
+    assert any("No feasible plan" in w.value for w in at.warning)
+    reasons = set(next(d.value for d in at.dataframe if "Reason" in d.value.columns)["Reason"])
+    assert reasons & {"misses TPOT SLO", "misses TTFT or latency SLO"}, reasons
+
+
+def test_compare_page_shows_serving_plans(serve_app):
+    at = serve_app
+    at.switch_page("app_pages/compare.py").run()
+    _no_exception(at)
+    assert not _errors(at), _errors(at)
+    table = next(d.value for d in at.dataframe if "Quantity" in d.value.columns)
+    assert {"Cost per month (USD)", "Replicas", "p95 time per output token (s)"} <= set(table["Quantity"])
+    assert len(table.columns) == 4
+    # Back to training: the training page is as before.
+    at.switch_page("app_pages/plan.py").run()
+    at.radio(key="in_job_kind").set_value("pretrain").run()
+    _no_exception(at)
+    assert at.title[0].value == "Training plans"
+    _assert_first_row_matches(at, Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12)))
+
+
+def test_serving_search_space_reaches_the_planner():
+    from app_pages.common import SERVE_KEYS, SERVE_PRECISION_FIELD
+    from costmodel.specs.scenario import SearchSpace
+
+    at = _app().run()
+    at.radio(key="in_job_kind").set_value("serve").run()
+    at.multiselect(key="in_accelerators").set_value(["h100-sxm5-80gb"])
+    at.multiselect(key="in_tp").set_value([1, 2])
+    at.multiselect(key=SERVE_KEYS[SERVE_PRECISION_FIELD]).set_value(["bf16"])
+    at.multiselect(key=SERVE_KEYS["kv_bits"]).set_value([16])
+    at.multiselect(key=SERVE_KEYS["disaggregated"]).set_value([False])
+    at.number_input(key="in_serve_rps").set_value(50.0)
+    at.number_input(key="in_serve_tpot").set_value(0.05)
+    at.button(key="run_plan").click().run()
+    _no_exception(at)
+    assert not _errors(at), _errors(at)
+    sc = _serve_scenario(requests_per_s=50.0, ttft_p95_s=None, tpot_p95_s=0.05).model_copy(update={
+        "search": SearchSpace(accelerators=["h100-sxm5-80gb"], tp=[1, 2], kv_bits=[16],
+                              disaggregated=[False], **{SERVE_PRECISION_FIELD: ["bf16"]})})
+    expected = plan(sc, top=50).plans.iloc[0]
+    table = _serve_table(at)
+    got = table.iloc[0]
+    assert math.isclose(got["cost_per_month_usd"], expected["cost_per_month_usd"], rel_tol=1e-9)
+    assert int(got["replicas"]) == int(expected["replicas"])
+    assert set(table["accelerator"]) == {"h100-sxm5-80gb"} and set(table["precision"]) == {"bf16"}
+    assert set(table["kv_bits"]) == {16}

@@ -152,3 +152,93 @@ def test_labels(result):
     assert charts.layout_text(row) == "/".join(str(int(row[k])) for k in ("tp", "pp", "vpp", "dp", "cp", "ep"))
     label = charts.plan_label(row)
     assert label.startswith("#1 ") and row["accelerator"] in label and row["offer"] in label
+
+
+# Serving ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def serving():
+    load = costmodel.ServingLoad(requests_per_s=20, input_len=1000, output_len=250,
+                                 ttft_p95_s=2.0, tpot_p95_s=0.1)
+    return plan(Scenario(model="llama-3.1-8b", job=Job(kind="serve", load=load)), top=30)
+
+
+def test_serving_pareto_axes_plan_ids_and_api_line(serving):
+    from costmodel.jobs import job_kind
+
+    plans, pareto = serving.plans, serving.pareto
+    cost, latency = job_kind("serve").pareto_axes
+    key = int(plans["plan_id"].iloc[2])
+    fig = charts.fig_pareto_serving(pareto, plans, selected_key=key)
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    assert "latency" in fig.layout.xaxis.title.text and "USD" in fig.layout.yaxis.title.text
+    by_name = {t.name: t for t in fig.data}
+    ranked, front = by_name["Ranked plans"], by_name["Pareto front (monthly cost vs p95 latency)"]
+    assert list(ranked.x) == list(plans[latency]) and list(ranked.y) == list(plans[cost])
+    assert set(ranked.customdata[:, 0]) == set(plans["plan_id"])
+    assert set(front.customdata[:, 0]) == set(pareto["plan_id"])
+    assert list(front.x) == sorted(pareto[latency])
+    sel = fig.data[-1]
+    assert sel.name == "Selected plan" and sel.customdata[0][0] == key
+    api = [t for t in fig.data if t.meta == "api_cost_per_month_usd"]
+    if plans["api_cost_per_month_usd"].notna().any():
+        assert len(api) == 1 and set(api[0].y) == {plans["api_cost_per_month_usd"].iloc[0]}
+    # Without an API price there is no line; without plans only the front is drawn.
+    no_api = plans.assign(api_cost_per_month_usd=np.nan)
+    fig = charts.fig_pareto_serving(pareto.assign(api_cost_per_month_usd=np.nan), no_api)
+    assert [t.name for t in fig.data] == ["Ranked plans", "Pareto front (monthly cost vs p95 latency)"]
+    assert len(charts.fig_pareto_serving(pareto.iloc[0:0]).data) == 0
+
+
+def test_serving_memory_and_decode_breakdowns(serving):
+    from costmodel.jobs.serve import DECODE_PARTS
+    from costmodel.jobs.serve import MEMORY_PARTS as SERVE_MEMORY
+
+    for row in (serving.plans.iloc[0], serving.plans.iloc[-1]):
+        fig = charts.fig_memory_breakdown(row)
+        assert [t.meta for t in fig.data] == list(SERVE_MEMORY)
+        assert math.isclose(sum(t.x[0] for t in fig.data), row["memory_per_device_gib"], rel_tol=1e-12)
+        assert math.isclose(fig.layout.shapes[0].x0, row["memory_capacity_gib"], rel_tol=1e-12)
+        fig = charts.fig_decode_breakdown(row)
+        assert {t.meta for t in fig.data} <= set(DECODE_PARTS)
+        parts = sum(row[f"decode_{p}_s"] for p in DECODE_PARTS)
+        assert math.isclose(sum(t.x[0] for t in fig.data), parts * 1e3, rel_tol=1e-12)
+        assert "(ms)" in fig.layout.xaxis.title.text
+
+
+def test_latency_throughput_points_carry_their_batches(serving):
+    row = serving.plans.iloc[0]
+    curve = costmodel.batch_curve(
+        "llama-3.1-8b", row["accelerator"],
+        costmodel.ReplicaLayout(tp=int(row["tp"]), pp=int(row["pp"]), ep=int(row["ep"])),
+        costmodel.ServingSetup(precision=row["precision"], kv_bits=int(row["kv_bits"]),
+                               input_len=1000, output_len=250), system=row["system"])
+    batch = int(row["batch_size"])
+    fig = charts.fig_latency_throughput(curve, batch)
+    by_name = {t.name: t for t in fig.data}
+    fits = by_name["Fits in memory"]
+    assert sorted(fits.customdata[:, 0]) == sorted(curve.loc[curve["fits_in_memory"], "batch"])
+    assert list(fits.text) == [str(b) for b in curve.loc[curve["fits_in_memory"], "batch"]]
+    assert np.allclose(fits.y, curve.loc[curve["fits_in_memory"], "tpot_s"] * 1e3)
+    if (~curve["fits_in_memory"]).any():
+        grey = by_name["Does not fit in memory"]
+        assert sorted(grey.customdata[:, 0]) == sorted(curve.loc[~curve["fits_in_memory"], "batch"])
+    sel = fig.data[-1]
+    assert sel.customdata[0][0] == batch and sel.name == f"This plan (batch {batch})"
+    assert "tokens/s per replica" in fig.layout.xaxis.title.text and "(ms" in fig.layout.yaxis.title.text
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    assert len(charts.fig_latency_throughput(curve).data) == len(fig.data) - 1
+
+
+def test_serving_compare_and_labels(serving):
+    three = serving.plans.head(3)
+    fig = charts.fig_compare(three)
+    bars = [t for t in fig.data if isinstance(t, go.Bar)]
+    assert len(bars) == 3 * len(charts.SERVING_COMPARE_METRICS)
+    for col, _, scale in charts.SERVING_COMPARE_METRICS:
+        assert np.allclose([t.y[0] for t in bars if t.meta == col], three[col].to_numpy() * scale)
+    row = three.iloc[0]
+    label = charts.plan_label(row)
+    assert label.startswith("#1 ") and "replica" in label and charts.serving_layout_text(row) in label
+    assert charts.serving_layout_text(row) == f"{int(row['tp'])}/{int(row['pp'])}/{int(row['ep'])}" + (
+        ", disaggregated" if row["disaggregated"] else "")

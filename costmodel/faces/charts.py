@@ -7,14 +7,21 @@ Streamlit here, so the same figures work in a notebook::
 
     from costmodel.search.grid import plan
     from costmodel.specs.scenario import Job, Scenario
-    from costmodel import charts
+    from costmodel.faces import charts
 
     result = plan(Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12)))
     charts.fig_pareto(result.pareto, result.plans).show()
     charts.fig_memory_breakdown(result.plans.iloc[0]).show()
 
-Each trace carries ``customdata`` whose first entry is the plan's ``plan_id`` (the planner's unique,
-stable id of a configuration x offer) so a click on a point can select the plan.
+Serving plans (job kind 'serve') have their own Pareto chart (``fig_pareto_serving``: monthly cost
+against p95 end-to-end latency, with the cheapest API's monthly bill as a line), the decode
+iteration by component (``fig_decode_breakdown``) and one replica's latency against throughput by
+batch (``fig_latency_throughput`` of ``costmodel.batch_curve``); ``fig_memory_breakdown``,
+``fig_compare`` and ``plan_label`` take serving rows as they are.
+
+Each plan trace carries ``customdata`` whose first entry is the plan's ``plan_id`` (the planner's
+unique, stable id of a configuration x offer) so a click on a point can select the plan; the
+points of ``fig_latency_throughput`` carry their batch instead.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from plotly.subplots import make_subplots
 
 from costmodel.faces.report import COST_PARTS, MEMORY_PARTS
 from costmodel.formulas.timing import STEP_COMPONENTS
+from costmodel.jobs.serve import DECODE_PARTS, ServingJob
+from costmodel.jobs.serve import MEMORY_PARTS as SERVING_MEMORY_PARTS
 
 GIB = 2**30
 
@@ -37,6 +46,7 @@ MEMORY_LABELS = {
     "gradients": "Gradients",
     "master_weights": "Master weights (fp32)",
     "optimizer_states": "Optimizer states",
+    "kv_cache": "KV cache (paged)",
     "activations": "Activations",
     "logits": "Logits",
     "zero3_buffers": "ZeRO-3 gather buffers",
@@ -54,6 +64,18 @@ STEP_LABELS = {
     "dp_comm": "Data-parallel comm.",
     "bubble": "Pipeline bubble",
     "optimizer": "Optimizer step",
+}
+
+#: Readable names of the serving decode-iteration components (keys of ``decode_<part>_s``).
+DECODE_LABELS = {
+    "weights_and_gemms": "Weights and GEMMs",
+    "attention": "Attention (KV cache reads)",
+    "elementwise": "Element-wise ops",
+    "lm_head": "LM head",
+    "tp_comm": "Tensor-parallel comm.",
+    "ep_comm": "Expert-parallel comm.",
+    "pp_comm": "Pipeline comm.",
+    "step_overhead": "Step overhead",
 }
 
 #: Readable names of the cost components (columns ``cost_<part>_usd``).
@@ -86,10 +108,28 @@ def layout_text(row: Mapping[str, Any] | pd.Series) -> str:
     return "/".join(str(int(_value(row, k, 1))) for k in ("tp", "pp", "vpp", "dp", "cp", "ep"))
 
 
+def is_serving(row_or_frame: Mapping[str, Any] | pd.Series | pd.DataFrame) -> bool:
+    """Whether a plan row (or frame) is a serving plan (it has replicas and a batch size)."""
+    cols = row_or_frame.columns if isinstance(row_or_frame, pd.DataFrame) else row_or_frame
+    return "replicas" in cols and "batch_size" in cols
+
+
+def serving_layout_text(row: Mapping[str, Any] | pd.Series) -> str:
+    """The replica layout of a serving plan row as 'tp/pp/ep' (+ ', disaggregated')."""
+    text = "/".join(str(int(_value(row, k, 1))) for k in ("tp", "pp", "ep"))
+    return text + (", disaggregated" if bool(_value(row, "disaggregated", False)) else "")
+
+
 def plan_label(row: Mapping[str, Any] | pd.Series) -> str:
     """A short human label of a plan row: rank, part x devices, offer, layout, precision."""
     rank = _value(row, "rank")
     head = f"#{int(rank)} " if rank is not None and not pd.isna(rank) else "Pareto: "
+    if is_serving(row):
+        return (f"{head}{_value(row, 'accelerator', '?')} x{int(_value(row, 'n_devices', 0))} "
+                f"({int(_value(row, 'replicas', 0))} replica(s)) · {_value(row, 'provider', '')} "
+                f"{_value(row, 'offer', '')} · tp/pp/ep {serving_layout_text(row)} · "
+                f"{_value(row, 'precision', '')}, KV {int(_value(row, 'kv_bits', 16))}-bit · "
+                f"batch {int(_value(row, 'batch_size', 0))}")
     return (f"{head}{_value(row, 'accelerator', '?')} x{int(_value(row, 'n_devices', 0))} · "
             f"{_value(row, 'provider', '')} {_value(row, 'offer', '')} · "
             f"tp/pp/vpp/dp/cp/ep {layout_text(row)} · {_value(row, 'precision', '')}")
@@ -173,6 +213,98 @@ def fig_pareto(pareto_df: pd.DataFrame, plans_df: pd.DataFrame | None = None,
     return fig
 
 
+#: Serving Pareto axes (both minimised): monthly cost (y) against p95 end-to-end latency (x).
+SERVING_COST, SERVING_LATENCY = ServingJob.pareto_axes
+
+_SERVING_HOVER_COLUMNS = ("plan_id", "rank", "accelerator", "provider", "offer", "pricing_model",
+                          "n_devices", "replicas", "layout", "precision", "kv_bits", "batch_size",
+                          "cost_per_month_usd", "e2e_p95_s", "ttft_p95_s", "tpot_p95_s",
+                          "usd_per_million_output_tokens")
+
+_SERVING_HOVER_TEMPLATE = (
+    "<b>%{customdata[1]} %{customdata[2]}</b> x%{customdata[6]} devices "
+    "(%{customdata[7]} replicas)<br>"
+    "%{customdata[3]} %{customdata[4]} (%{customdata[5]})<br>"
+    "tp/pp/ep %{customdata[8]}, %{customdata[9]}, KV %{customdata[10]}-bit, batch %{customdata[11]}<br>"
+    "%{customdata[12]:$,.0f} per month · %{customdata[16]:$,.4f} per 1M output tokens<br>"
+    "p95: end-to-end %{customdata[13]:,.3f} s · TTFT %{customdata[14]:,.3f} s · "
+    "TPOT %{customdata[15]:,.4f} s<extra>%{fullData.name}</extra>"
+)
+
+
+def _serving_hover_frame(df: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=df.index)
+    for col in _SERVING_HOVER_COLUMNS:
+        if col == "layout":
+            out[col] = [serving_layout_text(r) for _, r in df.iterrows()]
+        else:
+            out[col] = df[col] if col in df.columns else None
+    out["rank"] = out["rank"].map(lambda r: "-" if r is None or pd.isna(r) else f"#{int(r)}")
+    return out
+
+
+def _serving_points(df: pd.DataFrame, name: str, **style: Any) -> go.Scatter:
+    return go.Scatter(x=df[SERVING_LATENCY], y=df[SERVING_COST], name=name,
+                      customdata=_serving_hover_frame(df).to_numpy(),
+                      hovertemplate=_SERVING_HOVER_TEMPLATE, **style)
+
+
+def _api_line(frames: Sequence[pd.DataFrame]) -> go.Scatter | None:
+    """The cheapest API's monthly bill at the mean load (``api_cost_per_month_usd``, the same in
+    every row of a result) as a horizontal line across the plotted latencies; None without one."""
+    frames = [f for f in frames if "api_cost_per_month_usd" in f.columns]
+    rows = pd.concat(frames) if frames else pd.DataFrame()
+    rows = rows[rows["api_cost_per_month_usd"].notna()] if not rows.empty else rows
+    if rows.empty:
+        return None
+    cost = float(rows["api_cost_per_month_usd"].iloc[0])
+    who = str(_value(rows.iloc[0], "api_provider", "")) or "API"
+    lo, hi = float(rows[SERVING_LATENCY].min()), float(rows[SERVING_LATENCY].max())
+    return go.Scatter(x=[lo / 1.2, hi * 1.2], y=[cost, cost], mode="lines+text",
+                      name=f"Cheapest API at the mean load: {who}",
+                      line={"color": "#2ca02c", "width": 2, "dash": "dash"},
+                      text=["", f"API ${cost:,.0f}/month"], textposition="top left",
+                      meta="api_cost_per_month_usd",
+                      hovertemplate=f"{who}<br>${cost:,.0f} per month at the mean load<extra></extra>")
+
+
+def fig_pareto_serving(pareto_df: pd.DataFrame, plans_df: pd.DataFrame | None = None,
+                       selected_key: int | None = None) -> go.Figure:
+    """Serving plans: monthly cost (USD) against p95 end-to-end latency (s), both on log axes
+    (``ServingJob.pareto_axes``), the ranked plans in grey, the Pareto front in red and, when the
+    model has a published API price, the cheapest API's monthly bill at the mean load as a
+    dashed line. ``customdata[0]`` of every plan point is its ``plan_id``."""
+    fig = go.Figure()
+    frames = [f for f in (plans_df, pareto_df) if f is not None and not f.empty]
+    if plans_df is not None and not plans_df.empty:
+        fig.add_trace(_serving_points(plans_df, "Ranked plans", mode="markers", marker={
+            "size": 8, "color": "rgba(120,120,120,0.55)", "line": {"width": 0.5, "color": "#444"}}))
+    if pareto_df is not None and not pareto_df.empty:
+        front = pareto_df.sort_values(SERVING_LATENCY)
+        if "rank" not in front.columns and plans_df is not None and not plans_df.empty:
+            front = front.assign(rank=front["plan_id"].map(plans_df.set_index("plan_id")["rank"]))
+        fig.add_trace(_serving_points(
+            front, "Pareto front (monthly cost vs p95 latency)", mode="lines+markers",
+            line={"color": "#d62728", "width": 2, "shape": "hv"},
+            marker={"size": 11, "color": "#d62728", "symbol": "diamond"}))
+    api = _api_line(frames)
+    if api is not None:
+        fig.add_trace(api)
+    if selected_key is not None and frames:
+        sel = pd.concat(frames)[lambda d: d["plan_id"] == selected_key].head(1)
+        if not sel.empty:
+            fig.add_trace(_serving_points(sel, "Selected plan", mode="markers", marker={
+                "size": 20, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#111"}}))
+    fig.update_xaxes(type="log", title_text="p95 end-to-end latency (s, log scale)")
+    fig.update_yaxes(type="log", title_text="Cost per month (USD, log scale)", tickprefix="$")
+    fig.update_layout(
+        title="Monthly cost against p95 latency: ranked plans and the Pareto front",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
+        margin={"l": 10, "r": 10, "t": 50, "b": 40}, hovermode="closest", clickmode="event+select",
+    )
+    return fig
+
+
 def _stacked_bar(values: Sequence[tuple[str, str, float]], *, axis_title: str, title: str,
                  hover_unit: str, value_format: str, height: int = 280) -> go.Figure:
     fig = go.Figure()
@@ -192,6 +324,8 @@ def _stacked_bar(values: Sequence[tuple[str, str, float]], *, axis_title: str, t
 def memory_parts_gib(row: Mapping[str, Any] | pd.Series) -> dict[str, float]:
     """Memory per device by component in GiB, from a plan row (``memory_<part>_bytes``) or from a
     ``Breakdown`` / mapping component -> bytes (``costmodel.training_memory``)."""
+    if "memory_kv_cache_bytes" in row:  # a serving plan row: weights, KV cache, workspace, framework
+        return {p: float(_value(row, f"memory_{p}_bytes", 0.0)) / GIB for p in SERVING_MEMORY_PARTS}
     if any(f"memory_{p}_bytes" in row for p in MEMORY_PARTS):
         return {p: float(_value(row, f"memory_{p}_bytes", 0.0)) / GIB for p in MEMORY_PARTS}
     return {str(k): float(v) / GIB for k, v in row.items()}
@@ -201,8 +335,8 @@ def fig_memory_breakdown(plan_row: Mapping[str, Any] | pd.Series,
                          capacity_bytes: float | None = None) -> go.Figure:
     """Memory per device (GiB) stacked by component against the device's capacity.
 
-    ``plan_row`` is a row of ``PlanResult.plans`` (capacity from ``memory_capacity_bytes``) or a
-    mapping component -> bytes such as ``costmodel.training_memory(...)`` (give
+    ``plan_row`` is a row of ``PlanResult.plans`` of a training or a serving job (capacity from
+    ``memory_capacity_bytes``) or a mapping component -> bytes such as ``costmodel.training_memory(...)`` (give
     ``capacity_bytes`` to draw the capacity line).
     """
     parts = memory_parts_gib(plan_row)
@@ -244,6 +378,63 @@ def fig_cost_breakdown(plan_row: Mapping[str, Any] | pd.Series) -> go.Figure:
     return fig
 
 
+def fig_decode_breakdown(plan_row: Mapping[str, Any] | pd.Series) -> go.Figure:
+    """One decode iteration of a serving replica (ms) stacked by component (``decode_<part>_s``):
+    weights and GEMMs, attention over the KV cache, element-wise ops, LM head, communication by
+    kind, step overhead. Components that are exactly zero are left out."""
+    parts = [(c, DECODE_LABELS[c], float(_value(plan_row, f"decode_{c}_s", 0.0)) * 1e3)
+             for c in DECODE_PARTS]
+    shown = [p for p in parts if p[2] != 0.0] or parts[:1]
+    total = sum(p[2] for p in parts)
+    batch = _value(plan_row, "batch_size")
+    where = f" at batch {int(batch)}" if batch is not None and not pd.isna(batch) else ""
+    return _stacked_bar(shown, axis_title="Time per decode iteration (ms)",
+                        title=f"Decode iteration{where}: {total:,.2f} ms", hover_unit="ms",
+                        value_format=",.3f")
+
+
+def fig_latency_throughput(curve_df: pd.DataFrame, selected_batch: int | None = None) -> go.Figure:
+    """Latency against throughput of one replica as its batch grows (``costmodel.batch_curve``):
+    output tokens/s per replica (x) against time per output token (y, ms), both on log axes so
+    that the memory-bound and the compute-bound ends both spread out; one point per
+    batch labelled with it; batches that do not fit in memory are grey, the ``selected_batch``
+    is ringed. ``customdata[0]`` of every point is its batch."""
+    fig = go.Figure()
+    df = curve_df.sort_values("batch")
+    hover = ("batch %{customdata[0]}<br>%{x:,.0f} output tokens/s per replica<br>"
+             "TPOT %{y:,.2f} ms · TTFT %{customdata[1]:,.3f} s<br>"
+             "%{customdata[2]:,.1f} GiB per device<extra>%{fullData.name}</extra>")
+    fits = df["fits_in_memory"].astype(bool)
+    for name, part, style in (
+        ("Fits in memory", df[fits], {"mode": "lines+markers+text", "line": {"color": "#1f77b4"},
+                                      "marker": {"size": 9, "color": "#1f77b4"}}),
+        ("Does not fit in memory", df[~fits], {"mode": "markers+text",
+                                               "marker": {"size": 9, "color": "#b0b0b0"},
+                                               "textfont": {"color": "#9a9a9a"}}),
+    ):
+        if part.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=part["output_tokens_per_s_per_replica"], y=part["tpot_s"] * 1e3, name=name,
+            text=[f"{int(b)}" for b in part["batch"]], textposition="top center",
+            customdata=part[["batch", "ttft_s", "memory_per_device_gib"]].to_numpy(),
+            hovertemplate=hover, **style))
+    sel = df[df["batch"] == selected_batch] if selected_batch is not None else df.iloc[0:0]
+    if not sel.empty:
+        fig.add_trace(go.Scatter(
+            x=sel["output_tokens_per_s_per_replica"], y=sel["tpot_s"] * 1e3, mode="markers",
+            name=f"This plan (batch {int(selected_batch)})",
+            marker={"size": 20, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#d62728"}},
+            customdata=sel[["batch", "ttft_s", "memory_per_device_gib"]].to_numpy(),
+            hovertemplate=hover))
+    fig.update_xaxes(type="log", title_text="Output tokens/s per replica (log scale)")
+    fig.update_yaxes(type="log", title_text="Time per output token (ms, log scale)")
+    fig.update_layout(title="Latency against throughput of one replica, by batch", height=380,
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0},
+                      margin={"l": 10, "r": 10, "t": 50, "b": 40}, hovermode="closest")
+    return fig
+
+
 def fig_infeasible(infeasible_df: pd.DataFrame) -> go.Figure:
     """Plans (configuration x offer) ruled out, counted by reason (``PlanResult.infeasible``)."""
     df = infeasible_df if infeasible_df is not None else pd.DataFrame(columns=["reason", "plans"])
@@ -269,20 +460,33 @@ COMPARE_METRICS = (
     ("step_time_s", "Step time (s)", 1.0),
 )
 
+#: The same for serving plans.
+SERVING_COMPARE_METRICS = (
+    ("cost_per_month_usd", "Cost per month (USD)", 1.0),
+    ("e2e_p95_s", "p95 end-to-end latency (s)", 1.0),
+    ("usd_per_million_output_tokens", "USD per 1M output tokens", 1.0),
+    ("memory_per_device_gib", "Memory per device (GiB)", 1.0),
+    ("output_tokens_per_s_per_replica", "Output tokens/s per replica", 1.0),
+    ("tpot_p95_s", "p95 time per output token (ms)", 1000.0),
+)
 
-def fig_compare(plans_df: pd.DataFrame) -> go.Figure:
-    """Two or three plans side by side: one panel per quantity of ``COMPARE_METRICS``, one bar
-    per plan (same colour in every panel); memory panels mark each plan's device capacity."""
+
+def fig_compare(plans_df: pd.DataFrame, metrics: Sequence[tuple[str, str, float]] | None = None) -> go.Figure:
+    """Two or three plans side by side: one panel per quantity of ``metrics`` (default
+    ``COMPARE_METRICS``, or ``SERVING_COMPARE_METRICS`` for serving plans), one bar per plan
+    (same colour in every panel); memory panels mark each plan's device capacity."""
+    if metrics is None:
+        metrics = SERVING_COMPARE_METRICS if is_serving(plans_df) else COMPARE_METRICS
     df = plans_df.reset_index(drop=True)
-    n = len(COMPARE_METRICS)
+    n = len(metrics)
     cols = 3
     rows = (n + cols - 1) // cols
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[m[1] for m in COMPARE_METRICS],
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[m[1] for m in metrics],
                         vertical_spacing=0.18, horizontal_spacing=0.08)
     names = [f"{plan_label(r)}" for _, r in df.iterrows()]
     short = [(f"#{int(r['rank'])}" if "rank" in r and not pd.isna(r["rank"]) else f"P{i + 1}")
              + f" {r['accelerator']} x{int(r['n_devices'])}" for i, r in df.iterrows()]
-    for j, (col, title, scale) in enumerate(COMPARE_METRICS):
+    for j, (col, title, scale) in enumerate(metrics):
         rr, cc = j // cols + 1, j % cols + 1
         for i in range(len(df)):
             value = float(df.loc[i, col]) * scale

@@ -158,10 +158,10 @@ def test_a_user_file_is_validated_with_defaults(tmp_path):
     ({"sequence_parallel": "maybe"}, "column 'sequence_parallel'"),
 ])
 def test_bad_cells_name_file_line_and_column(tmp_path, changes, needle):
+    """A bad cell is that row's status (file, line, column), never an abort of the file."""
     path = _write(tmp_path, [{"id": "U-1", **changes}])
-    with pytest.raises(MeasurementFileError) as err:
-        validate([path])
-    assert f"{path}:2" in str(err.value) and needle in str(err.value)
+    status = validate([path]).iloc[0]["status"]
+    assert f"{path}:2" in status and needle in status
 
 
 def test_missing_and_unknown_columns_and_duplicates(tmp_path):
@@ -171,8 +171,8 @@ def test_missing_and_unknown_columns_and_duplicates(tmp_path):
     with pytest.raises(MeasurementFileError, match="missing column.*seq_len"):
         read_measurements([path])
     path = _write(tmp_path, [{"id": "U-1"}, {"id": "U-1"}])
-    with pytest.raises(MeasurementFileError, match="duplicate id 'U-1'"):
-        read_measurements([path])
+    rows = read_measurements([path])
+    assert rows[0].error is None and "duplicate id 'U-1'" in rows[1].error
     bad = tmp_path / "x.csv"
     bad.write_text(PUBLIC.read_text().splitlines()[0] + ",colour\n")
     with pytest.raises(MeasurementFileError, match="unknown column.*colour"):
@@ -192,3 +192,24 @@ def test_shipped_calibration_is_reproduced_by_its_command():
         assert len(row) == 1 and row["value"].iloc[0] == pytest.approx(value, abs=1e-9), (acc, fmt)
     assert all(0 < v <= 1 for v in result.values.values())
     assert result.framework_scales == {"torchtitan": 1.0}
+
+
+def test_a_bad_row_is_reported_and_the_others_still_run(tmp_path):
+    """One row with an unknown value (tp 'two'), one with an unknown category, one duplicate id:
+    each is reported with a status naming file, line and column; the good row is evaluated."""
+    src = PUBLIC.read_text().splitlines()
+    header = next(csv.reader([src[0]]))
+    good, bad, worse = (next(csv.reader([line])) for line in src[1:4])
+    bad[header.index("tp")] = "two"
+    worse[header.index("category")] = "bogus"
+    dup = list(good)
+    path = tmp_path / "mixed.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerows([header, good, bad, worse, dup])
+    res = validate([path])
+    assert len(res) == 4
+    assert res.iloc[0]["status"] == "ok"
+    assert "mixed.csv:3: column 'tp': 'two' is not a number" in res.iloc[1]["status"]
+    assert "column 'category'" in res.iloc[2]["status"]
+    assert "duplicate id" in res.iloc[3]["status"]

@@ -82,6 +82,7 @@ class Row:
     line: int
     cells: dict[str, str]
     defaults: list[str] = field(default_factory=list)
+    error: str | None = None  # a bad cell: reported as this row's status, the others still run
 
     def where(self, column: str) -> str:
         return f"{self.file}:{self.line}: column {column!r}"
@@ -154,18 +155,38 @@ def read_measurements(paths: list[str | Path] | None = None) -> list[Row]:
                 f"{path}: unknown column(s) {', '.join(unknown)}; allowed extension columns: "
                 f"{', '.join(EXTENSION_COLUMNS)}")
         for line, cells in enumerate(reader, start=2):
-            row = Row(str(path), line, cells)
-            rid = row.text("id")
-            if not rid:
-                raise MeasurementFileError(f"{row.where('id')}: empty id")
-            if rid in seen:
-                raise MeasurementFileError(f"{row.where('id')}: duplicate id {rid!r} (first in {seen[rid]})")
-            seen[rid] = f"{path}:{line}"
-            row.choice("category", CATEGORIES)
-            row.choice("metric", METRICS)
-            row.number("value")
-            rows.append(row)
+            rows.append(_checked_row(Row(str(path), line, cells), seen, path))
     return rows
+
+
+def _checked_row(row: Row, seen: dict[str, str], path: Path) -> Row:
+    """A row with its identity and required cells checked; a problem becomes ``row.error`` (the
+    row's reported status) instead of stopping the whole file."""
+    rid = row.text("id")
+    if not rid:
+        row.cells["id"] = f"{path.name}:{row.line}"
+        row.error = f"{row.where('id')}: empty id"
+        return row
+    if rid in seen:
+        row.cells["id"] = f"{rid} ({path.name}:{row.line})"
+        row.error = f"{row.where('id')}: duplicate id {rid!r} (first in {seen[rid]})"
+        return row
+    seen[rid] = f"{path}:{row.line}"
+    try:
+        row.choice("category", CATEGORIES)
+        row.choice("metric", METRICS)
+        row.number("value")
+    except MeasurementFileError as exc:
+        row.error = str(exc)
+    return row
+
+
+def _measured(row: Row) -> float:
+    try:
+        value = row.number("value")
+    except MeasurementFileError:
+        return math.nan
+    return math.nan if value is None else value
 
 
 # Row -> engine inputs -------------------------------------------------------------------------------
@@ -327,13 +348,15 @@ def prepare_validation(paths: list[str | Path] | None = None, catalog=None) -> V
     train: list[Prepared] = []
     for row in rows:
         rid, cat, metric = row.text("id"), row.text("category"), row.text("metric")
-        base = {"id": rid, "category": cat, "metric": metric, "measured": row.number("value"),
+        base = {"id": rid, "category": cat, "metric": metric, "measured": _measured(row),
                 "predicted": math.nan, "rel_error": math.nan, "status": "ok",
                 "model": row.text("model"), "accelerator": row.text("accelerator"),
                 "tier": row.text("tier"), "framework": row.text("framework"),
                 "hardware_variant": "HARDWARE VARIANT" in row.text("notes")}
         results[rid] = base
         try:
+            if row.error:
+                raise MeasurementFileError(row.error)
             if metric in SERVING_METRICS or cat in ("infer_throughput", "infer_latency"):
                 base["predicted"] = _serving_prediction(row, catalog, table)
                 continue
@@ -348,9 +371,7 @@ def prepare_validation(paths: list[str | Path] | None = None, catalog=None) -> V
                 base["predicted"] = _inference_weights(row)
             else:
                 train.append(_prepare_training(row, catalog))
-        except MeasurementFileError:
-            raise
-        except (ValueError, ModelSpecError) as exc:
+        except (ValueError, ModelSpecError) as exc:  # MeasurementFileError (a bad cell) included
             base["status"] = str(exc)
         finally:
             base["defaults"] = ", ".join(row.defaults)

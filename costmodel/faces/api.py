@@ -7,7 +7,8 @@ from pathlib import Path
 
 from costmodel.specs.assumptions import Assumptions
 from costmodel.specs.columns import Breakdown, ModelColumns
-from costmodel.formulas.flops import training_flops_per_token
+from costmodel.formulas.flops import forward_flops_per_token, training_flops_per_token
+from costmodel.formulas.params import adapter_forward_flops_per_token, adapter_parameter_count
 from costmodel.specs.layout import ParallelLayout, layout_problems
 from costmodel.formulas.memory import (TRAIN_MEMORY_COMPONENTS, inference_memory_per_device,
                                        training_memory_per_device)
@@ -56,26 +57,46 @@ def training_flops(
 
     Returns ``forward_per_token``, ``backward_per_token`` (2 x forward), ``model_per_token``
     (forward + backward, what MFU counts), ``hardware_per_token`` (adds recomputation) and the
-    same two per optimizer step (x global batch x sequence length).
+    same two per optimizer step (x global batch x sequence length). With LoRA/QLoRA
+    (``setup.peft``) the frozen GEMMs' backward is their input gradient only (1 x forward) and
+    the adapters are a component of their own (see ``formulas.flops``).
     """
     spec = resolve_model(model)
     setup = setup or TrainingSetup()
     layout = layout or ParallelLayout()
     t = training_columns(layout, setup)
+    m = ModelColumns.from_spec(spec)
+    peft = {} if setup.peft == "none" else {
+        "frozen": 1.0, "adapter_forward": adapter_forward_flops_per_token(m, t.lora_rank, t.lora_targets)}
     model_flops, hardware_flops = training_flops_per_token(
-        ModelColumns.from_spec(spec), setup.seq_len, t.recompute,
-        causal_discount=setup.causal_discount, vocab_head=setup.vocab_head,
+        m, setup.seq_len, t.recompute,
+        causal_discount=setup.causal_discount, vocab_head=setup.vocab_head, **peft,
     )
     tokens = t.global_batch * t.seq_len
-    forward = model_flops.scaled(1.0 / 3.0)
+    if peft:
+        fwd = forward_flops_per_token(m, setup.seq_len, causal_discount=setup.causal_discount,
+                                      vocab_head=setup.vocab_head)
+        forward = Breakdown({**dict(fwd), "adapters": peft["adapter_forward"]})
+        backward = Breakdown({k: model_flops[k] - forward[k] for k in forward})
+    else:
+        forward = model_flops.scaled(1.0 / 3.0)
+        backward = forward.scaled(2.0)
     return {
         "forward_per_token": forward,
-        "backward_per_token": forward.scaled(2.0),
+        "backward_per_token": backward,
         "model_per_token": model_flops,
         "hardware_per_token": hardware_flops,
         "model_per_step": model_flops.scaled(tokens),
         "hardware_per_step": hardware_flops.scaled(tokens),
     }
+
+
+def lora_parameter_count(model: ModelLike, rank: int = 16, targets: str = "all") -> Breakdown:
+    """Trainable LoRA adapter parameters by component (r (d_in + d_out) per adapted matrix), as
+    Hugging Face PEFT's ``print_trainable_parameters`` counts them. ``targets``: attention
+    (q, k, v, o), all (every linear layer of the blocks) or qv."""
+    setup = TrainingSetup(peft="lora", lora_rank=rank, lora_targets=targets)
+    return adapter_parameter_count(resolve_model(model), setup.lora_rank, setup.lora_targets)
 
 
 def inference_memory(
@@ -313,11 +334,13 @@ FRAME_DEFAULTS = {
     "optimizer_state_bits": 32, "master_weights": None, "flash_attention": True, "dropout": False,
     "vocab_head": True, "causal_discount": True, "framework": "nemo", "system": None,
     "rank_order": "tp-cp-dp-pp", "pricing_model": "on-demand", "offer": None,
+    "peft": "none", "lora_rank": 16, "lora_targets": "all", "base_weight_bits": None,
 }
 _LAYOUT_FIELDS = ("tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "zero_stage", "rank_order")
 _SETUP_FIELDS = ("precision", "optimizer", "gradient_precision", "optimizer_state_bits",
                  "master_weights", "recompute", "micro_batch", "seq_len", "global_batch",
-                 "flash_attention", "dropout", "vocab_head", "causal_discount")
+                 "flash_attention", "dropout", "vocab_head", "causal_discount", "peft", "lora_rank",
+                 "lora_targets", "base_weight_bits")
 _FRAME_OUTPUTS = ("step_time_s", "step_time_lower_s", "step_time_upper_s", "tokens_per_s_per_device",
                   "mfu", "hfu")
 _FRAME_COSTS = ("time_total_hours", "device_hours", "billed_device_hours", "instances",
@@ -340,6 +363,9 @@ def _frame_row(row, catalog, table):
     problems = layout_problems(spec, layout)
     if problems:
         raise ValueError("; ".join(problems))
+    for k in ("lora_rank", "base_weight_bits"):  # whole numbers that a float column holds as floats
+        if isinstance(cells[k], float) and cells[k].is_integer():
+            cells[k] = int(cells[k])
     setup = TrainingSetup(**{k: cells[k] for k in _SETUP_FIELDS})
     system = row["system"] if isinstance(row["system"], str) and row["system"] else \
         catalog.default_system(row["accelerator"]).id

@@ -99,6 +99,13 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                    help=f"framework profile: {', '.join(sorted(frameworks()))}")
     g.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                    help="override an assumption (repeatable), e.g. --set cuda_context_bytes=0")
+    g = p.add_argument_group("parameter-efficient fine-tuning")
+    g.add_argument("--peft", default="none", help="none, lora or qlora (frozen base + low-rank adapters)")
+    g.add_argument("--lora-rank", type=int, default=16, help="rank r of each LoRA adapter")
+    g.add_argument("--lora-targets", default="all",
+                   help="adapted layers: attention (q,k,v,o), all (MLP and experts too) or qv")
+    g.add_argument("--base-weight-bits", type=int, default=None,
+                   help="bits of the frozen base: 16, 8 or 4 (default 16 for lora, 4 for qlora)")
 
 
 def _overrides(items: Sequence[str]) -> dict[str, float]:
@@ -127,7 +134,8 @@ def _layout_and_setup(args: argparse.Namespace):
                           master_weights={"auto": None, "yes": True, "no": False}[args.master_weights],
                           micro_batch=args.micro_batch, seq_len=args.seq_len,
                           global_batch=args.global_batch, flash_attention=not args.no_flash,
-                          dropout=args.dropout)
+                          dropout=args.dropout, peft=args.peft, lora_rank=args.lora_rank,
+                          lora_targets=args.lora_targets, base_weight_bits=args.base_weight_bits)
     return layout, setup
 
 
@@ -326,7 +334,9 @@ def scenario_from_args(args: argparse.Namespace):
                       ("global_batch", "global_batch"), ("job_kind", "kind"),
                       ("framework", "framework"), ("optimizer", "optimizer"),
                       ("optimizer_state_bits", "optimizer_state_bits"),
-                      ("grad_precision", "gradient_precision")):
+                      ("grad_precision", "gradient_precision"), ("peft", "peft"),
+                      ("lora_rank", "lora_rank"), ("lora_targets", "lora_targets"),
+                      ("base_weight_bits", "base_weight_bits")):
         if getattr(args, flag) is not None:
             job[key] = getattr(args, flag)
     for flag, key in (("deadline_days", "deadline_days"), ("budget_usd", "budget_usd"),
@@ -592,6 +602,11 @@ def _add_plan_parser(sub) -> None:
     p.add_argument("--optimizer", help="adam, adamw, sgd, momentum, adagrad, lion or adafactor")
     p.add_argument("--optimizer-state-bits", type=int, help="32, 16 or 8 (8-bit Adam)")
     p.add_argument("--grad-precision", help="gradients in the parameter format (param) or fp32")
+    p.add_argument("--peft", help="none, lora or qlora (fine-tune low-rank adapters on a frozen base)")
+    p.add_argument("--lora-rank", type=int, help="rank r of each LoRA adapter (default 16)")
+    p.add_argument("--lora-targets", help="attention (q,k,v,o), all (default) or qv")
+    p.add_argument("--base-weight-bits", type=int,
+                   help="frozen base bits: 16, 8 or 4 (default 16 for lora, 4 for qlora)")
     p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                    help="override an assumption knob (repeatable); see data/assumptions.yaml")
     p.add_argument("--deadline-days", type=float, help="wall-clock limit of the run")

@@ -9,7 +9,14 @@ Conventions (each an explicit argument, never hidden):
   two attention matmuls are counted at half the full s x s cost when True (what FlashAttention
   executes). Megatron-LM's published formula (Korthikanti et al. 2022, eq. 7) does not discount;
 - model FLOPs (what MFU counts) exclude recomputation; hardware FLOPs (HFU) add the forward work that
-  activation recomputation repeats (Korthikanti et al. 2022, Sec. 6 / Chowdhery et al. 2022 App. B).
+  activation recomputation repeats (Korthikanti et al. 2022, Sec. 6 / Chowdhery et al. 2022 App. B);
+- parameter-efficient fine-tuning (LoRA, QLoRA; ``frozen`` rows): model FLOPs are the FLOPs the step
+  actually requires. A frozen linear layer (and the frozen LM head) needs no weight gradient, so it
+  costs forward + input gradient = 2 x forward; the attention core has no weights and keeps
+  3 x forward; the adapters (component ``adapters``) are trained, 3 x their forward. MFU of a
+  LoRA run is therefore not comparable with 6N-convention MFU of full training (the same step
+  time would show 6N/4N ~ 1.5x the MFU under the 6N convention). Dequantizing a QLoRA base is
+  memory traffic, not FLOPs (see ``timing``).
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ import numpy as np
 from costmodel.specs.codes import RECOMPUTE_CODES, Recompute
 from costmodel.specs.columns import Array, Breakdown, ModelColumns, as_array, model_columns
 from costmodel.specs.spec import ModelSpec
+
+#: Forward components that are matrix multiplications against weights (frozen under PEFT).
+WEIGHT_GEMMS = ("qkv", "output_projection", "mlp", "experts", "shared_experts", "router", "lm_head")
 
 
 
@@ -78,6 +88,8 @@ def training_flops_per_token(
     vocab_head: Array | bool = True,
     selective_keep_fraction: Array | float = 1.0,
     forward: Breakdown | None = None,
+    frozen: Array | None = None,
+    adapter_forward: Array | float = 0.0,
 ) -> tuple[Breakdown, Breakdown]:
     """(model FLOPs, hardware FLOPs) per trained token, each by component.
 
@@ -85,12 +97,23 @@ def training_flops_per_token(
     full recomputation re-runs every transformer block's forward (not the LM head); selective
     recomputation re-runs the attention core (Korthikanti et al. 2022, Sec. 4.2) plus the share
     ``1 - selective_keep_fraction`` of the rest of the block (1.0 = Megatron's policy).
+    ``frozen`` (1 for LoRA/QLoRA rows) and ``adapter_forward`` (the adapters' forward FLOPs per
+    token, ``params.adapter_forward_flops_per_token``): see the PEFT convention above; the
+    breakdown then has an ``adapters`` component.
     """
     fwd = forward if forward is not None else forward_flops_per_token(
         model, seq_len, causal_discount=causal_discount, vocab_head=vocab_head)
     code = as_array(RECOMPUTE_CODES[recompute] if isinstance(recompute, str) else recompute)
-    model_flops = fwd.scaled(3.0)
     block_fwd = fwd.total - fwd["lm_head"]
+    if frozen is None:
+        model_flops = fwd.scaled(3.0)
+    else:
+        fz = as_array(frozen) > 0
+        adapters = np.where(fz, as_array(adapter_forward), 0.0)
+        model_flops = Breakdown({
+            **{k: v * (np.where(fz, 2.0, 3.0) if k in WEIGHT_GEMMS else 3.0) for k, v in fwd.items()},
+            "adapters": 3.0 * adapters})
+        block_fwd = block_fwd + adapters
     attn_core = fwd["attention_scores"] + fwd["attention_values"]
     other = block_fwd - attn_core
     selective = attn_core + (1 - as_array(selective_keep_fraction)) * other

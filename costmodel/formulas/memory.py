@@ -13,6 +13,18 @@ Sources:
   (flash) attention, which never stores the s x s matrix (Dao et al. 2022).
 - Pipeline: the first 1F1B stage holds p micro-batches in flight; interleaving multiplies by
   (1 + (p - 1)/(p v)) (Korthikanti et al. 2022, Sec. 4.2.3; Narayanan et al. 2021 Sec. 2.2.2).
+- Parameter-efficient fine-tuning (rows with ``peft`` > 0): LoRA (Hu et al. 2021) freezes the base,
+  so it has no gradients, master copy or optimizer states; its linear layers are stored at
+  ``base_weight_bits`` (QLoRA: NF4 with double quantization, 4.127 bits, Dettmers et al. 2023
+  Sec. 3), norms, router, embedding and head at the training weight format (bitsandbytes replaces
+  only ``nn.Linear`` layers of the blocks and keeps ``lm_head`` in 16 bits). ZeRO-3 still shards
+  the frozen weights. Adapters (r (d_in + d_out) per adapted matrix) carry weights, gradients,
+  master copy and optimizer states as full training does. Activations are those of full training
+  (nonlinearities, norms and attention still need their inputs to pass input gradients down) plus
+  each adapter's r-wide intermediate (x A^T, kept for B's gradient); LoRA dropout is not modelled.
+  A quantized base is dequantized to 16 bits one matrix at a time (bitsandbytes ``MatMul4Bit``
+  dequantizes the weight, multiplies, and frees it in forward and again in backward): the largest
+  matrix of a block at the training weight format is counted as a transient in the activations.
 """
 
 from __future__ import annotations
@@ -23,9 +35,10 @@ import numpy as np
 
 from costmodel.specs.codes import Recompute
 from costmodel.specs.columns import Array, Breakdown, ModelColumns, as_array, model_columns
-from costmodel.formulas.params import layer_params, matrix_shape_sum, parameter_count
+from costmodel.formulas.params import (adapter_parameter_count, adapter_params, frozen_linear_params,
+                                       layer_params, matrix_shape_sum, parameter_count)
 from costmodel.formulas.pipeline import (  # noqa: F401  (re-exported: callers import them from here)
-    in_flight_microbatches, pipeline_stages, select_stage, stage_parameters)
+    in_flight_microbatches, pipeline_stages, select_stage, stage_parameters, stage_peft_parameters)
 from costmodel.specs.spec import ModelSpec
 from costmodel.specs.setup import TrainingColumns
 
@@ -195,10 +208,11 @@ def _stage_independent_bytes(m: ModelColumns, p, t: TrainingColumns,
     return logits_bytes, zero3, factored
 
 
-def _stage_states(m: ModelColumns, p, t: TrainingColumns, stage: Array
+def _stage_states(m: ModelColumns, p, t: TrainingColumns, stage: Array, ap=None
                   ) -> tuple[Array, Array, dict[str, Array]]:
     """(dense blocks, MoE blocks, ZeRO model states) of one device of pipeline stage ``stage``:
-    non-expert parameters sharded over dp x cp, experts over dp x cp / ep."""
+    non-expert parameters sharded over dp x cp, experts over dp x cp / ep. ``ap``: the adapters
+    (``params.adapter_params``) when some row trains with PEFT (see ``_peft_stage_states``)."""
     dense_n, moe_n, dense_params, expert_params = stage_parameters(m, p, stage, t.pp, t.tp, t.ep)
     states_args = dict(zero_stage=t.zero_stage, weight_bytes=t.weight_bytes,
                        grad_bytes=t.grad_bytes, master_bytes=t.master_bytes,
@@ -209,7 +223,71 @@ def _stage_states(m: ModelColumns, p, t: TrainingColumns, stage: Array
     else:
         expert_states = {k: 0.0 for k in dense_states}
     states = {k: dense_states[k] + expert_states[k] for k in dense_states}
+    if ap is not None:
+        peft = _peft_stage_states(m, p, ap, t, stage)
+        states = {k: np.where(t.frozen > 0, peft[k], v) for k, v in states.items()}
     return dense_n, moe_n, states
+
+
+def _peft_stage_states(m: ModelColumns, p, ap, t: TrainingColumns, stage: Array) -> dict[str, Array]:
+    """ZeRO model states of a PEFT device: the adapters' full set (weights, gradients, master copy,
+    optimizer states) plus the frozen base weights, linear layers at ``base_weight_bits`` and the
+    rest at the training weight format, sharded by ZeRO-3 like any weight."""
+    _, _, dense_params, expert_params = stage_parameters(m, p, stage, t.pp, t.tp, t.ep)
+    linear, adapters, expert_adapters = stage_peft_parameters(m, p, ap, stage, t.pp, t.tp, t.ep)
+    args = dict(zero_stage=t.zero_stage, weight_bytes=t.weight_bytes, grad_bytes=t.grad_bytes,
+                master_bytes=t.master_bytes, optimizer_state_bytes=t.optimizer_state_bytes)
+    dense_shard, expert_shard = t.dp * t.cp, t.dp * t.cp / t.ep
+    dense = model_state_bytes(adapters, shard_degree=dense_shard, **args)
+    expert = model_state_bytes(expert_adapters, shard_degree=expert_shard, **args)
+    states = {k: dense[k] + expert[k] for k in dense}
+    z3 = t.zero_stage >= 3
+    base = (((dense_params - linear) * t.weight_bytes + linear * t.base_weight_bytes)
+            / np.where(z3, dense_shard, 1.0)
+            + expert_params * t.base_weight_bytes / np.where(z3, expert_shard, 1.0))
+    states["weights"] = states["weights"] + base
+    return states
+
+
+def _peft_stage_independent_bytes(m: ModelColumns, p, ap, t: TrainingColumns) -> tuple[Array, Array]:
+    """ZeRO-3 block buffers and Adafactor's factored state of a PEFT row: the unsharded block
+    holds its frozen weights at their stored bits (current and prefetched) and its adapters with
+    gradients; Adafactor factors only the adapters (rows + columns of A and B ~ d_in + d_out per
+    adapted matrix: adapters / r, the 2 r per matrix dropped)."""
+    wb, bb, gb = t.weight_bytes, t.base_weight_bytes, t.grad_bytes
+    dense_linear, moe_linear = frozen_linear_params(m, p)
+
+    def block(total: Array, linear: Array, adapters: Array) -> Array:
+        return 2 * (total - linear) * wb + 2 * linear * bb + adapters * (2 * wb + gb)
+
+    n_sh = m.n_shared_experts
+    dense = block(p.dense_block, dense_linear, ap.attention + ap.dense_mlp) / t.tp
+    moe = (block(p.moe_nonexpert + n_sh * p.expert, moe_linear, ap.attention + n_sh * ap.expert) / t.tp
+           + m.n_experts * block(p.expert, p.expert, ap.expert) / (t.ep * t.tp))
+    local = np.maximum(np.where(m.n_dense_layers > 0, dense, 0.0), np.where(m.n_moe_layers > 0, moe, 0.0))
+    zero3 = np.where(t.zero_stage >= 3, local, 0.0)
+    adapters = adapter_parameter_count(m, t.lora_rank, t.lora_targets).total
+    factored = t.adafactor * adapters / t.lora_rank * 4.0 / (t.tp * t.pp)
+    return zero3, factored
+
+
+def _peft_activations(m: ModelColumns, t: TrainingColumns, ap, dense_act: Array, moe_act: Array,
+                      working_set: Array) -> tuple[Array, Array, Array]:
+    """Activations of PEFT rows: full training's plus each adapter's r-wide intermediate (dropped
+    by full recomputation, re-materialised with its block), and the transient 16-bit copy of the
+    largest frozen matrix a quantized base dequantizes into (one at a time)."""
+    per_matrix = t.act_bytes * t.micro_batch * t.seq_len / t.cp * t.lora_rank
+    dense_ad = per_matrix * (ap.attention_matrices + ap.dense_mlp_matrices)
+    moe_ad = per_matrix * (ap.attention_matrices
+                           + (m.experts_per_token + m.n_shared_experts) * ap.expert_matrices)
+    full = t.recompute == Recompute.FULL
+    kept = np.where(full, 0.0, 1.0)
+    block_ad = np.maximum(dense_ad * (m.n_dense_layers > 0), moe_ad * (m.n_moe_layers > 0))
+    dequant = np.where(t.base_weight_bits != t.weight_bits, ap.largest_matrix / t.tp * t.weight_bytes, 0.0)
+    frozen = t.frozen > 0
+    return (np.where(frozen, dense_act + kept * dense_ad, dense_act),
+            np.where(frozen, moe_act + kept * moe_ad, moe_act),
+            np.where(frozen, working_set + np.where(full, block_ad, 0.0) + dequant, working_set))
 
 
 def training_memory_per_device(
@@ -238,10 +316,16 @@ def training_memory_per_device(
     dense_shard = t.dp * t.cp  # ZeRO/FSDP partition group of non-expert parameters
     dense_act, moe_act, working_set = _layer_activations(m, t, selective_keep_fraction)
     logits_bytes, zero3, factored = _stage_independent_bytes(m, p, t, logits_bytes_per_element)
+    ap = adapter_params(m, t.lora_rank, t.lora_targets) if np.any(t.frozen > 0) else None
+    if ap is not None:
+        dense_act, moe_act, working_set = _peft_activations(m, t, ap, dense_act, moe_act, working_set)
+        peft_zero3, peft_factored = _peft_stage_independent_bytes(m, p, ap, t)
+        zero3 = np.where(t.frozen > 0, peft_zero3, zero3)
+        factored = np.where(t.frozen > 0, peft_factored, factored)
     embedding_out = t.act_bytes * t.micro_batch * (t.seq_len / t.cp) * m.d_model / np.where(t.sp > 0, t.tp, 1.0)
 
     def stage_parts(stage: Array) -> tuple[Array, dict[str, Array]]:
-        dense_n, moe_n, states = _stage_states(m, p, t, stage)
+        dense_n, moe_n, states = _stage_states(m, p, t, stage, ap)
         in_flight = in_flight_microbatches(stage, t.pp, t.vpp, t.n_micro)
         activations = (
             in_flight * (dense_n * dense_act + moe_n * moe_act + (stage == 0) * embedding_out)

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from costmodel.formulas.params import frozen_linear_params
 from costmodel.specs.columns import Array, ModelColumns, as_array
 
 
@@ -96,3 +97,22 @@ def select_stage(per_stage: Iterable[tuple[Array, Mapping[str, Array]]]) -> dict
             best_key = np.where(take, key, best_key)
     assert best is not None, "no pipeline stage"
     return best
+
+
+def stage_peft_parameters(m: ModelColumns, p, ap, stage: Array, pp: Array, tp: Array, ep: Array
+                          ) -> tuple[Array, Array, Array]:
+    """What one device of pipeline stage ``stage`` holds of a PEFT model before ZeRO sharding:
+    (non-expert parameters in linear layers, non-expert adapters, expert adapters). Every routed
+    expert parameter is in a linear layer (``stage_parameters``' expert count). Adapters are split
+    like their layers (tp; experts ep x tp), an approximation: Megatron-style LoRA replicates one of
+    A, B across tp, which the adapters' small size makes negligible. ``p``: ``params.layer_params``;
+    ``ap``: ``params.adapter_params``."""
+    layers_per_stage = m.n_layers / pp
+    dense_n = np.clip(m.n_dense_layers - stage * layers_per_stage, 0.0, layers_per_stage)
+    moe_n = layers_per_stage - dense_n
+    dense_linear, moe_linear = frozen_linear_params(m, p)
+    linear = (dense_n * dense_linear + moe_n * moe_linear) / tp
+    adapters = (dense_n * (ap.attention + ap.dense_mlp)
+                + moe_n * (ap.attention + m.n_shared_experts * ap.expert)) / tp
+    expert_adapters = moe_n * m.n_experts * ap.expert / (ep * tp)
+    return linear, adapters, expert_adapters

@@ -13,6 +13,18 @@ Sources:
   Shoeybi et al. 2019 Sec. 3 for TP, Korthikanti et al. 2022 Sec. 4.2.2 for SP; ZeRO Sec. 7 for
   data-parallel volumes; ring attention (Liu et al. 2023) for CP; GShard/Megatron-core all-to-all
   dispatch and combine for EP).
+- Parameter-efficient fine-tuning (``peft`` > 0; LoRA, Hu et al. 2021; QLoRA, Dettmers et al.
+  2023): a frozen linear layer needs only its input gradient, so its GEMMs cost 2 x forward, not 3 x
+  (the LM head likewise; the attention core and element-wise work are unchanged). Each adapter
+  adds two skinny GEMMs per adapted matrix (x A^T, then B), forward and full backward (3 x),
+  on the roofline like any GEMM. A base stored below the training weight format is dequantized
+  before each use, forward, backward and recomputed forward (bitsandbytes ``MatMul4Bit``:
+  ``dequantize_4bit`` then a 16-bit matmul): a memory-bound pass reading the stored bits and
+  writing the 16-bit copy, base_bits / 8 + weight bytes per weight, at the element-wise rate (so
+  ``elementwise_traffic_factor`` scales it). An 8-bit base is treated the same way (LLM.int8's
+  int8 matmul with fp16 outliers is not modelled). Gradient reduction, the optimizer step and
+  the ZeRO-1/2 parameter all-gather cover the adapters only; ZeRO-3 still gathers the frozen base
+  (at its stored bits) every micro-batch.
 """
 
 from __future__ import annotations
@@ -28,8 +40,10 @@ from costmodel.formulas.flops import forward_flops_per_token, training_flops_per
 from costmodel.formulas.hardware import HardwareColumns
 from costmodel.formulas.blocks import (  # noqa: F401  (_gemm_time: re-exported for callers)
     BlockForward, Roofline, _gemm_time, block_forward, kv_widths, lm_head_forward)
-from costmodel.formulas.pipeline import bubble_microbatches, pipeline_bubble, pipeline_stages, select_stage, stage_parameters
-from costmodel.formulas.params import layer_params
+from costmodel.formulas.pipeline import (bubble_microbatches, pipeline_bubble, pipeline_stages, select_stage,
+                                         stage_parameters, stage_peft_parameters)
+from costmodel.formulas.params import (adapter_forward_flops_per_token, adapter_params, frozen_linear_params,
+                                       layer_params, linear_layers, lora_targeted)
 from costmodel.specs.codes import Recompute
 from costmodel.specs.setup import TrainingColumns
 
@@ -58,9 +72,10 @@ class TimingKnobs:
 
 
 def _block_times(m: ModelColumns, t: TrainingColumns, blk: BlockForward, roof: Roofline,
-                 keep: Array) -> tuple[Array, Array, Array]:
+                 keep: Array, peft: SimpleNamespace | None = None) -> tuple[Array, Array, Array]:
     """Forward + backward (2x) + recomputed forward of one dense and one MoE block per
-    micro-batch, and of the LM head and loss on the last stage."""
+    micro-batch, and of the LM head and loss on the last stage. ``peft``: ``_peft_block`` when
+    some row freezes its base (those rows then follow ``_peft_block_time``)."""
     r = t.recompute
     attn_core = blk.attention_core
 
@@ -75,12 +90,63 @@ def _block_times(m: ModelColumns, t: TrainingColumns, blk: BlockForward, roof: R
     T = t.micro_batch * t.seq_len / t.cp
     e = t.act_bytes
     head_gemm = lm_head_forward(m, tokens=T, hw=roof, tp=t.tp, matmul_bytes=t.matmul_bytes)[0]
-    head = t.vocab_head * (
-        3 * head_gemm
-        # cross-entropy: ~3 passes over the logits at (16-bit + fp32) bytes each
-        + 3 * T * m.vocab_size / t.tp * (e + 4.0) * roof.elementwise_s_per_byte
-    )
-    return block_time(blk.dense_other), block_time(blk.moe_other), head
+    # cross-entropy: ~3 passes over the logits at (16-bit + fp32) bytes each
+    loss = 3 * T * m.vocab_size / t.tp * (e + 4.0) * roof.elementwise_s_per_byte
+    head = t.vocab_head * (3 * head_gemm + loss)
+    dense, moe = block_time(blk.dense_other), block_time(blk.moe_other)
+    if peft is None:
+        return dense, moe, head
+    fz = t.frozen > 0
+    dense_peft = _peft_block_time(t, blk.dense_other, blk.attention_gemms + blk.dense_mlp, attn_core,
+                                  peft.dense_adapters, peft.dense_dequant, keep)
+    moe_peft = _peft_block_time(t, blk.moe_other, blk.attention_gemms + blk.moe_mlp, attn_core,
+                                peft.moe_adapters, peft.moe_dequant, keep)
+    return (np.where(fz, dense_peft, dense), np.where(fz, moe_peft, moe),
+            np.where(fz, t.vocab_head * (2 * head_gemm + loss), head))
+
+
+def _peft_block_time(t: TrainingColumns, other_fwd: Array, gemm_fwd: Array, attn_core: Array,
+                     adapters: Array, dequant: Array, keep: Array) -> Array:
+    """One block of a frozen-base row: frozen GEMMs forward + input gradient (2x), attention core
+    and element-wise work 3x, adapters 3x, a dequantization pass in forward and in backward, and
+    the recomputed forward (with its own dequantization) under full or selective recomputation."""
+    r = t.recompute
+    base = 3 * (other_fwd + attn_core) - gemm_fwd + 3 * adapters + 2 * dequant
+    rest = other_fwd + adapters + dequant
+    extra = np.where(r == Recompute.FULL, rest + attn_core,
+                     np.where(r == Recompute.SELECTIVE, attn_core + (1 - keep) * rest, 0.0))
+    return base + extra
+
+
+def _peft_block(m: ModelColumns, t: TrainingColumns, roof: Roofline, p) -> SimpleNamespace:
+    """Forward seconds of one block's adapters (dense and MoE) and of one dequantization pass of
+    its frozen weights, per micro-batch on one device. Adapter GEMMs are split across tp like their
+    layer (x A^T: T x r x d_in/tp; then B: T x d_out/tp x r); routed experts' adapters run on the
+    T k token copies over the device's local experts."""
+    T = t.micro_batch * t.seq_len / t.cp
+    r, tp = t.lora_rank, t.tp
+    k, local_experts = m.experts_per_token, m.n_experts / t.ep
+    gemm = lambda M, d_in, d_out, sets=1.0: (  # noqa: E731
+        roof.gemm(M, r, d_in / tp, t.act_bytes, sets, quantized=False)[0]
+        + roof.gemm(M, d_out / tp, r, t.act_bytes, sets, quantized=False)[0])
+    attention, mlp, shared, routed = 0.0, 0.0, 0.0, 0.0
+    for group, d_in, d_out, n in linear_layers(m):
+        on = lora_targeted(group, t.lora_targets) * n
+        if group in ("qv", "ko"):
+            attention = attention + on * gemm(T, d_in, d_out)
+        elif group == "mlp":
+            mlp = mlp + on * gemm(T, d_in, d_out)
+        else:
+            shared = shared + on * m.n_shared_experts * gemm(T, d_in, d_out)
+            routed = routed + on * np.where(m.n_experts > 0, gemm(T * k, d_in, d_out, local_experts), 0.0)
+    dense_linear, moe_linear = frozen_linear_params(m, p)
+    per_weight = np.where(t.base_weight_bits != t.weight_bits,
+                          (t.base_weight_bytes + t.weight_bytes) * roof.elementwise_s_per_byte, 0.0)
+    return SimpleNamespace(
+        ap=adapter_params(m, r, t.lora_targets),
+        dense_adapters=attention + mlp, moe_adapters=attention + shared + routed,
+        dense_dequant=dense_linear / tp * per_weight,
+        moe_dequant=(moe_linear / tp + local_experts * p.expert / tp) * per_weight)
 
 
 def _block_comm(m: ModelColumns, t: TrainingColumns, hw: HardwareColumns, k: TimingKnobs,
@@ -119,13 +185,16 @@ def _block_comm(m: ModelColumns, t: TrainingColumns, hw: HardwareColumns, k: Tim
 
 
 def _slowest_stage(m: ModelColumns, p, t: TrainingColumns, dense_block: Array, moe_block: Array,
-                   head: Array, c: SimpleNamespace) -> dict[str, Array]:
+                   head: Array, c: SimpleNamespace, peft: SimpleNamespace | None = None) -> dict[str, Array]:
     """Per-micro-batch compute and communication of the slowest of the first, second and last
-    pipeline stages (it sets the pace), and the largest parameter counts of any of them."""
+    pipeline stages (it sets the pace), and the largest parameter counts of any of them (with
+    ``peft``, also the largest adapter counts and frozen-weight bytes, ``_peft_stage_counts``)."""
     layers_per_stage = m.n_layers / t.pp
     last = t.pp - 1
     candidates = []
     params_dense = params_expert = None
+    if peft is not None:
+        _peft_stage_counts(m, p, t, peft)
     for stage in pipeline_stages(m, t.pp):
         dense_n, moe_n, pd, pe = stage_parameters(m, p, stage, t.pp, t.tp, t.ep)
         v = {
@@ -142,7 +211,24 @@ def _slowest_stage(m: ModelColumns, p, t: TrainingColumns, dense_block: Array, m
     best = select_stage(candidates)
     best["params_dense"], best["params_expert"] = params_dense, params_expert
     best["layers"] = layers_per_stage
+    if peft is not None:
+        best["peft"] = peft
     return best
+
+
+def _peft_stage_counts(m: ModelColumns, p, t: TrainingColumns, peft: SimpleNamespace) -> None:
+    """Largest (over the candidate stages) adapter counts, dense and expert, and bytes of the
+    frozen base a ZeRO-3 all-gather moves (linear layers at their stored bits), on ``peft``."""
+    wb, bb = t.weight_bytes, t.base_weight_bytes
+    keys = ("adapters_dense", "adapters_expert", "frozen_dense_bytes", "frozen_expert_bytes")
+    for key in keys:
+        setattr(peft, key, 0.0)
+    for stage in pipeline_stages(m, t.pp):
+        _, _, pd, pe = stage_parameters(m, p, stage, t.pp, t.tp, t.ep)
+        linear, ad, ae = stage_peft_parameters(m, p, peft.ap, stage, t.pp, t.tp, t.ep)
+        values = (ad, ae, (pd - linear) * wb + linear * bb, pe * bb)
+        for key, v in zip(keys, values):
+            setattr(peft, key, np.maximum(getattr(peft, key), v))
 
 
 def _data_parallel(t: TrainingColumns, hw: HardwareColumns, st: dict[str, Array],
@@ -161,7 +247,31 @@ def _data_parallel(t: TrainingColumns, hw: HardwareColumns, st: dict[str, Array]
         reduce_scatter_time(pd * gb, g_dense, fab) + reduce_scatter_time(pe * gb, g_expert, fab),
     )
     param_gather = all_gather_time(pd * wb, g_dense, fab) + all_gather_time(pe * wb, g_expert, fab)
-    return SimpleNamespace(g_dense=g_dense, grad_sync=grad_sync, param_gather=param_gather)
+    d = SimpleNamespace(g_dense=g_dense, grad_sync=grad_sync, param_gather=param_gather,
+                        grad_bytes=(pd + pe) * gb, gather_bytes=(pd + pe) * wb)
+    peft = st.get("peft")
+    if peft is not None:
+        _peft_data_parallel(t, fab, peft, g_dense, g_expert, d)
+    return d
+
+
+def _peft_data_parallel(t: TrainingColumns, fab, peft: SimpleNamespace, g_dense, g_expert,
+                        d: SimpleNamespace) -> None:
+    """Frozen-base rows of ``d``: gradients of the adapters only; ZeRO-1/2 gathers the updated
+    adapters, ZeRO-3 the frozen base (stored bits) and the adapters every micro-batch."""
+    fz, z3 = t.frozen > 0, t.zero_stage >= 3
+    ad, ae, gb, wb = peft.adapters_dense, peft.adapters_expert, t.grad_bytes, t.weight_bytes
+    grad_sync = np.where(
+        t.zero_stage == 0,
+        all_reduce_time(ad * gb, g_dense, fab) + all_reduce_time(ae * gb, g_expert, fab),
+        reduce_scatter_time(ad * gb, g_dense, fab) + reduce_scatter_time(ae * gb, g_expert, fab))
+    dense_bytes = np.where(z3, peft.frozen_dense_bytes, 0.0) + ad * wb
+    expert_bytes = np.where(z3, peft.frozen_expert_bytes, 0.0) + ae * wb
+    gather = all_gather_time(dense_bytes, g_dense, fab) + all_gather_time(expert_bytes, g_expert, fab)
+    d.grad_sync = np.where(fz, grad_sync, d.grad_sync)
+    d.param_gather = np.where(fz, gather, d.param_gather)
+    d.grad_bytes = np.where(fz, (ad + ae) * gb, d.grad_bytes)
+    d.gather_bytes = np.where(fz, dense_bytes + expert_bytes, d.gather_bytes)
 
 
 def _assemble_step(t: TrainingColumns, k: TimingKnobs, bw: Array, st: dict[str, Array],
@@ -187,8 +297,13 @@ def _assemble_step(t: TrainingColumns, k: TimingKnobs, bw: Array, st: dict[str, 
     # Optimizer: read gradient, read+write master copy and states, write the 16-bit weights.
     shard = np.where(z >= 1, 1.0, 0.0)
     dp, cp = t.dp, t.cp
-    opt_params = (st["params_dense"] / np.where(shard > 0, dp * cp, 1.0)
-                  + st["params_expert"] / np.where(shard > 0, dp * cp / t.ep, 1.0))
+    trained_dense, trained_expert = st["params_dense"], st["params_expert"]
+    if "peft" in st:  # the optimizer steps the adapters only
+        fz = t.frozen > 0
+        trained_dense = np.where(fz, st["peft"].adapters_dense, trained_dense)
+        trained_expert = np.where(fz, st["peft"].adapters_expert, trained_expert)
+    opt_params = (trained_dense / np.where(shard > 0, dp * cp, 1.0)
+                  + trained_expert / np.where(shard > 0, dp * cp / t.ep, 1.0))
     opt_bytes = opt_params * (2 * (t.master_bytes + t.optimizer_state_bytes) + t.grad_bytes + t.weight_bytes)
     optimizer = opt_bytes / bw
     a.parts = {
@@ -223,7 +338,6 @@ def _collective_report(t: TrainingColumns, k: TimingKnobs, st: dict[str, Array],
     gather_exposed = np.where(z >= 3, n_micro * a.zero3_exp * _share(2 * param_gather, grad_sync),
                               np.where(z >= 1, np.maximum(0.0, param_gather - as_array(k.overlap_param_gather) * a.fwd_window), 0.0))
     has_dp = dp * cp > 1
-    params = st["params_dense"] + st["params_expert"]
     return {
         "tp_allreduce": (c.act_msg, np.where(tp > 1, n_micro * st["layers"] * c.tp_collectives, 0.0), tp,
                          c.tp_group.spans_domains, n_micro * st["tp"], n_micro * a.tp_exp),
@@ -233,10 +347,10 @@ def _collective_report(t: TrainingColumns, k: TimingKnobs, st: dict[str, Array],
                         c.ep_group.spans_domains, n_micro * st["ep"], n_micro * a.ep_exp),
         "pp_send_recv": (c.pp_msg, np.where(pp > 1, n_micro * 2 * vpp, 0.0), np.where(pp > 1, 2.0, 1.0),
                          c.pp_crosses & (pp > 1), n_micro * c.pp_raw, n_micro * a.pp_exp),
-        "dp_grad_sync": (params * t.grad_bytes,
+        "dp_grad_sync": (d.grad_bytes,
                          np.where(has_dp, np.where(z >= 3, n_micro, 1.0), 0.0), dp * cp,
                          d.g_dense.spans_domains, np.where(z >= 3, n_micro, 1.0) * grad_sync, grad_exposed),
-        "dp_param_gather": (params * t.weight_bytes,
+        "dp_param_gather": (d.gather_bytes,
                             np.where(has_dp, np.where(z >= 3, 2 * n_micro, np.where(z >= 1, 1.0, 0.0)), 0.0),
                             dp * cp, d.g_dense.spans_domains,
                             np.where(z >= 3, 2 * n_micro, np.where(z >= 1, 1.0, 0.0)) * param_gather,
@@ -263,17 +377,20 @@ def training_step_time(
                         sequence_parallel=t.sp, ep=t.ep, act_bytes=t.act_bytes,
                         matmul_bytes=t.matmul_bytes, flash=t.flash, dropout=t.dropout,
                         causal_discount=t.causal_discount)
-    dense_block, moe_block, head = _block_times(m, t, blk, roof, keep)
+    peft = _peft_block(m, t, roof, p) if np.any(t.frozen > 0) else None
+    dense_block, moe_block, head = _block_times(m, t, blk, roof, keep, peft)
     c = _block_comm(m, t, hw, k, blk.attention_core)
-    st = _slowest_stage(m, p, t, dense_block, moe_block, head, c)
+    st = _slowest_stage(m, p, t, dense_block, moe_block, head, c, peft)
     d = _data_parallel(t, hw, st, c)
     a = _assemble_step(t, k, hw.achieved_memory_bandwidth, st, c, d)
     comm = _collective_report(t, k, st, c, d, a)
 
     fwd = forward_flops_per_token(m, s, causal_discount=t.causal_discount, vocab_head=t.vocab_head)
+    peft_flops = {} if peft is None else {
+        "frozen": t.frozen, "adapter_forward": adapter_forward_flops_per_token(m, t.lora_rank, t.lora_targets)}
     model_flops, hw_flops = training_flops_per_token(
         m, s, t.recompute, causal_discount=t.causal_discount, vocab_head=t.vocab_head,
-        selective_keep_fraction=keep, forward=fwd)
+        selective_keep_fraction=keep, forward=fwd, **peft_flops)
     return _outputs(t, hw, a, comm, model_flops.total, hw_flops.total)
 
 

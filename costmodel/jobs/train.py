@@ -1,4 +1,5 @@
-"""Training (pre-training and full fine-tuning) as a job kind of the one engine.
+"""Training (pre-training, full fine-tuning, and LoRA/QLoRA fine-tuning through the setup's
+``peft`` columns) as a job kind of the one engine.
 
 Three functions make every training figure, whichever face asks:
 - ``evaluate_configurations``: integer-coded configurations (a grid chunk, a DataFrame, or one
@@ -23,7 +24,7 @@ import pandas as pd
 from costmodel.formulas.cost import checkpoint_bytes, training_run_cost
 from costmodel.formulas.hardware import HardwareColumns
 from costmodel.formulas.memory import TRAIN_MEMORY_COMPONENTS, training_memory_per_device
-from costmodel.formulas.params import parameter_count
+from costmodel.formulas.params import adapter_parameter_count, parameter_count
 from costmodel.formulas.timing import STEP_COMPONENTS, TimingKnobs, training_step_time
 from costmodel.jobs.base import JobKind
 from costmodel.specs.codes import (
@@ -31,7 +32,8 @@ from costmodel.specs.codes import (
 )
 from costmodel.specs.columns import Array, ModelColumns
 from costmodel.specs.layout import layout_violations
-from costmodel.specs.setup import TrainingColumns, build_training_columns, job_setup_codes, precision_formats
+from costmodel.specs.setup import (LORA_TARGETS, PEFT_MODES, TrainingColumns, build_training_columns,
+                                   job_setup_codes, precision_formats)
 from costmodel.tables.hardware import HardwareTable
 from costmodel.tables.knobs import knob_columns
 from costmodel.tables.offers import OfferTable
@@ -160,6 +162,9 @@ def price_training(
     Adds ``reason``: deadline, budget, or missing price data (NaN cannot be ranked)."""
     out, t, hw = ev.out, ev.t, ev.hw
     n_params = parameter_count(ev.model).total
+    if np.any(t.frozen > 0):  # a PEFT checkpoint holds the adapters and their optimizer state only
+        adapters = adapter_parameter_count(ev.model, t.lora_rank, t.lora_targets).total
+        n_params = np.where(t.frozen > 0, adapters, n_params)
     per_row = lambda x: np.broadcast_to(np.asarray(x, dtype=np.float64), ev.live.shape)[rows]  # noqa: E731
     kn = {k: (np.asarray(v)[ev.live][rows] if np.ndim(v) else v) for k, v in knobs.items() if k in COST_KNOBS}
     dpi = offers.devices_per_instance[offer_rows]
@@ -209,7 +214,8 @@ PLAN_COLUMNS = (
     "rank", "accelerator", "kind", "provider", "offer", "region", "pricing_model", "system",
     "n_devices", "instances", "devices_per_instance", "billing", "tp", "pp", "vpp", "dp", "cp", "ep",
     "sequence_parallel", "zero_stage", "recompute", "micro_batch", "global_batch", "precision",
-    "framework", "time_total_hours", "time_total_lower_hours", "time_total_upper_hours",
+    "peft", "lora_rank", "lora_targets", "base_weight_bits", "framework", "time_total_hours",
+    "time_total_lower_hours", "time_total_upper_hours",
     "cost_total_usd", "cost_compute_usd", "cost_storage_usd", "cost_per_million_tokens_usd",
     "usd_per_device_hour", "device_hours", "billed_device_hours", "memory_per_device_gib",
     "memory_capacity_gib", "memory_headroom_gib", "mfu", "hfu", "step_time_s",
@@ -232,8 +238,8 @@ class TrainingContext:
 
 
 class TrainingJob(JobKind):
-    """Pre-training and full fine-tuning: every layout x recompute x micro-batch x precision of
-    every device count on every system with an offer."""
+    """Pre-training and fine-tuning (full, or LoRA/QLoRA with ``Job.peft``): every layout x
+    recompute x micro-batch x precision of every device count on every system with an offer."""
 
     name = "train"
     kinds = ("pretrain", "finetune")
@@ -323,7 +329,7 @@ class TrainingJob(JobKind):
         vals = {k: np.asarray(v, dtype=np.float64)[rows] if np.ndim(v) else np.full(len(rows), float(v))
                 for k, v in ev.out.items()}
         for name in ("tp", "pp", "vpp", "dp", "cp", "ep", "zero_stage", "recompute", "micro_batch",
-                     "precision", "n_micro"):
+                     "precision", "n_micro", "peft", "lora_rank", "lora_targets", "base_weight_bits"):
             vals[name] = np.asarray(getattr(t, name))[rows]
         vals["sequence_parallel"] = t.sp[rows]
         vals["n_devices"] = t.n_devices[rows]
@@ -350,6 +356,7 @@ def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray]
         "micro_batch": as_int("micro_batch"),
         "global_batch": (rows["micro_batch"] * rows["dp"] * rows["n_micro"]).astype(np.int64),
         "precision": [PRECISION_NAMES[int(v)] for v in rows["precision"]],
+        **_peft_columns(rows),
         "framework": framework,
         **{k: rows[k] for k in ("time_total_hours", "time_total_lower_hours", "time_total_upper_hours",
                                 "cost_total_usd", "cost_per_million_tokens_usd", "usd_per_device_hour")},
@@ -368,6 +375,22 @@ def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray]
             df[k] = v
     df["plan_id"] = rows["_key"].astype(np.int64)
     return df.reset_index(drop=True)
+
+
+def _peft_columns(rows: dict[str, np.ndarray]) -> dict[str, Any]:
+    """PEFT mode, LoRA rank (0 when every weight is trained) and targets ('' then), and the bits
+    the base weights are stored at, nominally (4 for NF4, whose 4.127 stored bits include its
+    scales; the training weight format when nothing is frozen)."""
+    n = len(rows["tp"])
+    peft = rows["peft"].astype(np.int64) if "peft" in rows else np.zeros(n, dtype=np.int64)
+    frozen = peft > 0
+    targets = rows.get("lora_targets", np.zeros(n)).astype(np.int64)
+    return {
+        "peft": [PEFT_MODES[int(v)] for v in peft],
+        "lora_rank": np.where(frozen, rows.get("lora_rank", np.zeros(n)), 0).astype(np.int64),
+        "lora_targets": [LORA_TARGETS[int(v)] if f else "" for v, f in zip(targets, frozen)],
+        "base_weight_bits": np.floor(rows.get("base_weight_bits", np.full(n, 16.0))).astype(np.int64),
+    }
 
 
 def billing_note(n_devices: float, instances: float, devices_per_instance: float) -> str:

@@ -21,7 +21,8 @@ from costmodel.specs.layout import DEFAULT_RANK_ORDER, rank_strides
 from costmodel.specs.spec import ModelSpec, ModelSpecError, format_validation_error, resolve_model
 from costmodel.specs.codes import FORMATS
 from costmodel.specs.serving import Quantization, ServingLoad, Sparsity
-from costmodel.specs.setup import GradientPrecision, Optimizer, Recompute, TrainingPrecision
+from costmodel.specs.setup import (BaseWeightBits, GradientPrecision, LoraTargets, Optimizer, Peft,
+                                   Recompute, TrainingPrecision)
 
 Objective = Literal["cost", "time", "cost-per-token", "energy"]
 OBJECTIVES: tuple[str, ...] = ("cost", "time", "cost-per-token", "energy")
@@ -66,6 +67,15 @@ class Job(_Frozen):
     causal_discount: bool = Field(
         True, description="Count causal attention at half the s x s cost (see formulas.flops).")
     framework: str = Field("nemo", description="Framework profile of data/frameworks.yaml.")
+    peft: Peft = Field(
+        "none", description="Parameter-efficient fine-tuning: none, lora (frozen base + low-rank "
+        "adapters) or qlora (frozen 4-bit NF4 base + adapters); see TrainingSetup.")
+    lora_rank: int = Field(16, ge=1, le=4096, description="Rank r of each LoRA adapter.")
+    lora_targets: LoraTargets = Field(
+        "all", description="Adapted linear layers: attention (q, k, v, o), all (MLP and experts too) "
+        "or qv (q and v only).")
+    base_weight_bits: BaseWeightBits | None = Field(
+        None, description="Bits of the frozen base weights: 16, 8 or 4; default 16 for lora, 4 for qlora.")
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Job:

@@ -30,6 +30,25 @@ Optimizer = Literal["adam", "adamw", "sgd", "momentum", "adagrad", "lion", "adaf
 Recompute = Literal["none", "selective", "full"]
 GradientPrecision = Literal["param", "fp32"]
 GRADIENT_PRECISIONS = ("param", "fp32")
+Peft = Literal["none", "lora", "qlora"]
+LoraTargets = Literal["attention", "all", "qv"]
+BaseWeightBits = Literal[16, 8, 4]
+#: Parameter-efficient fine-tuning modes (codes by position): full training, LoRA (Hu et al. 2021)
+#: on a frozen base, QLoRA (Dettmers et al. 2023) on a frozen quantized base.
+PEFT_MODES = ("none", "lora", "qlora")
+PEFT_CODES = {name: i for i, name in enumerate(PEFT_MODES)}
+#: Linear layers LoRA adapters target (codes by position): q, k, v, o; every linear layer of the
+#: blocks (attention, MLP, routed and shared experts; not the router, embedding or LM head); q and
+#: v only (Hu et al. 2021, Sec. 7.1; the Hugging Face PEFT default for Llama).
+LORA_TARGETS = ("attention", "all", "qv")
+LORA_TARGET_CODES = {name: i for i, name in enumerate(LORA_TARGETS)}
+LORA_ATTENTION, LORA_ALL, LORA_QV = range(3)
+#: Stored bits per frozen base weight, scales included. 4: NF4 with double quantization, 64
+#: weights per 8-bit absmax and 256 absmaxes per fp32 constant: 4 + 8/64 + 32/(64 x 256) = 4.127
+#: (Dettmers et al. 2023, QLoRA, Sec. 3 'Double Quantization': 0.5 -> 0.127 bits per parameter).
+#: 8: LLM.int8 (Dettmers et al. 2022) keeps one fp32 scale per row, 32 / d_in < 0.01 bits per
+#: weight at d_in >= 4096, taken as negligible (outlier columns are kept in 16 bits transiently).
+BASE_STORED_BITS = {16: 16.0, 8: 8.0, 4: 4.0 + 8.0 / 64 + 32.0 / (64 * 256)}
 
 #: Training precision -> (bytes per stored weight, bytes per stored activation, matmul format of
 #: the linear layers, matmul format of attention): the byte view of ``codes.PRECISION_FORMATS``.
@@ -77,11 +96,26 @@ class TrainingSetup(BaseModel):
     causal_discount: bool = Field(
         True, description="Count causal attention at half the s x s cost (see flops module)."
     )
+    peft: Peft = Field(
+        "none", description="Parameter-efficient fine-tuning: none (every weight trained), lora "
+        "(frozen base + low-rank adapters, Hu et al. 2021) or qlora (frozen 4-bit NF4 base, "
+        "Dettmers et al. 2023)."
+    )
+    lora_rank: int = Field(16, ge=1, le=4096, description="Rank r of each LoRA adapter.")
+    lora_targets: LoraTargets = Field(
+        "all", description="Linear layers with adapters: attention (q, k, v, o), all (every linear "
+        "layer of the blocks, MLP and experts included) or qv (q and v only)."
+    )
+    base_weight_bits: BaseWeightBits | None = Field(
+        None, description="Bits of the frozen base weights (lora, qlora): 16, 8 (LLM.int8) or 4 "
+        "(NF4 + double quantization, 4.127 bits stored); default 16 for lora, 4 for qlora."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainingSetup:
         if self.master_weights and self.precision in FULL_PRECISION_RECIPES:
             raise ValueError("master_weights is meaningless for fp32/tf32 training (weights are fp32)")
+        peft_check(self)
         return self
 
     @property
@@ -94,7 +128,17 @@ class TrainingSetup(BaseModel):
 #: Setup fields that are the same for every configuration of a plan (the grid searches layout,
 #: recompute, micro-batch and precision; these come from the job).
 SETUP_FIELDS = ("optimizer", "master_weights", "gradient_precision", "optimizer_state_bits",
-                "flash_attention", "dropout", "vocab_head", "causal_discount")
+                "flash_attention", "dropout", "vocab_head", "causal_discount", "peft", "lora_rank",
+                "lora_targets", "base_weight_bits")
+
+
+def peft_check(source: Any) -> None:
+    """Raise ValueError when the PEFT fields of a setup or planning job contradict each other."""
+    if source.peft == "none" and source.base_weight_bits is not None:
+        raise ValueError("base_weight_bits applies to a frozen base: set peft to 'lora' or 'qlora'")
+    if source.peft == "qlora" and source.base_weight_bits == 16:
+        raise ValueError("peft 'qlora' quantizes the frozen base: base_weight_bits must be 8 or 4 "
+                         "(use peft 'lora' for a 16-bit base)")
 
 
 @dataclass(frozen=True)
@@ -132,6 +176,10 @@ class TrainingColumns:
     dropout: Array
     vocab_head: Array
     causal_discount: Array
+    peft: Array  # code into PEFT_MODES: 0 full training, 1 LoRA, 2 QLoRA (base frozen when > 0)
+    lora_rank: Array
+    lora_targets: Array  # code into LORA_TARGETS
+    base_weight_bits: Array  # stored bits per frozen base weight, scales included (weight_bits when peft = 0)
     stride_tp: Array  # distance between consecutive ranks of each group (rank placement)
     stride_cp: Array
     stride_dp: Array
@@ -148,6 +196,16 @@ class TrainingColumns:
     @property
     def weight_bytes(self) -> Array:
         return self.weight_bits / 8
+
+    @property
+    def frozen(self) -> Array:
+        """1 where the base weights are frozen (LoRA, QLoRA), else 0."""
+        return (np.asarray(self.peft) > 0).astype(np.float64)
+
+    @property
+    def base_weight_bytes(self) -> Array:
+        """Stored bytes per frozen base weight (scales included)."""
+        return self.base_weight_bits / 8
 
     @property
     def act_bytes(self) -> Array:
@@ -195,15 +253,21 @@ CODED_INPUTS = (
     "tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "zero_stage", "micro_batch", "seq_len",
     "n_micro", "recompute", "precision", "optimizer", "master_weights", "gradient_precision",
     "optimizer_state_bits", "flash_attention", "dropout", "vocab_head", "causal_discount",
-    "rank_order",
+    "rank_order", "peft", "lora_rank", "lora_targets", "base_weight_bits",
 )
+#: Coded inputs a caller may leave out (full training): callers that predate PEFT stay valid.
+CODED_DEFAULTS = {"peft": 0.0, "lora_rank": 16.0, "lora_targets": float(LORA_ALL), "base_weight_bits": -1.0}
 
 
 def build_training_columns(c: Mapping[str, Any]) -> TrainingColumns:
     """The one column builder. ``c`` maps each name of ``CODED_INPUTS`` to an array or scalar:
     layout degrees, ``recompute``/``precision``/``optimizer``/``rank_order``/``gradient_precision``
     as codes (``codes.*_CODES``, gradient precision 0 = param, 1 = fp32), ``master_weights`` as
-    -1 (default: yes below 32-bit), 0 or 1, flags as 0/1."""
+    -1 (default: yes below 32-bit), 0 or 1, flags as 0/1; ``peft``/``lora_targets`` as codes
+    (``PEFT_CODES``, ``LORA_TARGET_CODES``), ``base_weight_bits`` as 16, 8, 4 or -1 (default: 4
+    for QLoRA, the training weight format for LoRA). The PEFT inputs may be left out
+    (``CODED_DEFAULTS``: full training)."""
+    c = {**CODED_DEFAULTS, **c}
     missing = [k for k in CODED_INPUTS if k not in c]
     if missing:
         raise KeyError(f"build_training_columns: missing {', '.join(missing)}")
@@ -226,8 +290,18 @@ def build_training_columns(c: Mapping[str, Any]) -> TrainingColumns:
         master_bits=32.0 * master, optimizer_state_bits=a["optimizer_state_bits"],
         optimizer_states=_STATES[opt], adafactor=_FACTORED[opt],
         flash=a["flash_attention"], dropout=a["dropout"], vocab_head=a["vocab_head"],
-        causal_discount=a["causal_discount"], **strides,
+        causal_discount=a["causal_discount"], peft=a["peft"], lora_rank=a["lora_rank"],
+        lora_targets=a["lora_targets"],
+        base_weight_bits=_base_weight_bits(a["peft"], a["base_weight_bits"], weight_bits), **strides,
     )
+
+
+def _base_weight_bits(peft: np.ndarray, code: np.ndarray, weight_bits: np.ndarray) -> np.ndarray:
+    """Stored bits per frozen base weight: the requested 16/8/4 (default 4 for QLoRA, the training
+    weight format for LoRA) with its scales (``BASE_STORED_BITS``); weight_bits without PEFT."""
+    bits = np.where(code > 0, code, np.where(peft >= 2, 4.0, weight_bits))
+    stored = np.where(bits == 4, BASE_STORED_BITS[4], bits)
+    return np.where(peft > 0, stored, weight_bits)
 
 
 def precision_formats(precision: Array) -> tuple[np.ndarray, np.ndarray]:
@@ -258,7 +332,9 @@ def setup_codes(setup: TrainingSetup) -> dict[str, float]:
 
 def job_setup_codes(source: Any) -> dict[str, float]:
     """Codes of the ``SETUP_FIELDS`` of a ``TrainingSetup`` or of a planning ``Job``."""
+    peft_check(source)
     master = source.master_weights
+    base = source.base_weight_bits
     return {
         "optimizer": OPTIMIZER_CODES[source.optimizer],
         "master_weights": -1.0 if master is None else float(master),
@@ -266,6 +342,9 @@ def job_setup_codes(source: Any) -> dict[str, float]:
         "optimizer_state_bits": source.optimizer_state_bits,
         "flash_attention": float(source.flash_attention), "dropout": float(source.dropout),
         "vocab_head": float(source.vocab_head), "causal_discount": float(source.causal_discount),
+        "peft": float(PEFT_CODES[source.peft]), "lora_rank": float(source.lora_rank),
+        "lora_targets": float(LORA_TARGET_CODES[source.lora_targets]),
+        "base_weight_bits": -1.0 if base is None else float(base),
     }
 
 

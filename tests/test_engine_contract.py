@@ -127,7 +127,9 @@ def _one_config_scenario(spec, layout, setup, fw, knobs, acc, tokens):
                 optimizer=setup.optimizer, optimizer_state_bits=setup.optimizer_state_bits,
                 gradient_precision=setup.gradient_precision, master_weights=setup.master_weights,
                 flash_attention=setup.flash_attention, dropout=setup.dropout, framework=fw),
-        constraints=Constraints(pricing_models=["on-demand"]),
+        # The oracle compares figures, so the planner's own limits (default deadline and memory
+        # headroom) are lifted: every configuration the scalar API prices must appear in the plan.
+        constraints=Constraints(pricing_models=["on-demand"], deadline_days=None, min_memory_headroom=0.0),
         search=SearchSpace(accelerators=[acc], device_counts=[layout.n_devices], tp=[layout.tp],
                            pp=[layout.pp], vpp=[layout.vpp], cp=[layout.cp], ep=[layout.ep],
                            zero_stage=[layout.zero_stage], recompute=[setup.recompute],

@@ -91,8 +91,9 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                    help="fp32 master copy of the weights (auto: yes below 32-bit)")
     g.add_argument("--recompute", default="none", help="none, selective or full")
     g.add_argument("--micro-batch", type=int, default=1, help="sequences per micro-batch")
-    g.add_argument("--seq-len", type=int, default=2048, help="tokens per sequence")
-    g.add_argument("--global-batch", type=int, default=None, help="sequences per optimizer step")
+    g.add_argument("--seq-len", type=int, default=4096, help="tokens per sequence (default 4096, as plans)")
+    g.add_argument("--global-batch", type=int, default=None,
+                   help="sequences per optimizer step (default: about 4M tokens, as plans)")
     g.add_argument("--no-flash", action="store_true", help="attention stores the s x s matrix")
     g.add_argument("--dropout", action="store_true", help="dropout masks are stored")
     g.add_argument("--framework", default="nemo",
@@ -343,6 +344,8 @@ def scenario_from_args(args: argparse.Namespace):
                       ("max_devices", "max_devices")):
         if getattr(args, flag) is not None:
             cons[key] = getattr(args, flag)
+    if cons.get("deadline_days") == "none":
+        cons["deadline_days"] = None
     for flag, key in (("kinds", "kinds"), ("providers", "providers"), ("pricing", "pricing_models"),
                       ("regions", "regions")):
         if getattr(args, flag) is not None:
@@ -365,6 +368,17 @@ def scenario_from_args(args: argparse.Namespace):
         raise ScenarioError("give a SCENARIO file, --train-tokens, or --serve-rps")
     data.update(job=job, constraints=cons, search=search)
     return Scenario.from_dict(data, where=args.scenario or "command line")
+
+
+def _deadline(text: str) -> float | str | None:
+    if text.strip().lower() in ("none", "null"):
+        return "none"
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days, 'auto' or 'none'") from None
 
 
 def _compression(text: str) -> dict[str, list]:
@@ -445,7 +459,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     print(f"searched {result.n_configurations:,} configurations x offers = {result.n_plans:,} plans "
           f"in {result.seconds:.2f} s; {int(result.context['feasible']):,} feasible")
     if table.empty:
-        print("no feasible plan. Reasons:")
+        print(_closest(result))
     else:
         show = table.head(args.top)
         rows = _serving_rows(show) if sc.job.kind == "serve" else [{
@@ -460,6 +474,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print(format_table(rows, align_right=("rank", "devices", "days", "cost_usd", "mem_gib", "mfu",
                                               "replicas", "usd_month", "ttft_p95", "usd_per_m_out",
                                               "api_usd_per_m_out")))
+    knee = result.knee
+    if knee is not None and not table.empty:
+        axes = result.context.get("job") == "serve"
+        print(f"Pareto knee (best trade of cost against {'latency' if axes else 'time'}): "
+              f"{knee['accelerator']} x{knee['n_devices']} on {knee['provider']} {knee['offer']}, "
+              + (f"${knee['cost_per_month_usd']:,.0f}/month, p95 e2e {knee['e2e_p95_s']:.2f} s" if axes else
+                 f"${knee['cost_total_usd']:,.0f}, {knee['time_total_hours'] / 24:,.1f} days"))
     if not result.infeasible.empty:
         print()
         print(format_table([{"infeasible because": r["reason"], "plans": f"{r['plans']:,}"}
@@ -472,15 +493,35 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _closest(result) -> str:
+    """Nothing feasible: how close the search came and which limit binds."""
+    near = result.context.get("closest") or {}
+    if not near:
+        return "no feasible plan: see the reasons below"
+    binding = sorted(((v, k.split(":", 1)[1]) for k, v in near.items() if k.startswith("binding:")), reverse=True)
+    parts = [f"{name} ({n:,} plans)" for n, name in binding]
+    c = result.scenario.constraints
+    if "time_total_hours" in near:
+        return (f"no feasible plan. The fastest plan found takes {near['time_total_hours'] / 24:,.1f} days "
+                f"(deadline {c.deadline_for(result.scenario.job.kind)} days); the cheapest costs "
+                f"${near['cost_total_usd']:,.0f} (budget {c.budget_usd or 'none'}). Binding: {', '.join(parts)}")
+    return (f"no feasible plan. The cheapest plan found costs ${near.get('cost_per_month_usd', float('nan')):,.0f} "
+            f"per month (budget {c.budget_usd or 'none'}). Binding: {', '.join(parts)}")
+
+
 def _plan_heading(sc) -> str:
     job = sc.job
     if job.kind == "serve":
         ld = job.load
         return (f"{sc.model_spec().name}: serve {ld.requests_per_s:g} requests/s (peak x{ld.peak_factor:g}), "
                 f"{ld.input_len} in / {ld.output_len} out tokens; objective {sc.objective}")
+    deadline = sc.constraints.deadline_for(job.kind)
+    auto = " (default)" if sc.constraints.deadline_days == "auto" else ""
     return (f"{sc.model_spec().name}: {job.kind} on {job.train_tokens:.4g} tokens, "
             f"{job.batch_sequences} x {job.seq_len}-token sequences per step, framework "
-            f"{job.framework}; objective {sc.objective}")
+            f"{job.framework}; objective {sc.objective}; deadline "
+            f"{'none' if deadline is None else f'{deadline:g} days{auto}'}; memory headroom "
+            f"{sc.constraints.min_memory_headroom:.0%}")
 
 
 def _serving_rows(show) -> list[dict[str, Any]]:
@@ -609,7 +650,9 @@ def _add_plan_parser(sub) -> None:
                    help="frozen base bits: 16, 8 or 4 (default 16 for lora, 4 for qlora)")
     p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                    help="override an assumption knob (repeatable); see data/assumptions.yaml")
-    p.add_argument("--deadline-days", type=float, help="wall-clock limit of the run")
+    p.add_argument("--deadline-days", type=_deadline,
+                   help="wall-clock limit of a training run in days, 'auto' (default: 90 for pre-training, "
+                        "14 for fine-tuning) or 'none'")
     p.add_argument("--budget-usd", type=float, help="total cost limit")
     p.add_argument("--max-devices", type=int, help="largest device count")
     p.add_argument("--kinds", help="accelerator kinds, e.g. gpu,tpu,asic,fpga")

@@ -27,6 +27,7 @@ class HardwareColumns:
     tdp_w: Array
     devices_per_node: Array
     sparsity_speedup: Array = 1.0  # peak multiplier for the part's structured sparsity (1 = none)
+    peak_16bit_flops_per_s: Array = np.nan  # dense bf16 (else fp16) peak: the MFU denominator
 
     @property
     def achieved_memory_bandwidth(self) -> Array:

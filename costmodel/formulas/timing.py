@@ -411,8 +411,12 @@ def _outputs(t: TrainingColumns, hw: HardwareColumns, a: SimpleNamespace, comm: 
     })
     out["tokens_per_s_per_device"] = tokens / step / n
     out["model_flops_per_s_per_device"] = out["model_flops_per_step"] / step / n
-    out["mfu"] = out["model_flops_per_s_per_device"] / hw.peak_matmul_flops_per_s
-    out["hfu"] = out["hardware_flops_per_step"] / step / n / hw.peak_matmul_flops_per_s
+    # MFU/HFU convention (as published runs report them, e.g. Chowdhery et al. 2022 App. B): model
+    # FLOPs over the dense 16-bit peak, whatever format the GEMMs ran in, so an fp8 plan and a bf16
+    # plan of the same speed show the same MFU.
+    peak16 = np.where(np.isfinite(hw.peak_16bit_flops_per_s), hw.peak_16bit_flops_per_s, hw.peak_matmul_flops_per_s)
+    out["mfu"] = out["model_flops_per_s_per_device"] / peak16
+    out["hfu"] = out["hardware_flops_per_step"] / step / n / peak16
     for name, (nbytes, calls, size, spans, raw, exposed) in comm.items():
         out[f"comm_{name}_bytes_per_call"] = nbytes + 0.0 * step
         out[f"comm_{name}_calls_per_step"] = calls + 0.0 * step

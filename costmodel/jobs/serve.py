@@ -344,6 +344,7 @@ class ServingJob(JobKind):
         "energy": ("energy_kwh_per_month", "cost_per_month_usd", "memory_total_bytes"),
     }
     pareto_axes = ("cost_per_month_usd", "e2e_p95_s")
+    limit_reasons = {BUDGET: "budget_usd", len(REASONS): "max_devices", len(REASONS) + 1: "max_quality_loss"}
     report_columns = PLAN_COLUMNS
     breakdown_parts = (
         ("memory_per_device", MEMORY_PARTS, "memory_{}_bytes", 2**30, "GiB"),
@@ -363,7 +364,7 @@ class ServingJob(JobKind):
         from costmodel.specs.scenario import ScenarioError
         from costmodel.tables.api_prices import cheapest_api_price
 
-        if scenario.constraints.deadline_days is not None:
+        if scenario.constraints.deadline_days not in (None, "auto"):
             raise ScenarioError("constraints.deadline_days applies to training jobs; a serving job "
                                 "states its latency objectives in job.load (ttft_p95_s, tpot_p95_s, e2e_p95_s)")
         spec = scenario.model_spec()

@@ -252,6 +252,7 @@ class TrainingJob(JobKind):
         "energy": ("energy_kwh", "cost_total_usd", "memory_total_bytes"),
     }
     pareto_axes = ("cost_total_usd", "time_total_hours")
+    limit_reasons = {DEADLINE: "deadline_days", BUDGET: "budget_usd"}
     report_columns = PLAN_COLUMNS
     #: (quantity, components, column pattern, divisor, unit) of the long breakdown table.
     breakdown_parts = (
@@ -319,7 +320,7 @@ class TrainingJob(JobKind):
         c = ctx.scenario.constraints
         cost = price_training(ev, rows, ctx.offers, offer_rows, float(ctx.scenario.job.train_tokens),
                               ctx.knobs, budget_usd=c.budget_usd,
-                              deadline_hours=None if c.deadline_days is None else c.deadline_days * 24.0)
+                              deadline_hours=_hours(c.deadline_for(ctx.scenario.job.kind)))
         cost["memory_total_bytes"] = ev.out["memory_total_bytes"][rows]
         return cost
 
@@ -391,6 +392,10 @@ def _peft_columns(rows: dict[str, np.ndarray]) -> dict[str, Any]:
         "lora_targets": [LORA_TARGETS[int(v)] if f else "" for v, f in zip(targets, frozen)],
         "base_weight_bits": np.floor(rows.get("base_weight_bits", np.full(n, 16.0))).astype(np.int64),
     }
+
+
+def _hours(days: float | None) -> float | None:
+    return None if days is None else days * 24.0
 
 
 def billing_note(n_devices: float, instances: float, devices_per_instance: float) -> str:

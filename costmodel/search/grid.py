@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -91,6 +91,7 @@ class Prepared:
     system_codes: np.ndarray  # distinct systems searched (codes into the hardware table)
     offer_start: np.ndarray  # per searched system: first offer row
     offer_count: np.ndarray
+    near: dict[str, float] = field(default_factory=dict)  # best axes among plans ruled out by a limit
 
     @property
     def choices(self) -> dict[str, np.ndarray]:
@@ -171,6 +172,7 @@ def evaluate_chunk(prep: Prepared, start: int, stop: int, flat: np.ndarray | Non
     rep, offer_row = _join_offers(prep, sys_idx, cfg)
     priced = job.price(ctx, ev, ok_live[rep], offer_row)
     np.add.at(counts, priced["reason"], 1)
+    _track_near_misses(prep, priced)
     ok = np.flatnonzero(priced["reason"] == 0)
     light = {k: np.asarray(priced[k])[ok] for k in set(job.pareto_axes) | {
         key for keys in job.objectives.values() for key in keys}}
@@ -187,6 +189,20 @@ def evaluate_chunk(prep: Prepared, start: int, stop: int, flat: np.ndarray | Non
         return rows
 
     return Candidates(light, materialize), counts
+
+
+def _track_near_misses(prep: Prepared, priced: dict[str, np.ndarray]) -> None:
+    """Best value of each Pareto axis among plans ruled out only by a user limit (deadline,
+    budget, ...): how close the search came when nothing is feasible."""
+    limited = np.isin(priced["reason"], list(getattr(prep.job, "limit_reasons", {})))
+    if not limited.any():
+        return
+    for axis in prep.job.pareto_axes:
+        best = float(np.min(np.asarray(priced[axis])[limited]))
+        prep.near[axis] = min(prep.near.get(axis, np.inf), best)
+    for code in np.unique(priced["reason"][limited]):
+        name = prep.job.limit_reasons[int(code)]
+        prep.near[f"binding:{name}"] = prep.near.get(f"binding:{name}", 0) + int((priced["reason"] == code).sum())
 
 
 def plan(
@@ -228,7 +244,7 @@ def plan(
         scenario=scenario, plans=plans, pareto=pareto, infeasible=infeasible,
         n_configurations=total, n_plans=int(counts.sum()),
         seconds=time.perf_counter() - started, catalog=prep.catalog,
-        context={"feasible": int(counts[0]), "job": job.name},
+        context={"feasible": int(counts[0]), "job": job.name, "closest": dict(prep.near)},
     )
 
 

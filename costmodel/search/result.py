@@ -39,6 +39,13 @@ class PlanResult:
         return None if self.plans.empty else self.plans.iloc[0]
 
     @property
+    def knee(self) -> pd.Series | None:
+        """The Pareto plan at the knee of cost against the second axis: on log scales, the front
+        point farthest below the straight line joining its two ends (the usual 'knee' rule, e.g.
+        Satopaa et al. 2011's Kneedle on a convex front). None with fewer than three front points."""
+        return pareto_knee(self.pareto, job_kind(self.scenario.job.kind).pareto_axes)
+
+    @property
     def report(self) -> pd.DataFrame:
         """The wide one-row-per-plan table, exactly as ``costmodel plan --csv`` writes it."""
         return plans_table(self)
@@ -52,6 +59,21 @@ class PlanResult:
     def metadata(self) -> dict[str, Any]:
         """Tool version, catalog dates, prices and efficiencies used, assumptions, scenario."""
         return metadata(self)
+
+
+def pareto_knee(front: pd.DataFrame, axes: tuple[str, str]) -> pd.Series | None:
+    if len(front) < 3:
+        return None
+    x = np.log(front[axes[0]].to_numpy(dtype=float))
+    y = np.log(front[axes[1]].to_numpy(dtype=float))
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    span_x, span_y = x[-1] - x[0], y[0] - y[-1]
+    if span_x <= 0 or span_y <= 0:
+        return None
+    # Normalise both axes to [0, 1]; the line from (0, 1) to (1, 0) is u + v = 1.
+    u, v = (x - x[0]) / span_x, (y - y[-1]) / span_y
+    return front.iloc[order[int(np.argmax(1.0 - u - v))]]
 
 
 def plans_table(result: PlanResult, frame: pd.DataFrame | None = None) -> pd.DataFrame:

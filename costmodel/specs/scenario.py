@@ -9,6 +9,7 @@ planner instead of adding a second one.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,15 +22,13 @@ from costmodel.specs.layout import DEFAULT_RANK_ORDER, rank_strides
 from costmodel.specs.spec import ModelSpec, ModelSpecError, format_validation_error, resolve_model
 from costmodel.specs.codes import FORMATS
 from costmodel.specs.serving import Quantization, ServingLoad, Sparsity
-from costmodel.specs.setup import (BaseWeightBits, GradientPrecision, LoraTargets, Optimizer, Peft,
-                                   Recompute, TrainingPrecision)
+from costmodel.specs.setup import (
+    BaseWeightBits, DEFAULT_SEQ_LEN, GradientPrecision, LoraTargets, Optimizer, Peft, Recompute, TrainingPrecision, default_global_batch,
+)
 
 Objective = Literal["cost", "time", "cost-per-token", "energy"]
 OBJECTIVES: tuple[str, ...] = ("cost", "time", "cost-per-token", "energy")
 
-#: Tokens per optimizer step when no global batch is given: 4M tokens, the batch size Llama 2 and
-#: Llama 3 were pre-trained with (Touvron et al. 2023 Sec. 2.2; Llama Team 2024 Sec. 3.4.1).
-DEFAULT_BATCH_TOKENS = 4 * 1024 * 1024
 
 
 class ScenarioError(ValueError):
@@ -50,7 +49,7 @@ class Job(_Frozen):
         None, gt=0, allow_inf_nan=False,
         description="Tokens processed over the whole run (training kinds).")
     load: ServingLoad | None = Field(None, description="Requests, lengths and SLOs (kind 'serve').")
-    seq_len: int = Field(4096, ge=1, description="Tokens per training sequence.")
+    seq_len: int = Field(DEFAULT_SEQ_LEN, ge=1, le=10_000_000, description="Tokens per training sequence.")
     global_batch: int | None = Field(
         None, ge=1, description="Sequences per optimizer step; default: about 4M tokens "
         "(rounded to a power of two) for pre-training, 128 sequences for fine-tuning.")
@@ -91,16 +90,25 @@ class Job(_Frozen):
     def batch_sequences(self) -> int:
         if self.global_batch is not None:
             return self.global_batch
-        if self.kind == "finetune":
-            return 128
-        target = max(1, DEFAULT_BATCH_TOKENS // self.seq_len)
-        return 1 << (target.bit_length() - 1)
+        return default_global_batch(self.seq_len, self.kind)
+
+
+#: The deadline a training plan is ranked under when none is given ("auto"): a practitioner plans
+#: pre-training in weeks to a few months (Llama 3 405B's pre-training took 54 days of the 16k-GPU
+#: cluster, Llama Team 2024, Sec. 3.3.4) and fine-tuning in days. Shown in every face; change it, or
+#: set deadline_days to null (CLI: --deadline-days none) for no deadline.
+DEFAULT_DEADLINE_DAYS = {"pretrain": 90.0, "finetune": 14.0}
+#: Memory kept free on every device by default: a planning margin for allocator spikes and buffers
+#: the model does not itemise (a plan at 190.7 of 192 GiB is not one a practitioner would run).
+DEFAULT_MEMORY_HEADROOM = 0.1
 
 
 class Constraints(_Frozen):
     """Limits a plan must respect; an empty list means 'any'."""
 
-    deadline_days: float | None = Field(None, gt=0, description="Wall-clock limit of the run (days).")
+    deadline_days: float | Literal["auto"] | None = Field(
+        "auto", description="Wall-clock limit of a training run (days); 'auto' = "
+        + ", ".join(f"{v:g} days for {k}" for k, v in DEFAULT_DEADLINE_DAYS.items()) + "; null = none.")
     budget_usd: float | None = Field(None, gt=0, description="Total cost limit (USD).")
     max_devices: int | None = Field(None, ge=1, description="Largest device count considered.")
     providers: list[str] = Field(default_factory=list, description="Allowed providers (catalog names).")
@@ -115,7 +123,21 @@ class Constraints(_Frozen):
         description="Serving: exclude compression whose published degradation (relative perplexity "
         "increase or accuracy drop, summed over its techniques) exceeds this fraction, or is unknown.")
     min_memory_headroom: float = Field(
-        0.0, ge=0, lt=1, description="Fraction of device memory that must stay free.")
+        DEFAULT_MEMORY_HEADROOM, ge=0, lt=1, allow_inf_nan=False,
+        description="Fraction of device memory that must stay free (default 0.1).")
+
+    @field_validator("deadline_days")
+    @classmethod
+    def _deadline(cls, v: float | str | None) -> float | str | None:
+        if isinstance(v, (int, float)) and not (math.isfinite(v) and v > 0):
+            raise ValueError(f"deadline_days must be a finite number > 0, 'auto' or null (got {v!r})")
+        return v
+
+    def deadline_for(self, kind: str) -> float | None:
+        """The deadline in days a job of ``kind`` is planned under (None: no deadline)."""
+        if self.deadline_days == "auto":
+            return DEFAULT_DEADLINE_DAYS.get(kind)
+        return self.deadline_days
 
     @field_validator("pricing_models")
     @classmethod
@@ -150,8 +172,8 @@ class SearchSpace(_Frozen):
     accelerators: list[str] = Field(default_factory=list,
                                     description="Accelerator ids; empty = every one in the catalog.")
     device_counts: list[int] = Field(
-        default_factory=lambda: _powers_of_two(4096),
-        description="Device counts (default powers of two up to 4096).")
+        default_factory=lambda: _powers_of_two(32768),
+        description="Device counts (default powers of two up to 32,768: frontier runs use 16k-32k).")
     tp: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
     pp: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16])
     vpp: list[int] = Field(default_factory=lambda: [1, 2])

@@ -25,6 +25,26 @@ from costmodel.specs.codes import (
 from costmodel.specs.columns import Array, as_array
 from costmodel.specs.layout import ParallelLayout, rank_strides
 
+#: One set of training defaults for every face (API, CLI, planner, UI): 4,096-token sequences and
+#: about 4M tokens per optimizer step, the batch Llama 2 and Llama 3 were pre-trained with
+#: (Touvron et al. 2023 Sec. 2.2; Llama Team 2024 Sec. 3.4.1).
+DEFAULT_SEQ_LEN = 4096
+DEFAULT_BATCH_TOKENS = 4 * 1024 * 1024
+DEFAULT_FINETUNE_SEQUENCES = 128
+
+
+def default_global_batch(seq_len: int, kind: str = "pretrain", multiple: int = 1) -> int:
+    """Sequences per step when none is given: about 4M tokens rounded down to a power of two
+    (pre-training) or 128 sequences (fine-tuning), then up to a multiple of ``multiple``
+    (micro_batch x dp) so the step divides evenly."""
+    if kind == "finetune":
+        base = DEFAULT_FINETUNE_SEQUENCES
+    else:
+        target = max(1, DEFAULT_BATCH_TOKENS // max(1, seq_len))
+        base = 1 << (target.bit_length() - 1)
+    return max(multiple, -(-base // multiple) * multiple)
+
+
 TrainingPrecision = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
 Optimizer = Literal["adam", "adamw", "sgd", "momentum", "adagrad", "lion", "adafactor"]
 Recompute = Literal["none", "selective", "full"]
@@ -81,9 +101,11 @@ class TrainingSetup(BaseModel):
         "none", description="Activation recomputation: none, selective (attention core) or full."
     )
     micro_batch: int = Field(1, ge=1, description="Sequences per micro-batch per pipeline.")
-    seq_len: int = Field(2048, ge=1, description="Tokens per training sequence.")
+    seq_len: int = Field(DEFAULT_SEQ_LEN, ge=1, le=10_000_000,
+                         description="Tokens per training sequence (default 4096, as plans).")
     global_batch: int | None = Field(
-        None, ge=1, description="Sequences per optimizer step; default micro_batch x dp (no accumulation)."
+        None, ge=1, description="Sequences per optimizer step; default: about 4M tokens as plans use "
+        "(rounded to a multiple of micro_batch x dp), see default_global_batch."
     )
     flash_attention: bool = Field(
         True, description="Fused attention that never stores the s x s score matrix (Dao et al. 2022)."
@@ -357,7 +379,7 @@ def layout_codes(layout: ParallelLayout) -> dict[str, float]:
 def micro_batches(layout: ParallelLayout, setup: TrainingSetup) -> int:
     """Micro-batches per optimizer step; the global batch must be a multiple of micro_batch x dp."""
     per_step = setup.micro_batch * layout.dp
-    global_batch = setup.global_batch or per_step
+    global_batch = setup.global_batch or default_global_batch(setup.seq_len, multiple=per_step)
     if global_batch % per_step:
         raise ValueError(
             f"global_batch ({global_batch}) must be a multiple of micro_batch x dp ({per_step})"

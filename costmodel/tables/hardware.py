@@ -35,6 +35,8 @@ class HardwareTable:
         self.sources: dict[tuple[str, str, str], str] = {}
         per_sys_acc = [acc_ids[a] for a in acc_code]
         self.peak = np.stack([acc[f"peak_{f}_flops_per_s"][acc_code] for f in FORMATS], axis=1)
+        bf16, fp16 = acc["peak_bf16_flops_per_s"][acc_code], acc["peak_fp16_flops_per_s"][acc_code]
+        self.peak_16bit = np.where(np.isfinite(bf16), bf16, fp16)
         cache: dict[tuple[str, str, str], float] = {}
 
         def eff(acc_id: str, quantity: str, fmt: str = "") -> float:
@@ -98,6 +100,7 @@ class HardwareTable:
             tdp_w=self.tdp_w[sc],
             devices_per_node=self.devices_per_node[sc],
             sparsity_speedup=self.sparsity_speedup[sc],
+            peak_16bit_flops_per_s=self.peak_16bit[sc],
         )
 
     def usable(self, system_code: Array, matmul_format: Array, attention_format: Array

@@ -5,6 +5,10 @@ every leaf parser sets ``func(args) -> int`` which writes to ``sys.stdout``. Bad
 print a one-line error naming the flag and the allowed values to ``sys.stderr`` and return 2.
 
 Standalone: ``python -m hardware_catalog.cli accelerators --kind gpu --format csv``.
+
+``--format csv`` passes every text cell through :func:`hardware_catalog.csvsafe.guard_text`: a
+cell starting with ``=``, ``+``, ``-``, ``@``, tab or CR gets a leading apostrophe (OWASP CSV
+injection guidance), since offers/accelerators may come from a user's own catalog file.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from .catalog import Catalog, default_catalog, load_catalog
+from .csvsafe import write_csv
 from .loader import CatalogError
 from .models import KINDS, NUMBER_FORMATS, PRICING_MODELS
 from .units import format_quantity
@@ -58,7 +63,8 @@ def _catalog(args: argparse.Namespace) -> Catalog:
 
 def _write(df: pd.DataFrame, fmt: str, table: pd.DataFrame | None = None) -> None:
     if fmt == "csv":
-        df.to_csv(sys.stdout, index=False, float_format="%.15g", lineterminator="\n")
+        # user catalog files put arbitrary text in these cells: neutralise spreadsheet formulas
+        write_csv(df, sys.stdout, float_format="%.15g")
     else:
         shown = table if table is not None else df
         if shown.empty:

@@ -4,12 +4,28 @@ Every problem raises :class:`CatalogError` with the file, the line as a spreadsh
 (header = line 1, first data row = line 2; for YAML the line of the list item) and the column.
 Nothing is silently dropped: an unknown column, a duplicate key, a bad unit, an empty required
 cell are all errors. Only rows whose every cell is empty are skipped.
+
+Cells are read strictly, the same way in every column (see ``hardware_catalog/units.py``):
+
+* numbers follow :data:`~hardware_catalog.units.NUMBER_SYNTAX`: a decimal POINT, no comma of any
+  kind (neither ``2,5`` nor ``1,000`` is read; the error says to write ``2.5`` / ``1000``), no
+  ``nan``/``inf``, no magnitude that overflows a float, ASCII digits only;
+* integer columns take a whole number (``8`` or ``8.0``) of magnitude at most
+  :data:`MAX_INTEGER` (2**53); each column's own range is checked by the model;
+* every value must then be within the range its model field states (``models.py``);
+* files are UTF-8 (a UTF-8 byte-order mark is accepted); anything else is an error naming the
+  file, the line and the byte offset. Cells are kept byte for byte (no newline translation).
+
+Every error message reads ``<file> line <n>, field '<column>': <value> <what is wrong / allowed>``.
 """
 
 from __future__ import annotations
 
 import csv
+import decimal
 import io
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -27,13 +43,17 @@ from .models import (
     OtherPrice,
     System,
 )
-from .units import UnitError, parse_quantity
+from .units import _NUMBER_ONLY, UnitError, _reject_number, parse_number, parse_quantity
 
-__all__ = ["CatalogError", "TABLES", "Provenance", "RowRecord", "read_table_file", "read_user_file", "table_for_header"]
+__all__ = ["CatalogError", "MAX_INTEGER", "TABLES", "Provenance", "RowRecord", "read_table_file", "read_user_file", "table_for_header"]
 
 
 class CatalogError(ValueError):
     """A catalog file or row is invalid, or a lookup names something the catalog does not hold."""
+
+
+MAX_INTEGER = 2**53
+"""Largest magnitude an integer cell may have before its column's own range is checked (exact in a float)."""
 
 
 @dataclass(frozen=True)
@@ -205,8 +225,51 @@ def _err(where: Provenance | str, column: str | None, msg: str) -> CatalogError:
     return CatalogError(f"{where}{col}: {msg}")
 
 
-def _read_cell(col: Column, raw: Any, where: Provenance) -> Any:
-    """Convert one cell; returns None for an empty optional cell."""
+def _read_int(text: Any) -> int:
+    """A whole number from a cell: ``8``, ``8.0``, ``8e0``; YAML ints; never a bool."""
+    if isinstance(text, bool):
+        raise ValueError
+    if isinstance(text, int):
+        value = decimal.Decimal(text) if abs(text) <= MAX_INTEGER else None
+    elif isinstance(text, float):
+        if not math.isfinite(text):
+            raise UnitError(f"{text!r} is not a finite number (nan and infinity are not allowed)")
+        value = decimal.Decimal(text)
+    else:
+        stripped = str(text).strip()
+        if not _NUMBER_ONLY.match(stripped):
+            word = stripped.lstrip("+-")
+            if word.isalpha() and word.lower() not in ("nan", "inf", "infinity"):
+                raise ValueError  # a word: "'eight' is not an integer"
+            raise _reject_number(str(text))  # the shared grammar's messages (comma, nan/inf, digits, ...)
+        value = decimal.Decimal(stripped)
+    if value is None or abs(value) > MAX_INTEGER:
+        shown = str(text) if len(str(text)) <= 40 else str(text)[:37] + "..."
+        raise UnitError(f"{shown!r} is out of range for an integer (magnitude at most 2**53 = {MAX_INTEGER})")
+    if value != value.to_integral_value():
+        raise ValueError
+    return int(value)
+
+
+def _read_float(text: Any) -> float:
+    """A finite number from a cell (NUMBER_SYNTAX) or a YAML number; never a bool."""
+    if isinstance(text, bool):
+        raise ValueError
+    if isinstance(text, (int, float)):
+        try:
+            value = float(text)
+        except OverflowError:
+            raise UnitError(f"{text!r} is out of range (its magnitude overflows a float)") from None
+        if not math.isfinite(value):
+            raise UnitError(f"{text!r} is not a finite number (nan and infinity are not allowed)")
+        return value
+    if not isinstance(text, str):
+        raise TypeError
+    return parse_number(text)
+
+
+def _read_cell(col: Column, raw: Any, where: Provenance, model: type[BaseModel] | None = None) -> Any:
+    """Convert one cell; returns None for an empty optional cell. ``model``: to state the column's range."""
     if raw is None:
         return None
     if isinstance(raw, str):
@@ -220,25 +283,13 @@ def _read_cell(col: Column, raw: Any, where: Provenance) -> Any:
         if kind == "str":
             return str(text)
         if kind == "int":
-            if isinstance(text, bool):
-                raise ValueError
-            if isinstance(text, (int, float)):
-                if float(text) != int(text):
-                    raise ValueError
-                return int(text)
-            value = float(str(text))
-            if value != int(value):
-                raise ValueError
-            return int(value)
+            return _read_int(text)
         if kind == "float":
-            if isinstance(text, bool):
-                raise ValueError
-            return float(str(text).replace(",", "")) if isinstance(text, str) else float(text)
+            return _read_float(text)
         if kind == "fraction":
-            s = str(text)
-            if s.endswith("%"):
-                return float(s[:-1]) / 100.0
-            return float(s)
+            if isinstance(text, str) and text.endswith("%"):
+                return _read_float(text[:-1]) / 100.0
+            return _read_float(text)
         if kind == "bool":
             if isinstance(text, bool):
                 return text
@@ -255,11 +306,21 @@ def _read_cell(col: Column, raw: Any, where: Provenance) -> Any:
             dimension = "ops_per_s" if fmt in INT_FORMATS else "flops_per_s"
             return parse_quantity(str(text), dimension)
     except UnitError as exc:
-        raise _err(where, col.name, str(exc)) from None
-    except (TypeError, ValueError):
-        expected = {"int": "an integer", "float": "a number", "fraction": "a fraction such as 0.8 or 80%", "bool": "true or false"}
-        raise _err(where, col.name, f"{text!r} is not {expected.get(kind, kind)}") from None
+        msg = str(exc)
+        info = model.model_fields.get(col.field) if model is not None else None
+        if "out of range" in msg and info is not None and info.description:
+            msg = f"{msg} (allowed: {info.description})"
+        raise _err(where, col.name, msg) from None
+    except (TypeError, ValueError, ArithmeticError):
+        expected = {"int": "an integer (a whole number such as 8)", "float": "a number", "fraction": "a fraction such as 0.8 or 80%", "bool": "true or false"}
+        raise _err(where, col.name, f"{_shown(text)} is not {expected.get(kind, kind)}") from None
     raise AssertionError(kind)  # pragma: no cover
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """repr of a cell for an error message, shortened if it is very long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _first_validation_message(spec: TableSpec, exc: ValidationError) -> tuple[str | None, str]:
@@ -278,9 +339,20 @@ def _first_validation_message(spec: TableSpec, exc: ValidationError) -> tuple[st
             return "unit" if "unit" in msg else "value", msg
         return None, msg
     fld = str(loc[0])
-    if fld == "peak_flops_per_s" and len(loc) > 1:
-        return f"peak_{loc[1]}", msg
+    if fld == "peak_flops_per_s":
+        if len(loc) > 1:
+            return f"peak_{loc[1]}", msg
+        named = re.search(r"peak for (\w+)", msg)  # the model's dict validator names the format in its message
+        if named and f"peak_{named.group(1)}" in spec.column_names:
+            return f"peak_{named.group(1)}", msg
+    if error.get("type") in _RANGE_ERRORS:
+        field_info = spec.model.model_fields.get(fld)
+        if field_info is not None and field_info.description:
+            msg = f"{msg} (allowed: {field_info.description})"
     return spec.column_for_field(fld), msg
+
+
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
 
 
 def build_row(spec: TableSpec, cells: dict[str, Any], where: Provenance) -> BaseModel:
@@ -291,7 +363,7 @@ def build_row(spec: TableSpec, cells: dict[str, Any], where: Provenance) -> Base
     data: dict[str, Any] = {}
     peaks: dict[str, float] = {}
     for col in spec.columns:
-        value = _read_cell(col, cells.get(col.name), where)
+        value = _read_cell(col, cells.get(col.name), where, spec.model)
         if value is None:
             if col.required:
                 raise _err(where, col.name, "required value is empty")
@@ -308,6 +380,9 @@ def build_row(spec: TableSpec, cells: dict[str, Any], where: Provenance) -> Base
         return spec.model.model_validate(data)
     except ValidationError as exc:
         column, msg = _first_validation_message(spec, exc)
+        raw = cells.get(column) if column else None
+        if raw is not None and (not isinstance(raw, str) or raw.strip()) and repr(raw) not in msg:
+            msg = f"{_shown(raw.strip() if isinstance(raw, str) else raw)}: {msg}"
         raise _err(where, column, msg) from None
 
 
@@ -355,12 +430,31 @@ def table_for_header(header: Iterable[str], file: str) -> TableSpec:
     )
 
 
+def _decode(path: Path) -> str:
+    """The file's text: UTF-8, a leading byte-order mark dropped; any other encoding is a CatalogError."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read catalog file: {exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        bad = data[exc.start : exc.end].hex(" ")
+        raise CatalogError(
+            f"{path} line {line}: the file is not UTF-8 text (byte(s) {bad} at offset {exc.start}); "
+            "save it as UTF-8 (CSV UTF-8 in a spreadsheet; a byte-order mark is accepted)"
+        ) from None
+
+
 def _read_csv_records(path: Path, text: str) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
         raise _err(Provenance(str(path), 1), None, "empty file (no header row)") from None
+    except csv.Error as exc:
+        raise _err(Provenance(str(path), 1), None, f"not a valid CSV header row: {exc}") from None
     header = [h.strip().lstrip("\ufeff") for h in header]
     seen: set[str] = set()
     for h in header:
@@ -370,7 +464,14 @@ def _read_csv_records(path: Path, text: str) -> tuple[list[str], list[tuple[int,
             raise _err(Provenance(str(path), 1), h, "column appears twice in the header")
         seen.add(h)
     records: list[tuple[int, dict[str, Any]]] = []
-    for index, cells in enumerate(reader):
+    rows = enumerate(reader)
+    while True:
+        try:
+            index, cells = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise _err(Provenance(str(path), reader.line_num), None, f"not valid CSV: {exc}") from None
         line = index + 2  # spreadsheet row: header is row 1
         if not any(c.strip() for c in cells):
             continue
@@ -383,10 +484,7 @@ def _read_csv_records(path: Path, text: str) -> tuple[list[str], list[tuple[int,
 def read_table_file(path: str | Path, spec: TableSpec | None = None) -> list[RowRecord]:
     """Read one CSV file. ``spec`` forces the schema; otherwise it is recognised by the header."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise CatalogError(f"{path}: cannot read catalog file: {exc}") from None
+    text = _decode(path)
     header, records = _read_csv_records(path, text)
     if spec is None:
         spec = table_for_header(header, str(path))
@@ -403,10 +501,7 @@ def read_table_file(path: str | Path, spec: TableSpec | None = None) -> list[Row
 
 
 def _read_yaml(path: Path) -> list[RowRecord]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogError(f"{path}: cannot read catalog file: {exc}") from None
+    text = _decode(path)
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
@@ -418,7 +513,7 @@ def _read_yaml(path: Path) -> list[RowRecord]:
         for key_node, value_node in root.value:
             name = loader.construct_object(key_node, deep=True)
             where0 = Provenance(str(path), key_node.start_mark.line + 1)
-            if name not in TABLES:
+            if not isinstance(name, str) or name not in TABLES:
                 raise _err(where0, None, f"unknown top-level key {name!r}; valid: {', '.join(TABLES)}")
             spec = TABLES[name]
             if not isinstance(value_node, yaml.SequenceNode):

@@ -9,6 +9,30 @@ Vendors usually quote the bidirectional (duplex) sum: NVIDIA's "NVLink 900 GB/s"
 "bidirectional ICI bandwidth per chip" must be halved too. A 400 Gb/s NIC per GPU is
 50e9 bytes/s one way. Memory bandwidth (HBM/GDDR) is the vendor's figure as published (it is a
 read+write total, there is no "direction").
+
+Ranges
+------
+Every number must be finite (no NaN, no infinity) and inside the range its field description
+states; the limits are far beyond any real part or price, so that a typo (``1e400``, a missing
+decimal point, a decimal comma read as thousands) is an error rather than a silent figure:
+
+=============================  ==============================================================
+quantity                       allowed range
+=============================  ==============================================================
+device counts                  1 .. MAX_DEVICES (1,000,000)
+release_year                   MIN_YEAR .. MAX_YEAR (1950 .. 2100)
+sizes (memory, SRAM, host)     1 B .. MAX_BYTES (2**60 B = 1 EiB)
+bandwidths                     1 B/s .. MAX_BYTES_PER_S (1e18 B/s = 1 EB/s)
+peaks                          1 .. MAX_PEAK (1e21 FLOP/s or ops/s)
+latencies                      MIN_LATENCY_S .. MAX_LATENCY_S (1e-12 s .. 10 s)
+power                          > 0 .. MAX_WATTS (1e6 W)
+hourly prices (USD)            > 0 .. MAX_USD_PER_HOUR (1e6 USD per hour)
+purchase price (USD)           > 0 .. MAX_PURCHASE_USD (1e9 USD)
+sparsity speedup               > 0 .. MAX_SPARSITY_SPEEDUP (100)
+efficiency size                1 .. MAX_SIZE (2**53)
+efficiency value               > 0 .. 1
+other prices                   > 0 .. MAX_OTHER_PRICE (1e6 in its unit; a PUE is 1 .. 10)
+=============================  ==============================================================
 """
 
 from __future__ import annotations
@@ -20,6 +44,21 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "MAX_DEVICES",
+    "MIN_YEAR",
+    "MAX_YEAR",
+    "MAX_BYTES",
+    "MAX_BYTES_PER_S",
+    "MAX_PEAK",
+    "MIN_LATENCY_S",
+    "MAX_LATENCY_S",
+    "MAX_WATTS",
+    "MAX_USD_PER_HOUR",
+    "MAX_PURCHASE_USD",
+    "MAX_SPARSITY_SPEEDUP",
+    "MAX_SIZE",
+    "MAX_OTHER_PRICE",
+    "MAX_PUE",
     "NUMBER_FORMATS",
     "FLOAT_FORMATS",
     "INT_FORMATS",
@@ -35,6 +74,20 @@ __all__ = [
     "EfficiencyPoint",
     "OtherPrice",
 ]
+
+MAX_DEVICES = 1_000_000
+MIN_YEAR, MAX_YEAR = 1950, 2100
+MAX_BYTES = float(2**60)
+MAX_BYTES_PER_S = 1e18
+MAX_PEAK = 1e21
+MIN_LATENCY_S, MAX_LATENCY_S = 1e-12, 10.0
+MAX_WATTS = 1e6
+MAX_USD_PER_HOUR = 1e6
+MAX_PURCHASE_USD = 1e9
+MAX_SPARSITY_SPEEDUP = 100.0
+MAX_SIZE = 2**53
+MAX_OTHER_PRICE = 1e6
+MAX_PUE = 10.0
 
 NUMBER_FORMATS: tuple[str, ...] = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
 """Number formats a peak throughput can be given for, widest first."""
@@ -107,7 +160,7 @@ def _check_source(value: str) -> str:
 
 
 class _Row(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     # Every row type carries as_of and source; the checks are declared once here.
     @field_validator("as_of", check_fields=False)
@@ -138,21 +191,21 @@ class Accelerator(_Row):
     vendor: str = Field(description="Manufacturer.")
     kind: Literal["gpu", "tpu", "fpga", "asic"] = Field(description="One of KINDS.")
     form_factor: str = Field(default="", description="SXM5, OAM, PCIe card, cloud-only chip, ...")
-    release_year: int | None = Field(default=None, description="Year of launch/GA; None if not sourced.")
-    memory_bytes: float = Field(gt=0, description="Device memory capacity in bytes (HBM/GDDR/DDR on the device).")
-    memory_bandwidth_bytes_per_s: float = Field(gt=0, description="Peak device-memory bandwidth in bytes/s.")
+    release_year: int | None = Field(default=None, ge=MIN_YEAR, le=MAX_YEAR, description="Year of launch/GA, 1950..2100; None if not sourced.")
+    memory_bytes: float = Field(ge=1, le=MAX_BYTES, description="Device memory capacity in bytes (HBM/GDDR/DDR on the device); 1 B .. 2**60 B (1 EiB).")
+    memory_bandwidth_bytes_per_s: float = Field(ge=1, le=MAX_BYTES_PER_S, description="Peak device-memory bandwidth in bytes/s; 1 .. 1e18.")
     peak_flops_per_s: dict[str, float] = Field(
         default_factory=dict,
         description=(
             "Dense (no sparsity) peak throughput per number format: FLOP/s for float formats, "
-            "integer ops/s for int8/int4. A format that is absent is not accelerated."
+            "integer ops/s for int8/int4; each finite, 1 .. 1e21. A format that is absent is not accelerated."
         ),
     )
     sparsity_pattern: str | None = Field(default=None, description="Structured sparsity the part accelerates, e.g. '2:4'; None = none.")
-    sparsity_speedup: float | None = Field(default=None, gt=0, description="Peak multiplier with that sparsity (2.0 for 2:4); dimensionless.")
-    onchip_memory_bytes: float | None = Field(default=None, gt=0, description="Largest on-chip SRAM/cache level (L2, Infinity Cache, SBUF) in bytes.")
-    tdp_w: float | None = Field(default=None, gt=0, description="Board/module power (TDP, TBP or max power as the vendor names it) in W.")
-    purchase_price_usd: float | None = Field(default=None, gt=0, description="Purchase price per device in USD where one is published (often a third-party estimate).")
+    sparsity_speedup: float | None = Field(default=None, gt=0, le=MAX_SPARSITY_SPEEDUP, description="Peak multiplier with that sparsity (2.0 for 2:4); dimensionless, > 0 .. 100.")
+    onchip_memory_bytes: float | None = Field(default=None, ge=1, le=MAX_BYTES, description="Largest on-chip SRAM/cache level (L2, Infinity Cache, SBUF) in bytes; 1 B .. 2**60 B.")
+    tdp_w: float | None = Field(default=None, gt=0, le=MAX_WATTS, description="Board/module power (TDP, TBP or max power as the vendor names it) in W; > 0 .. 1e6.")
+    purchase_price_usd: float | None = Field(default=None, gt=0, le=MAX_PURCHASE_USD, description="Purchase price per device in USD where one is published (often a third-party estimate); > 0 .. 1e9.")
     as_of: str = Field(description="Date of the source (ISO date, 'YYYY-MM', or '<=YYYY-MM-DD' for undated sources read on that day).")
     source: str = Field(description="Where every figure of the row was read; several sources separated by ';'.")
     notes: str = Field(default="", description="Curation decisions, disagreements between sources, labelled assumptions.")
@@ -163,8 +216,10 @@ class Accelerator(_Row):
         for fmt, value in v.items():
             if fmt not in NUMBER_FORMATS:
                 raise ValueError(f"unknown number format {fmt!r}; valid: {', '.join(NUMBER_FORMATS)}")
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"peak for {fmt} must be a positive number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"peak for {fmt} must be a number, got {value!r}")
+            if not (-math.inf < value < math.inf and 1 <= value <= MAX_PEAK):
+                raise ValueError(f"peak for {fmt} must be a finite number from 1 to {MAX_PEAK:g} (FLOP/s or ops/s), got {value!r}")
         return {f: float(v[f]) for f in NUMBER_FORMATS if f in v}
 
     @model_validator(mode="after")
@@ -197,15 +252,15 @@ class System(_Row):
         default=False,
         description="True for the system to assume when only the accelerator is named (see Catalog.default_system).",
     )
-    devices_per_node: int = Field(gt=0, description="Devices in one host / VM / node (TPU: chips per host).")
+    devices_per_node: int = Field(ge=1, le=MAX_DEVICES, description="Devices in one host / VM / node (TPU: chips per host); 1 .. 1,000,000.")
     scaleup_fabric: str = Field(description="NVLink 4 + NVSwitch, Infinity Fabric, TPU ICI, PCIe Gen4 x16, ...")
-    scaleup_domain_devices: int = Field(gt=0, description="Devices reachable over the scale-up fabric (8 for HGX, 72 for NVL72, the slice for TPUs, 1 if none).")
-    scaleup_bandwidth_bytes_per_s: float = Field(gt=0, description="Scale-up bandwidth per device, ONE direction, bytes/s.")
-    scaleup_latency_s: float = Field(gt=0, description="Small-message latency over the scale-up fabric, s (alpha of an alpha-beta model).")
+    scaleup_domain_devices: int = Field(ge=1, le=MAX_DEVICES, description="Devices reachable over the scale-up fabric (8 for HGX, 72 for NVL72, the slice for TPUs, 1 if none); 1 .. 1,000,000.")
+    scaleup_bandwidth_bytes_per_s: float = Field(ge=1, le=MAX_BYTES_PER_S, description="Scale-up bandwidth per device, ONE direction, bytes/s; 1 .. 1e18.")
+    scaleup_latency_s: float = Field(ge=MIN_LATENCY_S, le=MAX_LATENCY_S, description="Small-message latency over the scale-up fabric, s (alpha of an alpha-beta model); 1e-12 .. 10 s.")
     scaleout_fabric: str = Field(description="InfiniBand NDR, EFA v2, RoCE, DCN, ...")
-    scaleout_bandwidth_bytes_per_s: float = Field(gt=0, description="Scale-out (network) bandwidth per device, ONE direction, bytes/s.")
-    scaleout_latency_s: float = Field(gt=0, description="Small-message latency over the scale-out network, s.")
-    host_memory_bytes: float | None = Field(default=None, gt=0, description="Host (CPU) memory of one node/VM in bytes; None if not sourced.")
+    scaleout_bandwidth_bytes_per_s: float = Field(ge=1, le=MAX_BYTES_PER_S, description="Scale-out (network) bandwidth per device, ONE direction, bytes/s; 1 .. 1e18.")
+    scaleout_latency_s: float = Field(ge=MIN_LATENCY_S, le=MAX_LATENCY_S, description="Small-message latency over the scale-out network, s; 1e-12 .. 10 s.")
+    host_memory_bytes: float | None = Field(default=None, ge=1, le=MAX_BYTES, description="Host (CPU) memory of one node/VM in bytes, 1 B .. 2**60 B; None if not sourced.")
     as_of: str = Field(description="Date of the source.")
     source: str = Field(description="Where the figures were read.")
     notes: str = Field(default="", description="Curation decisions and labelled assumptions.")
@@ -224,11 +279,11 @@ class Offer(_Row):
     offer: str = Field(description="Instance type / SKU name as the provider spells it.")
     accelerator: str = Field(description="Accelerator id actually sold in this instance.")
     system: str = Field(description="System id describing the node/slice the instance runs on.")
-    devices_per_instance: int = Field(gt=0, description="Accelerators in one instance (TPU: chips in the slice).")
+    devices_per_instance: int = Field(ge=1, le=MAX_DEVICES, description="Accelerators in one instance (TPU: chips in the slice); 1 .. 1,000,000.")
     region: str = Field(description="Provider region, or 'global' where one price applies everywhere.")
     pricing_model: Literal["on-demand", "spot", "commit-1y", "commit-3y", "capacity-block"] = Field(description="One of PRICING_MODELS.")
-    usd_per_instance_hour: float = Field(gt=0, description="USD per instance-hour.")
-    usd_per_device_hour: float = Field(gt=0, description="USD per device-hour = usd_per_instance_hour / devices_per_instance.")
+    usd_per_instance_hour: float = Field(gt=0, le=MAX_USD_PER_HOUR, description="USD per instance-hour; finite, > 0 .. 1e6.")
+    usd_per_device_hour: float = Field(gt=0, le=MAX_USD_PER_HOUR, description="USD per device-hour = usd_per_instance_hour / devices_per_instance; finite, > 0 .. 1e6.")
     as_of: str = Field(description="Date the price was published or read.")
     source: str = Field(description="Where the price was read.")
     notes: str = Field(default="", description="Caveats: third-party figure, spot range across zones, ...")
@@ -274,8 +329,8 @@ class EfficiencyPoint(_Row):
             "bandwidth; attention: fraction of bf16 dense peak for fused attention fwd+bwd."
         )
     )
-    size: int | None = Field(default=None, gt=0, description="Problem size: m=n=k for matmul, bytes for copies/collectives; None if not a single size.")
-    value: float = Field(gt=0, le=1, description="Fraction in (0, 1].")
+    size: int | None = Field(default=None, ge=1, le=MAX_SIZE, description="Problem size: m=n=k for matmul, bytes for copies/collectives, 1 .. 2**53; None if not a single size.")
+    value: float = Field(gt=0, le=1, description="Fraction in (0, 1]; finite.")
     as_of: str = Field(description="Date of the measurement or source.")
     source: str = Field(description="Where the number comes from.")
     notes: str = Field(default="", description="How it was derived; the command if it is a measurement.")
@@ -311,7 +366,7 @@ class OtherPrice(_Row):
     item: Literal["object_storage", "block_storage", "egress", "electricity", "pue"] = Field(description="One of OTHER_PRICE_ITEMS.")
     region: str = Field(description="Region the price applies to ('global' if none).")
     unit: str = Field(description="USD/GB-month (storage), USD/GB (egress), USD/kWh (electricity), ratio (pue).")
-    value: float = Field(gt=0, description="The price in `unit` (a PUE is >= 1).")
+    value: float = Field(gt=0, le=MAX_OTHER_PRICE, description="The price in `unit`, finite, > 0 .. 1e6 (a PUE is 1 .. 10).")
     as_of: str = Field(description="Date of the source.")
     source: str = Field(description="Where it was read.")
     notes: str = Field(default="", description="Tiering, sector, caveats.")
@@ -321,8 +376,8 @@ class OtherPrice(_Row):
         expected = OTHER_PRICE_UNITS[self.item]
         if self.unit != expected:
             raise ValueError(f"unit {self.unit!r} for item {self.item!r}; expected {expected!r}")
-        if self.item == "pue" and self.value < 1:
-            raise ValueError(f"a PUE is >= 1, got {self.value}")
+        if self.item == "pue" and not 1 <= self.value <= MAX_PUE:
+            raise ValueError(f"a PUE is from 1 to {MAX_PUE:g}, got {self.value}")
         return self
 
     @property

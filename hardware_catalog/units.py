@@ -18,6 +18,23 @@ seconds        ``s``, ``ms``, ``us``, ``µs``, ``ns``         seconds
 Bits (``b``) are only accepted where they are conventional: ``400 Gb/s`` is 50e9 bytes/s.
 An unknown unit raises :class:`UnitError` (the loader turns it into a ``CatalogError`` that
 names the file, the line and the field).
+
+How a number is written (every numeric cell of the catalog, with or without a unit)
+-----------------------------------------------------------------------------------
+One grammar, :data:`NUMBER_SYNTAX`, for every number the catalog reads from text: ASCII digits
+with an optional sign, an optional decimal POINT and an optional exponent (``2.5``, ``.5``,
+``1e3``, ``-4``, ``2.5E-3``). Nothing else is a number:
+
+* **No comma, ever.** A decimal comma (``2,5``) and a thousands separator (``1,000``) are both
+  rejected with an error that says to write a decimal point and no separators: ``1,000`` means
+  one thousand in one locale and one in another, so the catalog never guesses. Other grouping
+  (``1 000``, ``1_000``, ``1'000``) is rejected too.
+* **Finite only.** ``nan``, ``inf``, ``infinity`` (any case or sign) are rejected, and so is a
+  number whose magnitude overflows a float (``1e400``).
+* **ASCII digits only.** Other Unicode digits (``１２``, ``١٢``) are rejected.
+
+Ranges (how large a memory, a price or a device count may be) are checked by the pydantic
+models and stated in their field descriptions (``hardware_catalog/models.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +42,7 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["UnitError", "DIMENSIONS", "parse_quantity", "format_quantity"]
+__all__ = ["UnitError", "DIMENSIONS", "NUMBER_SYNTAX", "COMMA_HINT", "parse_number", "parse_quantity", "format_quantity"]
 
 
 class UnitError(ValueError):
@@ -66,7 +83,44 @@ _BASES: dict[str, tuple[str, float, tuple[dict[str, float], ...]]] = {
 # longest symbols first so that "B/s" wins over "s" and "FLOPS" over "S"-less forms
 _BASE_ORDER = sorted(_BASES, key=len, reverse=True)
 
-_NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(\S.*?)?\s*$")
+NUMBER_SYNTAX = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+"""The only way a number may be written in a catalog cell (ASCII digits, decimal point)."""
+
+COMMA_HINT = "write the decimal point as '.' (2.5, not 2,5) and no thousands separators (1000, not 1,000)"
+"""What the error for a number containing a comma tells the user to do."""
+
+_NUMBER_ONLY = re.compile(rf"^{NUMBER_SYNTAX}$")
+_NUMBER = re.compile(rf"^\s*({NUMBER_SYNTAX})\s*(\S.*?)?\s*$", re.DOTALL)
+_NON_FINITE = re.compile(r"^[+-]?(nan|inf|infinity)$", re.IGNORECASE)
+_SYNTAX_HELP = "a number is ASCII digits with an optional sign, '.' decimal point and exponent, e.g. 2.5, 1e3"
+
+
+def _reject_number(text: str) -> UnitError:
+    """The error for a cell (or the number part of a cell) that is not NUMBER_SYNTAX."""
+    if "," in text:
+        return UnitError(f"{text!r} contains a comma: {COMMA_HINT}")
+    if _NON_FINITE.match(text.strip()):
+        return UnitError(f"{text!r} is not a finite number (nan and infinity are not allowed)")
+    return UnitError(f"{text!r} is not a number ({_SYNTAX_HELP})")
+
+
+def _to_float(number: str, text: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):
+        raise UnitError(f"{text!r} is out of range (its magnitude overflows a float; nothing in the catalog is that large)")
+    return value
+
+
+def parse_number(text: str) -> float:
+    """Parse a bare number written as :data:`NUMBER_SYNTAX` (surrounding spaces allowed).
+
+    Raises :class:`UnitError` for a comma (decimal or thousands), nan/inf, a magnitude that
+    overflows a float, non-ASCII digits and anything else that is not the grammar."""
+    text = str(text)
+    stripped = text.strip()
+    if not _NUMBER_ONLY.match(stripped):
+        raise _reject_number(text)
+    return _to_float(stripped, text)
 
 
 def _scale(value: float, factor: float) -> float:
@@ -95,18 +149,26 @@ def parse_quantity(text: str, dimension: str) -> float:
     """
     if dimension not in DIMENSIONS:
         raise ValueError(f"unknown dimension {dimension!r}")
-    match = _NUMBER.match(str(text))
+    text = str(text)
+    if "," in text:  # a unit never contains a comma: it is a decimal comma or a thousands separator
+        raise UnitError(f"{text!r} contains a comma: {COMMA_HINT}")
+    match = _NUMBER.match(text)
     if not match:
-        raise UnitError(f"cannot read {text!r} as '<number> <unit>'")
+        number_part = text.strip().split(" ")[0]
+        if _NON_FINITE.match(number_part):
+            raise UnitError(f"{text!r} is not a finite number (nan and infinity are not allowed)")
+        raise UnitError(f"cannot read {text!r} as '<number> <unit>' ({_SYNTAX_HELP})")
     number, unit = match.group(1), match.group(2)
     if not unit:
         raise UnitError(f"{text!r} has no unit; expected {_LABEL[dimension]}")
+    if unit[0].isdigit() or unit[0] in "_'.":
+        raise UnitError(f"{text!r}: separators inside a number are not allowed; {COMMA_HINT}")
     found, base, prefix = _lookup_unit(unit)
     if found != dimension:
         raise UnitError(f"unit {unit!r} is {_LABEL[found]}; expected {_LABEL[dimension]}")
-    value = _scale(_scale(float(number), prefix), base)
+    value = _scale(_scale(_to_float(number, text), prefix), base)
     if not math.isfinite(value):
-        raise UnitError(f"{text!r} is not a finite number")
+        raise UnitError(f"{text!r} is out of range (its magnitude overflows a float; nothing in the catalog is that large)")
     return value
 
 

@@ -116,3 +116,31 @@ def test_standalone_main(capsys):
     assert cli.main(["accelerators", "--kind", "asic", "--format", "csv"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("id,kind") and "gaudi3" in out
+
+
+def test_csv_output_guards_spreadsheet_formulas(capsys, tmp_path):
+    from hardware_catalog.loader import TABLES
+
+    cols = list(TABLES["offers"].column_names)
+    path = tmp_path / "mine.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerow({
+            "provider": "=HYPERLINK(\"http://x\",\"y\")", "offer": "@SUM(A1)", "accelerator": "h100-sxm5-80gb", "system": "hgx-h100-8",
+            "devices_per_instance": "8", "region": "+eu", "pricing_model": "on-demand", "usd_per_instance_hour": "16",
+            "as_of": "2026-01", "source": "-cmd|' /C calc'!A0", "notes": "\t=1+1\rAWS,fake,row",
+        })
+    for command in ("offers", "cheapest"):
+        rc, out, err = run(["catalog", command, "--format", "csv", "--catalog", str(path), "--pricing", "on-demand"], capsys)
+        assert rc == 0, err
+        mine = [r for r in rows(out) if r["provider"].startswith("'=")]
+        assert mine, out
+        assert not any(r["provider"] == "AWS" and r["offer"] == "fake" for r in rows(out))  # no injected row
+        if command == "offers":
+            r = mine[0]
+            assert r["provider"] == "'=HYPERLINK(\"http://x\",\"y\")" and r["offer"] == "'@SUM(A1)" and r["region"] == "'+eu"
+            assert r["source"] == "'-cmd|' /C calc'!A0" and r["notes"] == "'=1+1\rAWS,fake,row"  # tab stripped; CR quoted
+            assert float(r["usd_per_device_hour"]) == 2.0  # numbers are untouched
+    rc, out, _ = run(["catalog", "offers", "--catalog", str(path), "--accelerator", "h100-sxm5-80gb"], capsys)
+    assert rc == 0 and "=HYPERLINK" in out and "'=HYPERLINK" not in out  # the table is not a CSV: shown as given

@@ -88,7 +88,7 @@ def test_missing_unit(tmp_path):
 
 def test_negative_bandwidth(tmp_path):
     p = write_csv(tmp_path / "sys.csv", SYS_COLS, [dict(GOOD_SYS, accelerator="h100-sxm5-80gb", scaleup_bandwidth_per_device_one_way="-450 GB/s")])
-    expect_error(p, 2, "scaleup_bandwidth_per_device_one_way", "greater than 0")
+    expect_error(p, 2, "scaleup_bandwidth_per_device_one_way", "greater than or equal to 1")
 
 
 def test_missing_source(tmp_path):
@@ -146,7 +146,7 @@ def test_one_price_is_completed(tmp_path):
 
 def test_bad_integer(tmp_path):
     p = write_csv(tmp_path / "offers.csv", OFF_COLS, [dict(GOOD_OFFER, devices_per_instance="eight")])
-    expect_error(p, 2, "devices_per_instance", "integer")
+    expect_error(p, 2, "devices_per_instance", "'eight' is not an integer")
 
 
 def test_efficiency_above_one_and_zero(tmp_path):
@@ -306,3 +306,137 @@ def test_data_dir_argument(tmp_path):
     write_csv(hw / "offers.csv", OFF_COLS, rows)
     cat = load_catalog(data_dir=tmp_path)
     assert cat.offers[0].usd_per_device_hour == 1.0
+
+
+# ----------------------------------------------------------------------------- strict numbers (fuzzing regressions)
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("usd_per_instance_hour", "2,5"),  # decimal comma: was silently read as 25
+        ("usd_per_instance_hour", "1,000"),  # thousands separator: never allowed
+        ("devices_per_instance", "1,024"),
+    ],
+)
+def test_comma_in_a_number_is_an_error(tmp_path, column, value):
+    row = dict(GOOD_OFFER, usd_per_device_hour="", **{column: value})
+    p = write_csv(tmp_path / "offers.csv", OFF_COLS, [row])
+    err = expect_error(p, 2, column, "contains a comma")
+    assert repr(value) in str(err) and "decimal point" in str(err) and "thousands" in str(err)
+
+
+@pytest.mark.parametrize("value", ["16,5 GiB", "1,024 GiB", "1 024 GiB"])
+def test_comma_or_grouping_in_a_quantity_is_an_error(tmp_path, value):
+    p = write_csv(tmp_path / "a.csv", ACC_COLS, [dict(GOOD_ACC, memory=value)])
+    err = expect_error(p, 2, "memory")
+    assert "thousands separators" in str(err) and repr(value) in str(err)
+
+
+@pytest.mark.parametrize("value", ["1_000", "１２", "0x10", "8 ", " +8"])
+def test_only_ascii_decimal_numbers(tmp_path, value):
+    row = dict(GOOD_OFFER, usd_per_device_hour="", usd_per_instance_hour=value)
+    p = write_csv(tmp_path / "offers.csv", OFF_COLS, [row])
+    if value.strip() in ("8", "+8"):  # surrounding spaces and an explicit sign are fine
+        assert [o for o in load_catalog([p]).offers if o.provider == "MyCloud"][0].usd_per_instance_hour == 8.0
+    else:
+        expect_error(p, 2, "usd_per_instance_hour", "is not a number")
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [("usd_per_instance_hour", "inf"), ("usd_per_instance_hour", "NaN"), ("usd_per_device_hour", "-Infinity"), ("devices_per_instance", "nan")],
+)
+def test_non_finite_price_or_count_is_an_error(tmp_path, column, value):
+    row = dict(GOOD_OFFER, **{column: value})
+    p = write_csv(tmp_path / "offers.csv", OFF_COLS, [row])
+    expect_error(p, 2, column, "not a finite number")
+
+
+@pytest.mark.parametrize("column, value", [("memory", "inf GiB"), ("peak_bf16", "nan TFLOP/s"), ("tdp", "-inf W"), ("sparsity_speedup", "inf")])
+def test_non_finite_figure_is_an_error(tmp_path, column, value):
+    row = dict(GOOD_ACC, sparsity_pattern="2:4", **{column: value})
+    p = write_csv(tmp_path / "a.csv", ACC_COLS, [row])
+    expect_error(p, 2, column, "not a finite number")
+
+
+@pytest.mark.parametrize(
+    "column, value, match",
+    [
+        ("devices_per_instance", "1" + "0" * 400, "out of range"),
+        ("devices_per_instance", "1e400", "out of range"),
+        ("devices_per_instance", "2000000", "less than or equal to 1000000"),
+        ("usd_per_instance_hour", "1e300", "less than or equal to 1000000"),
+    ],
+)
+def test_huge_numbers_in_offers_are_bounded(tmp_path, column, value, match):
+    row = dict(GOOD_OFFER, usd_per_device_hour="", **{column: value})
+    p = write_csv(tmp_path / "offers.csv", OFF_COLS, [row])
+    err = expect_error(p, 2, column, match)
+    assert "allowed:" in str(err)  # the column's documented range
+
+
+@pytest.mark.parametrize(
+    "column, value, match",
+    [
+        ("memory", "1e400 B", "out of range"),
+        ("memory", "1e30 B", "2**60"),
+        ("memory_bandwidth", "1e30 B/s", "1e18"),
+        ("peak_bf16", "1e30 TFLOP/s", "1e+21"),
+        ("release_year", "9" * 30, "out of range"),
+        ("release_year", "1200", "1950..2100"),
+        ("tdp", "1e12 W", "1e6"),
+    ],
+)
+def test_huge_figures_in_accelerators_are_bounded(tmp_path, column, value, match):
+    p = write_csv(tmp_path / "a.csv", ACC_COLS, [dict(GOOD_ACC, **{column: value})])
+    expect_error(p, 2, column, match)
+
+
+def test_yaml_non_finite_and_huge_numbers(tmp_path):
+    for value, match in ((".inf", "not a finite number"), (".nan", "not a finite number"), ("1" + "0" * 400, "out of range")):
+        y = tmp_path / "o.yaml"
+        y.write_text(
+            "offers:\n"
+            "  - {provider: X, offer: a, accelerator: h100-sxm5-80gb, system: hgx-h100-8, devices_per_instance: 8, region: r,\n"
+            f"     pricing_model: on-demand, usd_per_instance_hour: {value}, as_of: 2026-01, source: s}}\n"
+        )
+        expect_error(y, 2, "usd_per_instance_hour", match)
+
+
+# ----------------------------------------------------------------------------- encodings
+def test_non_utf8_file_names_the_file(tmp_path):
+    p = write_csv(tmp_path / "latin1_offers.csv", OFF_COLS, [dict(GOOD_OFFER, notes="prix négocié")])
+    p.write_bytes(p.read_text(encoding="utf-8").encode("latin-1"))
+    with pytest.raises(CatalogError) as exc:
+        load_catalog([p])
+    msg = str(exc.value)
+    assert str(p) in msg and "line 2" in msg and "not UTF-8" in msg and "e9" in msg
+
+
+def test_non_utf8_yaml_names_the_file(tmp_path):
+    y = tmp_path / "cp1252.yaml"
+    y.write_bytes("offers: []\n# co\u00fbt \u20ac\n".encode("cp1252"))
+    with pytest.raises(CatalogError, match="cp1252.yaml line 2: the file is not UTF-8"):
+        load_catalog([y])
+
+
+def test_utf8_bom_and_crlf_are_accepted(tmp_path):
+    p = write_csv(tmp_path / "bom.csv", OFF_COLS, [dict(GOOD_OFFER, notes="multi\r\nline ≠ ascii")])
+    p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+    cat = load_catalog([p])
+    o = [x for x in cat.offers if x.provider == "MyCloud"][0]
+    assert o.notes == "multi\r\nline ≠ ascii"  # cells are kept byte for byte
+    y = tmp_path / "bom.yaml"
+    y.write_bytes(
+        b"\xef\xbb\xbfoffers:\n"
+        b"  - {provider: Y, offer: a, accelerator: h100-sxm5-80gb, system: hgx-h100-8, devices_per_instance: 8, region: r,\n"
+        b"     pricing_model: on-demand, usd_per_instance_hour: 8, as_of: 2026-01, source: s}\n"
+    )
+    assert [o for o in load_catalog([y]).offers if o.provider == "Y"][0].usd_per_device_hour == 1.0
+
+
+def test_overrides_reject_non_finite_and_huge(tmp_path):
+    cat = load_catalog()
+    key = cat.offers[0].key
+    for kwargs in ({"usd_per_device_hour": float("inf")}, {"usd_per_device_hour": float("nan")}, {"usd_per_instance_hour": 10**400, "usd_per_device_hour": 1.0}):
+        with pytest.raises(CatalogError):
+            cat.override_price(*key, **kwargs)

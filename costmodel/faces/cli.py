@@ -147,14 +147,24 @@ def _cmd_memory(args: argparse.Namespace) -> int:
                           overrides=_overrides(args.set))
     parts = {k: float(v) for k, v in mem.items()}
     total = float(mem.total)
+    from costmodel.specs.setup import micro_batches
+
+    global_batch = micro_batches(layout, setup) * setup.micro_batch * layout.dp
+    capacity = _capacity_bytes(args.accelerator)
+    fits = None if capacity is None else total <= capacity
     if args.format == "json":
         print(json.dumps({
             "model": spec.name,
             "layout": layout.model_dump(),
             "setup": setup.model_dump(),
+            "global_batch": global_batch,
             "framework": args.framework,
             "total_bytes": total,
+            "memory_per_device_bytes": total,
             "breakdown_bytes": parts,
+            "accelerator": args.accelerator,
+            "memory_capacity_bytes": capacity,
+            "fits_in_memory": fits,
         }))
         return 0
     rows = [{"component": k, "GiB": f"{v / GIB:.2f}", "share": f"{v / total:.1%}" if total else "-"}
@@ -163,9 +173,21 @@ def _cmd_memory(args: argparse.Namespace) -> int:
     print(f"{spec.name}: peak training memory per device, {layout.n_devices} devices "
           f"(tp={layout.tp} pp={layout.pp} dp={layout.dp} cp={layout.cp} ep={layout.ep}, "
           f"ZeRO-{layout.zero_stage}), {setup.precision}, {setup.optimizer}, recompute={setup.recompute}, "
-          f"micro-batch {setup.micro_batch} x {setup.seq_len} tokens, framework {args.framework}")
+          f"micro-batch {setup.micro_batch} x {setup.seq_len} tokens, global batch {global_batch} "
+          f"(pipeline stages hold their in-flight micro-batches), framework {args.framework}")
     print(format_table(rows, align_right=("GiB", "share")))
+    if capacity is not None:
+        print(f"{total / GIB:.1f} GiB of {capacity / GIB:.1f} GiB on {args.accelerator}: "
+              f"{'fits' if fits else 'DOES NOT FIT'}")
     return 0
+
+
+def _capacity_bytes(accelerator: str | None) -> float | None:
+    if accelerator is None:
+        return None
+    from costmodel.tables.catalog import engine_catalog
+
+    return float(engine_catalog().accelerator(accelerator).memory_bytes)
 
 
 # train -------------------------------------------------------------------------------------------
@@ -212,7 +234,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"run: {est.train_tokens:.4g} tokens = {est.steps:,.0f} steps, {est.time_total_hours:,.1f} h "
           f"({est.time_total_hours / 24:,.1f} days; range {est.time_total_lower_hours / 24:,.1f}"
           f"..{est.time_total_upper_hours / 24:,.1f} days), {est.device_hours:,.0f} device-hours, "
-          f"{est.energy_kwh:,.0f} kWh")
+          + (f"{est.energy_kwh:,.0f} kWh" if est.energy_kwh == est.energy_kwh
+             else f"energy unknown (no TDP for {est.accelerator} in the catalog)"))
     if est.cost_total_usd is not None:
         print(f"cost: ${est.cost_total_usd:,.0f} on {est.offer} at ${est.usd_per_device_hour:.2f}/device-hour "
               f"(compute ${est.cost_compute_usd:,.0f}, checkpoint storage ${est.cost_storage_usd:,.0f}); "
@@ -352,6 +375,10 @@ def scenario_from_args(args: argparse.Namespace):
             cons[key] = _csv_list(getattr(args, flag))
     if args.accelerators is not None:
         search["accelerators"] = _csv_list(args.accelerators)
+    for name in SEARCH_LIST_FLAGS:
+        value = getattr(args, f"search_{name}")
+        if value is not None:
+            search[name] = _search_list(name, value)
     if args.objective is not None:
         data["objective"] = args.objective
     if args.set:
@@ -368,6 +395,24 @@ def scenario_from_args(args: argparse.Namespace):
         raise ScenarioError("give a SCENARIO file, --train-tokens, or --serve-rps")
     data.update(job=job, constraints=cons, search=search)
     return Scenario.from_dict(data, where=args.scenario or "command line")
+
+
+#: Search-space lists a plan's flags can narrow (``--tp 1,2,4``): name -> element type.
+SEARCH_LIST_FLAGS = {"device_counts": int, "tp": int, "pp": int, "vpp": int, "cp": int, "ep": int,
+                     "zero_stage": int, "recompute": str, "micro_batch": int, "precision": str,
+                     "batch": int, "quantization": str, "kv_bits": int}
+
+
+def _search_list(name: str, text: str) -> list:
+    from costmodel.specs.scenario import ScenarioError
+
+    kind = SEARCH_LIST_FLAGS[name]
+    items = _csv_list(text) or []
+    try:
+        return [kind(x) for x in items]
+    except ValueError:
+        raise ScenarioError(f"--{name.replace('_', '-')}: {text!r} is not a comma-separated list of "
+                            f"{'integers' if kind is int else 'names'}") from None
 
 
 def _deadline(text: str) -> float | str | None:
@@ -660,6 +705,10 @@ def _add_plan_parser(sub) -> None:
     p.add_argument("--regions", help="comma-separated regions")
     p.add_argument("--pricing", help="pricing models, e.g. on-demand,spot,commit-1y,commit-3y,capacity-block")
     p.add_argument("--accelerators", help="comma-separated accelerator ids to search")
+    g = p.add_argument_group("search space (comma-separated lists; default: the planner's)")
+    for name in SEARCH_LIST_FLAGS:
+        flag = "--zero" if name == "zero_stage" else f"--{name.replace('_', '-')}"
+        g.add_argument(flag, dest=f"search_{name}", metavar="LIST", help=f"search.{name}")
     p.add_argument("--objective", choices=("cost", "time", "cost-per-token", "energy"))
     p.add_argument("--top", type=int, default=10, help="plans to print and report")
     p.add_argument("--csv", help="write the wide report here, plus _breakdown.csv and _metadata.json")
@@ -682,6 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("memory", help="peak training memory per device by component")
     p.add_argument("model", help="preset name or path to a config.json")
+    p.add_argument("--accelerator", default=None, help="catalog id: also say whether it fits")
     _add_training_flags(p)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=_cmd_memory)

@@ -219,7 +219,7 @@ PLAN_COLUMNS = (
     "cost_total_usd", "cost_compute_usd", "cost_storage_usd", "cost_per_million_tokens_usd",
     "usd_per_device_hour", "device_hours", "billed_device_hours", "memory_per_device_gib",
     "memory_capacity_gib", "memory_headroom_gib", "mfu", "hfu", "step_time_s",
-    "tokens_per_s_per_device", "energy_kwh", "price_as_of", "price_source",
+    "tokens_per_s_per_device", "energy_kwh", "energy_note", "price_as_of", "price_source",
 )
 COST_PARTS = ("compute", "storage", "energy")
 
@@ -365,6 +365,8 @@ def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray]
         "memory_capacity_gib": rows["memory_capacity_bytes"] / 2**30,
         **{k: rows[k] for k in ("mfu", "hfu", "step_time_s", "tokens_per_s_per_device", "device_hours",
                                 "billed_device_hours", "energy_kwh")},
+        "energy_note": ["" if e == e else f"unknown: no TDP for {a} in the catalog"
+                        for e, a in zip(rows["energy_kwh"], o["accelerator"])],
         "billing": [billing_note(n, i, d) for n, i, d in zip(rows["n_devices"], rows["instances"],
                                                              rows["devices_per_instance"])],
         "price_as_of": o["as_of"].to_numpy(), "price_source": o["source"].to_numpy(),

@@ -9,11 +9,14 @@ with its source, and the scenario itself.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from hardware_catalog.csvsafe import guard_frame, guard_text, write_csv
 
 from costmodel.jobs import train
 from costmodel.jobs.train import PLAN_COLUMNS
@@ -25,31 +28,19 @@ __all__ = ["COST_PARTS", "MEMORY_PARTS", "PLAN_COLUMNS", "breakdown_table", "gua
 MEMORY_PARTS = TRAIN_MEMORY_COMPONENTS
 COST_PARTS = tuple(f"cost_{p}_usd" for p in train.COST_PARTS)
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def guard_text(value: Any) -> Any:
-    """Neutralise a text cell a spreadsheet would evaluate (=, +, -, @, tab, CR at the start)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
-def guard_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``df`` with every text cell passed through ``guard_text``."""
-    out = df.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(guard_text)
-    return out
+def _csv_bytes(df: pd.DataFrame) -> bytes:
+    """CSV text with formula cells guarded and line breaks inside cells quoted."""
+    buf = io.StringIO()
+    write_csv(df, buf)
+    return buf.getvalue().encode()
 
 
 def report_bytes(result: PlanResult) -> dict[str, bytes]:
     """The three report files in memory (the UI's downloads), exactly what ``write_reports``
     writes: ``plans`` (wide CSV), ``breakdown`` (long CSV), ``metadata`` (JSON)."""
     return {
-        "plans": guard_frame(plans_table(result)).to_csv(index=False).encode(),
-        "breakdown": guard_frame(breakdown_table(result)).to_csv(index=False).encode(),
+        "plans": _csv_bytes(plans_table(result)),
+        "breakdown": _csv_bytes(breakdown_table(result)),
         "metadata": (json.dumps(metadata(result), indent=2, default=str) + "\n").encode(),
     }
 

@@ -214,7 +214,8 @@ PLAN_COLUMNS = (
     "rank", "accelerator", "kind", "provider", "offer", "region", "pricing_model", "system",
     "n_devices", "instances", "devices_per_instance", "billing", "tp", "pp", "vpp", "dp", "cp", "ep",
     "sequence_parallel", "zero_stage", "recompute", "micro_batch", "global_batch", "precision",
-    "peft", "lora_rank", "lora_targets", "base_weight_bits", "framework", "time_total_hours",
+    "peft", "lora_rank", "lora_targets", "base_weight_bits", "weight_bits", "activation_bits",
+    "kv_bits", "sparsity", "distilled_from", "quality_impact", "quality_source", "framework", "time_total_hours",
     "time_total_lower_hours", "time_total_upper_hours",
     "cost_total_usd", "cost_compute_usd", "cost_storage_usd", "cost_per_million_tokens_usd",
     "usd_per_device_hour", "device_hours", "billed_device_hours", "memory_per_device_gib",
@@ -330,17 +331,20 @@ class TrainingJob(JobKind):
         vals = {k: np.asarray(v, dtype=np.float64)[rows] if np.ndim(v) else np.full(len(rows), float(v))
                 for k, v in ev.out.items()}
         for name in ("tp", "pp", "vpp", "dp", "cp", "ep", "zero_stage", "recompute", "micro_batch",
-                     "precision", "n_micro", "peft", "lora_rank", "lora_targets", "base_weight_bits"):
+                     "precision", "n_micro", "peft", "lora_rank", "lora_targets", "base_weight_bits",
+                     "weight_bits"):
             vals[name] = np.asarray(getattr(t, name))[rows]
         vals["sequence_parallel"] = t.sp[rows]
         vals["n_devices"] = t.n_devices[rows]
         return vals
 
     def frame(self, ctx: TrainingContext, rows: dict[str, np.ndarray]) -> pd.DataFrame:
-        return training_plan_frame(ctx.offers, ctx.table.catalog, rows, ctx.scenario.job.framework)
+        return training_plan_frame(ctx.offers, ctx.table.catalog, rows, ctx.scenario.job.framework,
+                                   ctx.scenario.model_spec().name)
 
 
-def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray], framework: str) -> pd.DataFrame:
+def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray], framework: str,
+                        model_name: str = "") -> pd.DataFrame:
     """Readable plan rows: names instead of codes, key columns first, units in column names."""
     o = offers.frame.iloc[rows["offer_row"].astype(np.int64)].reset_index(drop=True)
     acc = catalog.accelerators
@@ -358,6 +362,8 @@ def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray]
         "global_batch": (rows["micro_batch"] * rows["dp"] * rows["n_micro"]).astype(np.int64),
         "precision": [PRECISION_NAMES[int(v)] for v in rows["precision"]],
         **_peft_columns(rows),
+        **_compression_columns(rows, [PEFT_MODES[int(v)] for v in rows.get("peft", np.zeros(len(rows["tp"])))],
+                               model_name),
         "framework": framework,
         **{k: rows[k] for k in ("time_total_hours", "time_total_lower_hours", "time_total_upper_hours",
                                 "cost_total_usd", "cost_per_million_tokens_usd", "usd_per_device_hour")},
@@ -378,6 +384,36 @@ def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray]
             df[k] = v
     df["plan_id"] = rows["_key"].astype(np.int64)
     return df.reset_index(drop=True)
+
+
+def _compression_columns(rows: dict[str, np.ndarray], peft: list[str], model_name: str) -> dict[str, Any]:
+    """The compression columns every plan report carries (the serving job's too): stored weight
+    and activation bits, KV bits (blank: no KV cache in training), sparsity, distillation, and the
+    published quality impact of a quantized base (QLoRA NF4) with its source, else none/unknown."""
+    from costmodel.specs.codes import PRECISION_FORMATS, FORMAT_BITS
+    from costmodel.tables.quality import family_of, quality_impact, size_of
+
+    n = len(peft)
+    act = [FORMAT_BITS[PRECISION_FORMATS[PRECISION_NAMES[int(v)]][1]] for v in rows["precision"]]
+    row = quality_impact("qlora_nf4", family_of(model_name), size_of(model_name)) if "qlora" in peft else None
+    impact, source = [], []
+    for mode in peft:
+        if mode != "qlora":
+            impact.append("none (16-bit base)" if mode == "lora" else "none (uncompressed)")
+            source.append("")
+        elif row is None:
+            impact.append("qlora_nf4: unknown")
+            source.append("")
+        else:
+            impact.append(f"qlora_nf4: {row['metric']} {row['delta']:+.3g} ({row['relative_delta']:+.1%})")
+            source.append(f"{row['method']}: {row['source']}")
+    stored = rows["weight_bits"] if "weight_bits" in rows else np.full(n, 16.0)
+    frozen = np.array([m != "none" for m in peft])
+    base = rows.get("base_weight_bits", stored)
+    return {"weight_bits": np.where(frozen, base, stored),  # the frozen base's bits under PEFT
+            "activation_bits": np.array(act, dtype=float), "kv_bits": [""] * n,
+            "sparsity": ["none"] * n, "distilled_from": [""] * n,
+            "quality_impact": impact, "quality_source": source}
 
 
 def _peft_columns(rows: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -270,12 +270,31 @@ def _profile(text: str | None) -> list[float] | None:
         raise CliError(f"--hourly-profile: {text!r} is not 24 comma-separated numbers") from None
 
 
+#: (--weight-bits, --activation-bits) -> quantization scheme; fp8/mxfp4 via --precision.
+_BITS_SCHEMES = {(8, 16): "w8a16", (4, 16): "w4a16", (8, 8): "int8", (4, 4): "nvfp4"}
+
+
+def _scheme(args: argparse.Namespace) -> str:
+    """The scheme named by --precision, or implied by --weight-bits/--activation-bits."""
+    if args.weight_bits is None and args.activation_bits is None:
+        return args.precision
+    bits = (args.weight_bits or 16, args.activation_bits or 16)
+    if bits == (16, 16):
+        return args.precision
+    if bits in ((8, 8), (4, 4)) and args.precision in ("fp8", "mxfp4"):
+        return args.precision
+    if bits not in _BITS_SCHEMES:
+        raise CliError(f"--weight-bits {bits[0]} --activation-bits {bits[1]}: no such scheme; "
+                       "allowed pairs: 16/16, 8/16, 4/16, 8/8, 4/4")
+    return _BITS_SCHEMES[bits]
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from costmodel.faces.serving_api import estimate_serving
     from costmodel.specs.serving import ReplicaLayout, ServingSetup
 
     layout = ReplicaLayout(tp=args.tp, pp=args.pp, ep=args.ep, disaggregated=args.disaggregated)
-    setup = ServingSetup(precision=args.precision, kv_bits=args.kv_bits, batch=args.batch,
+    setup = ServingSetup(precision=_scheme(args), kv_bits=args.kv_bits, batch=args.batch,
                          group_size=args.group_size, sparsity=args.sparsity,
                          input_len=args.input_len, output_len=args.output_len)
     est = estimate_serving(args.model, args.accelerator, layout, setup, load=_serving_load(args),
@@ -658,6 +677,8 @@ def _add_serve_parser(sub) -> None:
     p.add_argument("--precision", default="bf16",
                    help="quantization scheme: bf16, fp16, fp32, fp8, int8 (W8A8), w8a16, w4a16, nvfp4, mxfp4")
     p.add_argument("--group-size", type=int, default=None, help="weights per scale group (w4a16: 128)")
+    p.add_argument("--weight-bits", type=int, default=None, help="16, 8 or 4 (with --activation-bits: a scheme)")
+    p.add_argument("--activation-bits", type=int, default=None, help="16, 8 or 4")
     p.add_argument("--sparsity", default="none", help="weight sparsity: none, 2:4, unstructured-50")
     p.add_argument("--kv-bits", type=int, default=16, help="KV-cache bits: 16, 8 or 4")
     p.add_argument("--rps", type=float, default=None, help="requests/s to serve (adds replicas and cost)")

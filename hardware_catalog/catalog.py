@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
-from .loader import TABLES, CatalogError, Provenance, RowRecord, read_table_file, read_user_file, row_key
+from .loader import SHIPPED_REQUIRED, TABLES, CatalogError, Provenance, RowRecord, read_table_file, read_user_file, row_key
 from .models import (
     KINDS,
     NUMBER_FORMATS,
@@ -378,6 +378,7 @@ class Catalog:
         row.update(
             usd_per_device_hour=usd_per_device_hour,
             usd_per_instance_hour=usd_per_instance_hour,
+            price_quality="user",
             as_of=_dt.date.today().isoformat(),
             source=source,
             notes=f"override of: {old.source}",
@@ -456,6 +457,7 @@ class Catalog:
             "pricing_model",
             "usd_per_instance_hour",
             "usd_per_device_hour",
+            "price_quality",
             "as_of",
             "source",
             "notes",
@@ -472,6 +474,7 @@ class Catalog:
                 "pricing_model": o.pricing_model,
                 "usd_per_instance_hour": o.usd_per_instance_hour,
                 "usd_per_device_hour": o.usd_per_device_hour,
+                "price_quality": o.price_quality,
                 "as_of": o.as_of,
                 "source": o.source,
                 "notes": o.notes,
@@ -503,6 +506,7 @@ class Catalog:
             "region",
             "devices_per_instance",
             "usd_per_instance_hour",
+            "price_quality",
             "as_of",
             "source",
         ]
@@ -603,7 +607,7 @@ def _shipped_records(data_dir: str | Path | None) -> list[RowRecord]:
         path = hw / spec.filename
         if not path.exists():
             raise CatalogError(f"{path}: shipped catalog file missing")
-        records.extend(read_table_file(path, spec))
+        records.extend(read_table_file(path, spec, require=SHIPPED_REQUIRED.get(spec.name, ())))
     return records
 
 

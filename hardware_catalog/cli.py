@@ -14,6 +14,8 @@ injection guidance), since offers/accelerators may come from a user's own catalo
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
+import json
 import math
 import os
 import sys
@@ -22,6 +24,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from .catalog import Catalog, default_catalog, load_catalog
+from .check import DEFAULT_MAX_AGE_DAYS, check_catalog
 from .csvsafe import write_csv
 from .loader import CatalogError
 from .models import KINDS, NUMBER_FORMATS, PRICING_MODELS
@@ -62,7 +65,10 @@ def _catalog(args: argparse.Namespace) -> Catalog:
 
 
 def _write(df: pd.DataFrame, fmt: str, table: pd.DataFrame | None = None) -> None:
-    if fmt == "csv":
+    if fmt == "json":
+        records = json.loads(df.to_json(orient="records"))  # numpy scalars -> plain JSON values
+        sys.stdout.write(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
+    elif fmt == "csv":
         # user catalog files put arbitrary text in these cells: neutralise spreadsheet formulas
         write_csv(df, sys.stdout, float_format="%.15g")
     else:
@@ -166,6 +172,7 @@ def _cmd_offers(args: argparse.Namespace) -> int:
         table = df[["provider", "offer", "accelerator", "devices_per_instance", "region", "pricing_model"]].copy()
         table["$/instance-h"] = df["usd_per_instance_hour"].map(lambda v: f"{v:.4f}")
         table["$/device-h"] = df["usd_per_device_hour"].map(lambda v: f"{v:.4f}")
+        table["quality"] = df["price_quality"]
         table["as_of"] = df["as_of"]
     _write(df, args.format, table)
     return 0
@@ -202,6 +209,35 @@ def _cmd_efficiency(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_today(text: str | None) -> _dt.date | None:
+    if text is None:
+        return None
+    try:
+        return _dt.date.fromisoformat(text)
+    except ValueError:
+        raise _UsageError(f"--today: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    if args.max_age_days < 0:
+        raise _UsageError(f"--max-age-days: must be 0 or more, got {args.max_age_days}")
+    today = _parse_today(args.today)
+    cat = _catalog(args)
+    df = check_catalog(cat, max_age_days=args.max_age_days, today=today)
+    if args.format == "table":
+        counts = df["check"].value_counts()
+        summary = ", ".join(f"{counts.get(c, 0)} {c}" for c in ("stale", "third-party-price", "no-offer"))
+        sys.stdout.write(
+            f"catalog check ({(today or _dt.date.today()).isoformat()}, max age {args.max_age_days} days): {summary}\n"
+        )
+        table = df.copy()
+        table["detail"] = table["detail"].map(lambda t: t if len(t) <= 90 else t[:87] + "...")
+        _write(df, "table", table)
+    else:
+        _write(df, args.format)
+    return 0  # a report: findings do not fail the command
+
+
 def _wrap(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
@@ -223,8 +259,8 @@ def _wrap(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
     return run
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=("table", "csv"), default="table", help="table (human units) or csv (base units, units in column names)")
+def _common(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("table", "csv")) -> None:
+    p.add_argument("--format", choices=formats, default="table", help=f"{' | '.join(formats)}: table (human units) or csv/json (base units, units in column names)")
     p.add_argument(
         "--catalog",
         action="extend",
@@ -241,9 +277,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``catalog`` with leaves accelerators, systems, offers, cheapest, efficiency."""
+    """Add ``catalog`` with leaves accelerators, systems, offers, cheapest, efficiency, check."""
     cat = subparsers.add_parser("catalog", help="list the hardware catalog: accelerators, systems, offers")
-    sub = cat.add_subparsers(dest="catalog_command", metavar="{accelerators,systems,offers,cheapest,efficiency}")
+    sub = cat.add_subparsers(dest="catalog_command", metavar="{accelerators,systems,offers,cheapest,efficiency,check}")
     sub.required = True
 
     p = sub.add_parser("accelerators", help="accelerators with memory, bandwidth and dense peaks per number format")
@@ -275,6 +311,21 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("efficiency", help="achievable-efficiency points (fractions of peak) with their sources")
     _common(p)
     p.set_defaults(func=_wrap(_cmd_efficiency))
+
+    p = sub.add_parser(
+        "check",
+        help="report stale rows (as_of older than --max-age-days), third-party offer prices and accelerators without an offer (exit code 0)",
+    )
+    p.add_argument(
+        "--max-age-days",
+        type=int,
+        default=DEFAULT_MAX_AGE_DAYS,
+        metavar="N",
+        help=f"a row is stale when its as_of is more than N days before today (default {DEFAULT_MAX_AGE_DAYS}); '<=YYYY-MM-DD' counts by that date",
+    )
+    p.add_argument("--today", metavar="YYYY-MM-DD", help="date to measure ages from (default: today's date)")
+    _common(p, formats=("table", "csv", "json"))
+    p.set_defaults(func=_wrap(_cmd_check))
     return cat
 
 

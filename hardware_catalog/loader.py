@@ -45,7 +45,7 @@ from .models import (
 )
 from .units import _NUMBER_ONLY, UnitError, _reject_number, parse_number, parse_quantity
 
-__all__ = ["CatalogError", "MAX_INTEGER", "TABLES", "Provenance", "RowRecord", "read_table_file", "read_user_file", "table_for_header"]
+__all__ = ["CatalogError", "MAX_INTEGER", "SHIPPED_REQUIRED", "TABLES", "Provenance", "RowRecord", "read_table_file", "read_user_file", "table_for_header"]
 
 
 class CatalogError(ValueError):
@@ -176,6 +176,7 @@ TABLES: dict[str, TableSpec] = {
             Column("pricing_model", "str", "pricing_model", True),
             Column("usd_per_instance_hour", "float", "usd_per_instance_hour"),
             Column("usd_per_device_hour", "float", "usd_per_device_hour"),
+            Column("price_quality", "str", "price_quality"),
             Column("as_of", "str", "as_of", True),
             Column("source", "str", "source", True),
             Column("notes", "str", "notes"),
@@ -481,20 +482,32 @@ def _read_csv_records(path: Path, text: str) -> tuple[list[str], list[tuple[int,
     return header, records
 
 
-def read_table_file(path: str | Path, spec: TableSpec | None = None) -> list[RowRecord]:
-    """Read one CSV file. ``spec`` forces the schema; otherwise it is recognised by the header."""
+SHIPPED_REQUIRED: dict[str, tuple[str, ...]] = {"offers": ("price_quality",)}
+"""Columns optional in a user's file but required (present and non-empty) in the shipped catalog:
+every shipped price says whether it is first-party or third-party."""
+
+
+def read_table_file(path: str | Path, spec: TableSpec | None = None, require: Iterable[str] = ()) -> list[RowRecord]:
+    """Read one CSV file. ``spec`` forces the schema; otherwise it is recognised by the header.
+
+    ``require``: extra columns that must be in the header and non-empty in every row (the shipped
+    catalog passes :data:`SHIPPED_REQUIRED`)."""
     path = Path(path)
     text = _decode(path)
     header, records = _read_csv_records(path, text)
+    require = tuple(require)
     if spec is None:
         spec = table_for_header(header, str(path))
     else:
-        missing = [c.name for c in spec.columns if c.required and c.name not in header]
+        missing = [c.name for c in spec.columns if (c.required or c.name in require) and c.name not in header]
         if missing:
             raise _err(Provenance(str(path), 1), missing[0], f"required column missing from the header of {spec.filename}")
     out: list[RowRecord] = []
     for line, cells in records:
         where = Provenance(str(path), line)
+        for name in require:
+            if not str(cells.get(name) or "").strip():
+                raise _err(where, name, "required value is empty")
         out.append(RowRecord(spec.name, build_row(spec, cells, where), where))
     _check_duplicates(out)
     return out

@@ -65,6 +65,7 @@ __all__ = [
     "FORMAT_BITS",
     "KINDS",
     "PRICING_MODELS",
+    "PRICE_QUALITIES",
     "EFFICIENCY_QUANTITIES",
     "OTHER_PRICE_ITEMS",
     "OTHER_PRICE_UNITS",
@@ -113,6 +114,12 @@ FORMAT_BITS: dict[str, int] = {
 KINDS: tuple[str, ...] = ("gpu", "tpu", "fpga", "asic")
 
 PRICING_MODELS: tuple[str, ...] = ("on-demand", "spot", "commit-1y", "commit-3y", "capacity-block")
+
+PRICE_QUALITIES: tuple[str, ...] = ("first-party", "third-party", "user")
+"""Where an offer's price was read: ``first-party`` = the provider's own price page, price API or
+price list; ``third-party`` = an aggregator, blog, dataset or any transcription of the provider's
+page (even a faithful one); ``user`` = a user's own file or an override (the default when a user
+file has no ``price_quality`` column)."""
 
 EFFICIENCY_QUANTITIES: tuple[str, ...] = (
     "matmul",
@@ -284,6 +291,10 @@ class Offer(_Row):
     pricing_model: Literal["on-demand", "spot", "commit-1y", "commit-3y", "capacity-block"] = Field(description="One of PRICING_MODELS.")
     usd_per_instance_hour: float = Field(gt=0, le=MAX_USD_PER_HOUR, description="USD per instance-hour; finite, > 0 .. 1e6.")
     usd_per_device_hour: float = Field(gt=0, le=MAX_USD_PER_HOUR, description="USD per device-hour = usd_per_instance_hour / devices_per_instance; finite, > 0 .. 1e6.")
+    price_quality: Literal["first-party", "third-party", "user"] = Field(
+        default="user",
+        description="One of PRICE_QUALITIES: first-party (the provider's own page/API), third-party (aggregator or transcription), user (a user's file or override; the default).",
+    )
     as_of: str = Field(description="Date the price was published or read.")
     source: str = Field(description="Where the price was read.")
     notes: str = Field(default="", description="Caveats: third-party figure, spot range across zones, ...")

@@ -104,7 +104,7 @@ def test_b200_and_gb200(cat):
     assert b200.peak("bf16") == 2.25e15
     assert b200.peak("fp8") == 4.5e15
     assert b200.peak("fp4") == 9e15
-    assert b200.memory_bandwidth_bytes_per_s == 8e12
+    assert b200.memory_bandwidth_bytes_per_s == 7.7e12  # current HGX B200 table (audit 2026-12; was 8 TB/s)
     assert b200.memory_bytes == 180 * GiB
     gb200 = cat.accelerator("gb200-nvl72")
     assert gb200.peak("bf16") == 2.5e15  # per GPU, not per superchip
@@ -143,7 +143,7 @@ def test_tpu_and_asic_figures(cat):
     assert cat.accelerator("tpu-v6e").memory_bandwidth_bytes_per_s == 1638e9
     assert cat.accelerator("tpu-v5e").memory_bandwidth_bytes_per_s == 819e9
     assert cat.accelerator("tpu-v4").peak("bf16") == 275e12
-    assert cat.accelerator("gaudi3").peak("bf16") == 1677e12
+    assert cat.accelerator("gaudi3").peak("bf16") == 1835e12  # Intel Hot Chips 2024 (audit 2026-12; was 1677)
     assert cat.accelerator("trn2").peak("fp8") == 1299e12
     assert cat.accelerator("trn1").peak("bf16") == 190e12
 
@@ -220,6 +220,10 @@ def test_known_prices(cat):
     assert p5.usd_per_instance_hour == 55.04 and p5.usd_per_device_hour == pytest.approx(6.88)
     v5p = [o for o in cat.offers if o.offer == "v5p-12288" and o.pricing_model == "on-demand"][0]
     assert v5p.devices_per_instance == 6144 and v5p.usd_per_device_hour == pytest.approx(4.2)
+    # the smaller v5p slices are sold too, at the same per-chip rate (audit 2026-12: 64 chips must not bill 6144)
+    v5p128 = [o for o in cat.offers if o.offer == "v5p-128" and o.pricing_model == "on-demand"][0]
+    assert v5p128.devices_per_instance == 64 and v5p128.usd_per_instance_hour == pytest.approx(268.8)
+    assert cat.system(v5p128.system).scaleup_domain_devices == 64
 
 
 def test_offer_coverage(cat):
@@ -227,7 +231,8 @@ def test_offer_coverage(cat):
     assert {"AWS", "GCP", "Azure"} <= providers
     assert len(providers & {"Lambda", "RunPod", "CoreWeave"}) >= 2
     models = {o.pricing_model for o in cat.offers}
-    assert {"on-demand", "spot", "commit-1y", "capacity-block"} <= models
+    # commit-1y: the only one (CoreWeave's third-party 1.79/GPU) was removed by the 2026-12 audit; the model stays valid
+    assert {"on-demand", "spot", "capacity-block"} <= models
     assert len(cat.by_kind("fpga")) >= 3
     # every accelerator in the brief that is sold in a cloud has at least one offer
     for acc in ("h100-sxm5-80gb", "h200-sxm-141gb", "a100-sxm4-40gb", "b200-sxm-180gb", "mi300x-192gb", "tpu-v5e", "tpu-v6e", "trn1", "trn2", "l4-24gb", "t4-16gb"):

@@ -34,7 +34,7 @@ ACC_COLS = list(TABLES["accelerators"].column_names)
 
 # copied from data/hardware/offers.csv (line 22) and data/hardware/accelerators.csv (line 11)
 OFFER_ROW = dict(zip(OFF_COLS, [
-    "AWS", "p5.48xlarge", "h100-sxm5-80gb", "aws-p5-48xlarge", "8", "us-east-1", "on-demand", "55.04", "6.88", "<=2026-11-22",
+    "AWS", "p5.48xlarge", "h100-sxm5-80gb", "aws-p5-48xlarge", "8", "us-east-1", "on-demand", "55.04", "6.88", "third-party", "<=2026-11-22",
     "skypilot-org/skypilot-catalog catalogs/v8/aws/vms.csv @00148f2af367 (generated from the AWS Pricing API and spot price history)",
     "Post-cut list price; a third-party Q1-2026 article still quotes the pre-June-2025 98.32 (disintermediate.global) - not used.",
 ]))

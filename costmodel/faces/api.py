@@ -140,7 +140,7 @@ from costmodel.formulas.timing import COLLECTIVES, STEP_COMPONENTS  # noqa: E402
 from costmodel.jobs import train as job  # noqa: E402
 from costmodel.specs.codes import FORMATS  # noqa: E402
 from costmodel.specs.setup import layout_codes, micro_batches, setup_codes  # noqa: E402
-from costmodel.tables.catalog import engine_catalog, hardware_table, offer_table  # noqa: E402
+from costmodel.tables.catalog import engine_catalog, hardware_table, offer_table, resolve_system  # noqa: E402
 from costmodel.tables.knobs import knob_columns  # noqa: E402
 from costmodel.tables.offers import OfferTable  # noqa: E402
 
@@ -262,10 +262,7 @@ def estimate_training(
     if problems:
         raise ModelSpecError(f"layout cannot shard {spec.name}: " + "; ".join(problems))
     catalog = catalog or engine_catalog()
-    acc = catalog.accelerator(accelerator)
-    sys_ = catalog.system(system) if system else catalog.default_system(acc.id)
-    if sys_.accelerator != acc.id:
-        raise ValueError(f"system {sys_.id!r} holds {sys_.accelerator}, not {acc.id}")
+    acc, sys_ = resolve_system(catalog, accelerator, system)
     table = hardware_table(catalog)
     knobs = knob_columns(framework, overrides)
     coded = {**layout_codes(layout), **setup_codes(setup), "n_micro": micro_batches(layout, setup)}

@@ -14,7 +14,7 @@ from costmodel.specs.assumptions import Assumptions
 from costmodel.specs.columns import ModelColumns
 from costmodel.specs.serving import ReplicaLayout, ServingLoad, ServingSetup, serving_codes
 from costmodel.specs.spec import ModelSpec, ModelSpecError, resolve_model
-from costmodel.tables.catalog import engine_catalog, hardware_table, offer_table
+from costmodel.tables.catalog import engine_catalog, hardware_table, offer_table, resolve_system
 from costmodel.tables.knobs import knob_columns
 
 ModelLike = ModelSpec | str | Path
@@ -99,10 +99,7 @@ def estimate_serving(
     if load is not None and (load.input_len, load.output_len) != (setup.input_len, setup.output_len):
         raise ValueError("setup and load disagree on input_len/output_len")
     catalog = catalog or engine_catalog()
-    acc = catalog.accelerator(accelerator)
-    sys_ = catalog.system(system) if system else catalog.default_system(acc.id)
-    if sys_.accelerator != acc.id:
-        raise ValueError(f"system {sys_.id!r} holds {sys_.accelerator}, not {acc.id}")
+    acc, sys_ = resolve_system(catalog, accelerator, system)
     table = hardware_table(catalog)
     knobs = knob_columns("nemo", overrides)
     code = table.system_code(sys_.id)
@@ -203,8 +200,7 @@ def batch_curve(
     if setup is None:
         raise ValueError("give setup (input_len, output_len)")
     catalog = catalog or engine_catalog()
-    acc = catalog.accelerator(accelerator)
-    sys_ = catalog.system(system) if system else catalog.default_system(acc.id)
+    acc, sys_ = resolve_system(catalog, accelerator, system)
     table = hardware_table(catalog)
     knobs = knob_columns("nemo", overrides)
     code = table.system_code(sys_.id)

@@ -66,3 +66,13 @@ def offer_table(catalog: Catalog) -> OfferTable:
     while len(_OFFERS) > _MAX_TABLES:
         _OFFERS.popitem(last=False)
     return hit[1]
+
+
+def resolve_system(catalog: Catalog, accelerator: str, system: str | None = None):
+    """(accelerator, system) rows of a catalog: the named system, or the part's default one; an
+    error when the system holds another part."""
+    acc = catalog.accelerator(accelerator)
+    sys_ = catalog.system(system) if system else catalog.default_system(acc.id)
+    if sys_.accelerator != acc.id:
+        raise ValueError(f"system {sys_.id!r} holds {sys_.accelerator}, not {acc.id}")
+    return acc, sys_

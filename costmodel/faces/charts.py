@@ -108,6 +108,20 @@ def layout_text(row: Mapping[str, Any] | pd.Series) -> str:
     return "/".join(str(int(_value(row, k, 1))) for k in ("tp", "pp", "vpp", "dp", "cp", "ep"))
 
 
+def layout_texts(df: pd.DataFrame, serving: bool = False) -> list[str]:
+    """``layout_text`` (or ``serving_layout_text``) of every row of ``df``, without a row loop."""
+    if df.empty:
+        return []
+    keys = ("tp", "pp", "ep") if serving else ("tp", "pp", "vpp", "dp", "cp", "ep")
+    parts = [(df[k].fillna(1) if k in df.columns else pd.Series(1, index=df.index)).astype(int).astype(str)
+             for k in keys]
+    text = parts[0].str.cat(parts[1:], sep="/")
+    if serving and "disaggregated" in df.columns:
+        text = text + df["disaggregated"].fillna(False).astype(bool).map({True: ", disaggregated",
+                                                                          False: ""})
+    return text.tolist()
+
+
 def is_serving(row_or_frame: Mapping[str, Any] | pd.Series | pd.DataFrame) -> bool:
     """Whether a plan row (or frame) is a serving plan (it has replicas and a batch size)."""
     cols = row_or_frame.columns if isinstance(row_or_frame, pd.DataFrame) else row_or_frame
@@ -118,6 +132,41 @@ def serving_layout_text(row: Mapping[str, Any] | pd.Series) -> str:
     """The replica layout of a serving plan row as 'tp/pp/ep' (+ ', disaggregated')."""
     text = "/".join(str(int(_value(row, k, 1))) for k in ("tp", "pp", "ep"))
     return text + (", disaggregated" if bool(_value(row, "disaggregated", False)) else "")
+
+
+def usd_compact(x: float) -> str:
+    """Dollars in a short space (metrics, chart labels): $24.1M, $3.2k, $512, $5.12, $0.0123."""
+    sign, x = ("-" if x < 0 else ""), abs(float(x))
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if round(x / scale, 1) >= 1:
+            return f"{sign}${x / scale:,.1f}{suffix}"
+    if x >= 100:
+        return f"{sign}${x:,.0f}"
+    return f"{sign}${x:,.2f}" if x >= 1 or x == 0 else f"{sign}${x:.3g}"
+
+
+def plan_labels(df: pd.DataFrame, short: bool = False) -> list[str]:
+    """One label per plan row of ``df`` (``plan_label``, or the shorter ``short_label``), made
+    unique: rows that would read alike get their region and pricing model, then their plan id."""
+    rows = [r for _, r in df.iterrows()]
+    make = short_label if short else plan_label
+    labels = [make(r) for r in rows]
+    for extra in (lambda r: f"{_value(r, 'region', '')}, {_value(r, 'pricing_model', '')}",
+                  lambda r: f"plan {int(_value(r, 'plan_id', 0))}"):
+        seen: dict[str, int] = {}
+        for lab in labels:
+            seen[lab] = seen.get(lab, 0) + 1
+        labels = [f"{lab} · {extra(r)}" if seen[lab] > 1 else lab for lab, r in zip(labels, rows)]
+    return labels
+
+
+def short_label(row: Mapping[str, Any] | pd.Series) -> str:
+    """Rank (or "Pareto"), part x devices, layout and offer: enough to tell two plans apart."""
+    rank = _value(row, "rank")
+    head = f"#{int(rank)}" if rank is not None and not pd.isna(rank) else "Pareto"
+    layout = serving_layout_text(row) if is_serving(row) else layout_text(row)
+    return (f"{head} {_value(row, 'accelerator', '?')} x{int(_value(row, 'n_devices', 0))} · "
+            f"{layout} · {_value(row, 'offer', '')}")
 
 
 def plan_label(row: Mapping[str, Any] | pd.Series) -> str:
@@ -139,7 +188,7 @@ def _hover_frame(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=df.index)
     for col in _HOVER_COLUMNS:
         if col == "layout":
-            out[col] = [layout_text(r) for _, r in df.iterrows()]
+            out[col] = layout_texts(df)
         elif col in df.columns:
             out[col] = df[col]
         else:
@@ -236,7 +285,7 @@ def _serving_hover_frame(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=df.index)
     for col in _SERVING_HOVER_COLUMNS:
         if col == "layout":
-            out[col] = [serving_layout_text(r) for _, r in df.iterrows()]
+            out[col] = layout_texts(df, serving=True)
         else:
             out[col] = df[col] if col in df.columns else None
     out["rank"] = out["rank"].map(lambda r: "-" if r is None or pd.isna(r) else f"#{int(r)}")
@@ -372,7 +421,7 @@ def fig_cost_breakdown(plan_row: Mapping[str, Any] | pd.Series) -> go.Figure:
     shown = [p for p in parts if p[2] != 0.0] or parts[:1]
     total = _value(plan_row, "cost_total_usd")
     total = float(total) if total is not None else sum(p[2] for p in parts)
-    fig = _stacked_bar(shown, axis_title="Cost of the run (USD)", title=f"Cost: ${total:,.0f}",
+    fig = _stacked_bar(shown, axis_title="Cost of the run (USD)", title=f"Cost: {usd_compact(total)}",
                        hover_unit="", value_format="$,.2f")
     fig.update_xaxes(tickprefix="$")
     return fig
@@ -471,6 +520,17 @@ SERVING_COMPARE_METRICS = (
 )
 
 
+def _bar_text(value: float, title: str) -> str:
+    """A bar's label in a short space: compact dollars for USD panels, else 3-4 digits."""
+    if pd.isna(value):
+        return "—"
+    if "USD" in title and "per 1M" not in title:
+        return usd_compact(value)
+    if "per 1M" in title:
+        return f"${value:,.4g}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.3g}"
+
+
 def fig_compare(plans_df: pd.DataFrame, metrics: Sequence[tuple[str, str, float]] | None = None) -> go.Figure:
     """Two or three plans side by side: one panel per quantity of ``metrics`` (default
     ``COMPARE_METRICS``, or ``SERVING_COMPARE_METRICS`` for serving plans), one bar per plan
@@ -483,9 +543,8 @@ def fig_compare(plans_df: pd.DataFrame, metrics: Sequence[tuple[str, str, float]
     rows = (n + cols - 1) // cols
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[m[1] for m in metrics],
                         vertical_spacing=0.18, horizontal_spacing=0.08)
-    names = [f"{plan_label(r)}" for _, r in df.iterrows()]
-    short = [(f"#{int(r['rank'])}" if "rank" in r and not pd.isna(r["rank"]) else f"P{i + 1}")
-             + f" {r['accelerator']} x{int(r['n_devices'])}" for i, r in df.iterrows()]
+    names = plan_labels(df)
+    short = plan_labels(df, short=True)
     for j, (col, title, scale) in enumerate(metrics):
         rr, cc = j // cols + 1, j % cols + 1
         for i in range(len(df)):
@@ -493,7 +552,8 @@ def fig_compare(plans_df: pd.DataFrame, metrics: Sequence[tuple[str, str, float]
             fig.add_trace(go.Bar(
                 x=[short[i]], y=[value], name=names[i], legendgroup=names[i], showlegend=(j == 0),
                 marker_color=_PLAN_COLOURS[i % len(_PLAN_COLOURS)], meta=col,
-                hovertemplate=f"{names[i]}<br>{title}: %{{y:,.4g}}<extra></extra>",
+                text=[_bar_text(value, title)], textposition="outside", cliponaxis=False,
+                hovertemplate=f"{names[i]}<br>{title}: {_bar_text(value, title)}<extra></extra>",
             ), row=rr, col=cc)
             if col == "memory_per_device_gib" and "memory_capacity_gib" in df.columns:
                 fig.add_trace(go.Scatter(

@@ -389,7 +389,7 @@ def scenario_from_args(args: argparse.Namespace):
     if cons.get("deadline_days") == "none":
         cons["deadline_days"] = None
     for flag, key in (("kinds", "kinds"), ("providers", "providers"), ("pricing", "pricing_models"),
-                      ("regions", "regions")):
+                      ("regions", "regions"), ("price_quality", "price_qualities")):
         if getattr(args, flag) is not None:
             cons[key] = _csv_list(getattr(args, flag))
     if args.accelerators is not None:
@@ -726,6 +726,7 @@ def _add_plan_parser(sub) -> None:
     p.add_argument("--regions", help="comma-separated regions")
     p.add_argument("--pricing", help="pricing models, e.g. on-demand,spot,commit-1y,commit-3y,capacity-block")
     p.add_argument("--accelerators", help="comma-separated accelerator ids to search")
+    p.add_argument("--price-quality", help="allowed price sources: first-party,third-party,user")
     g = p.add_argument_group("search space (comma-separated lists; default: the planner's)")
     for name in SEARCH_LIST_FLAGS:
         flag = "--zero" if name == "zero_stage" else f"--{name.replace('_', '-')}"

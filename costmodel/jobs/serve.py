@@ -269,7 +269,7 @@ PLAN_COLUMNS = (
     "usd_per_device_hour", "memory_per_device_gib", "memory_capacity_gib", "memory_headroom_gib",
     "gemms_memory_bound_share", "energy_kwh_per_month", "api_provider",
     "api_usd_per_million_input_tokens", "api_usd_per_million_output_tokens",
-    "api_cost_per_month_usd", "breakeven_requests_per_s", "price_as_of", "price_source",
+    "api_cost_per_month_usd", "breakeven_requests_per_s", "price_as_of", "price_source", "price_quality",
 )
 DECODE_PARTS = ("weights_and_gemms", "attention", "elementwise", "lm_head", "tp_comm", "ep_comm",
                 "pp_comm", "step_overhead")
@@ -515,6 +515,7 @@ def serving_plan_frame(ctx: ServingContext, rows: dict[str, np.ndarray]) -> pd.D
         "energy_kwh_per_month": rows["energy_kwh_per_month"],
         **_api_columns(ctx, rows),
         "price_as_of": o["as_of"].to_numpy(), "price_source": o["source"].to_numpy(),
+        "price_quality": o["price_quality"].to_numpy(),
     })
     for k, v in rows.items():
         if k.startswith(("memory_", "decode_", "ttft_service", "service_time", "wait_p95", "kv_transfer",

@@ -220,7 +220,7 @@ PLAN_COLUMNS = (
     "cost_total_usd", "cost_compute_usd", "cost_storage_usd", "cost_per_million_tokens_usd",
     "usd_per_device_hour", "device_hours", "billed_device_hours", "memory_per_device_gib",
     "memory_capacity_gib", "memory_headroom_gib", "mfu", "hfu", "step_time_s",
-    "tokens_per_s_per_device", "energy_kwh", "energy_note", "price_as_of", "price_source",
+    "tokens_per_s_per_device", "energy_kwh", "energy_note", "price_as_of", "price_source", "price_quality",
 )
 COST_PARTS = ("compute", "storage", "energy")
 
@@ -376,6 +376,7 @@ def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray]
         "billing": [billing_note(n, i, d) for n, i, d in zip(rows["n_devices"], rows["instances"],
                                                              rows["devices_per_instance"])],
         "price_as_of": o["as_of"].to_numpy(), "price_source": o["source"].to_numpy(),
+        "price_quality": o["price_quality"].to_numpy(),
     })
     prefixes = ("memory_", "cost_", "compute_s", "tp_comm", "cp_comm", "ep_comm", "pp_comm",
                 "dp_comm", "bubble_s", "optimizer_s", "step_time_")

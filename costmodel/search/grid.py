@@ -64,6 +64,7 @@ def filtered_offers(catalog: Catalog, scenario: Scenario) -> pd.DataFrame:
     offers = catalog.offers_frame()
     acc_kind = {a.id: a.kind for a in catalog.accelerators.values()}
     offers = offers[offers["pricing_model"].isin(c.pricing_models)]
+    offers = offers[offers["price_quality"].isin(c.price_qualities)]
     offers = offers[offers["accelerator"].map(acc_kind).isin(c.kinds)]
     for field, values, known in (("constraints.providers", c.providers, catalog.providers),
                                  ("search.accelerators", s.accelerators, catalog.accelerator_ids)):
@@ -114,7 +115,7 @@ def prepare(scenario: Scenario, catalog: Catalog | None = None, job: JobKind | N
     offers = OfferTable.build(catalog, filtered_offers(catalog, scenario), table.system_code)
     if len(offers) == 0:
         raise ScenarioError("no offer matches the constraints (kinds, providers, regions, pricing "
-                            "models, accelerators): the search space is empty")
+                            "models, price qualities, accelerators): the search space is empty")
     systems, start, count = offers.blocks()
     ctx = job.prepare(scenario, table, offers, systems)
     prep = Prepared(scenario, catalog, job, ctx, offers, systems, start, count)

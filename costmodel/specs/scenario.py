@@ -118,6 +118,10 @@ class Constraints(_Frozen):
         description="Allowed pricing models: " + ", ".join(PRICING_MODELS) + ".")
     kinds: list[str] = Field(default_factory=lambda: list(KINDS),
                              description="Accelerator kinds: " + ", ".join(KINDS) + ".")
+    price_qualities: list[Literal["first-party", "third-party", "user"]] = Field(
+        default_factory=lambda: ["first-party", "third-party", "user"],
+        description="Where the prices may come from: the provider's own page (first-party), a "
+        "transcription or aggregator (third-party), or your own file/override (user).")
     max_quality_loss: float | None = Field(
         None, ge=0, allow_inf_nan=False,
         description="Serving: exclude compression whose published degradation (relative perplexity "

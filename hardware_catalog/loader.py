@@ -180,6 +180,7 @@ TABLES: dict[str, TableSpec] = {
             Column("as_of", "str", "as_of", True),
             Column("source", "str", "source", True),
             Column("notes", "str", "notes"),
+            Column("max_instances", "int", "max_instances"),
         ),
         ("provider", "offer", "region", "pricing_model"),
         "pricing_model",

@@ -295,6 +295,10 @@ class Offer(_Row):
         default="user",
         description="One of PRICE_QUALITIES: first-party (the provider's own page/API), third-party (aggregator or transcription), user (a user's file or override; the default).",
     )
+    max_instances: int | None = Field(
+        default=None, ge=1, le=MAX_DEVICES,
+        description="Most instances one request can get (a capacity block's size, a provider's or "
+        "your own quota); empty = not limited by the catalog; 1 .. 1,000,000.")
     as_of: str = Field(description="Date the price was published or read.")
     source: str = Field(description="Where the price was read.")
     notes: str = Field(default="", description="Caveats: third-party figure, spot range across zones, ...")

@@ -37,7 +37,7 @@ OFFER_ROW = dict(zip(OFF_COLS, [
     "AWS", "p5.48xlarge", "h100-sxm5-80gb", "aws-p5-48xlarge", "8", "us-east-1", "on-demand", "55.04", "6.88", "third-party", "<=2026-11-22",
     "skypilot-org/skypilot-catalog catalogs/v8/aws/vms.csv @00148f2af367 (generated from the AWS Pricing API and spot price history)",
     "Post-cut list price; a third-party Q1-2026 article still quotes the pre-June-2025 98.32 (disintermediate.global) - not used.",
-]))
+""]))
 ACC_ROW = dict(zip(ACC_COLS, [
     "h100-sxm5-80gb", "NVIDIA H100 SXM5 80GB", "NVIDIA", "gpu", "SXM5", "2022", "80 GiB", "3.35 TB/s", "67 TFLOP/s", "67 TFLOP/s",
     "494.5 TFLOP/s", "989 TFLOP/s", "989 TFLOP/s", "1979 TFLOP/s", "1979 TOPS", "", "", "2:4", "2.0", "50 MiB", "700 W", "30000",

@@ -306,3 +306,20 @@ def test_hardware_table_reads_every_catalog_format():
             assert table.peak[code, FORMAT_CODES[fmt]] == b200.peak(fmt)
     hw = table.columns(np.array([code]), np.array([FORMAT_CODES["fp4"]]))
     assert hw.sparsity_speedup[0] == (b200.sparsity_speedup or 1.0)
+
+
+def test_capacity_a_provider_sells_is_a_limit():
+    """A user's quota of 2 instances per offer: no plan uses more, the rest are counted under
+    "above the offer's capacity"; an offer's own catalog limit (max_instances) caps the same way."""
+    from costmodel.tables.offers import OfferTable
+
+    sc = Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e10),
+                  constraints=Constraints(max_instances_per_offer=2),
+                  search=SearchSpace(accelerators=["h100-sxm5-80gb"], device_counts=[8, 16, 32, 64]))
+    result = costmodel.plan(sc, top=50)
+    assert (result.plans["instances"] <= 2).all()
+    assert dict(zip(result.infeasible["reason"], result.infeasible["plans"]))["above the offer's capacity"] > 0
+    frame = engine_catalog().offers_frame().head(2).assign(max_instances=[4, None])
+    table = OfferTable.build(engine_catalog(), frame, lambda s: 0)
+    assert table.instance_limits().tolist() == [4.0, float("inf")]
+    assert table.instance_limits(quota=3).tolist() == [3.0, 3.0]

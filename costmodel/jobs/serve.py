@@ -335,7 +335,8 @@ class ServingJob(JobKind):
 
     name = "serve"
     kinds = ("serve",)
-    reasons = (*REASONS, "more devices than max_devices", "quality impact above max_quality_loss or unknown")
+    reasons = (*REASONS, "more devices than max_devices", "quality impact above max_quality_loss or unknown",
+               "above the offer's capacity")
     dimensions = DIMENSIONS
     objectives = {
         "cost": ("cost_per_month_usd", "e2e_p95_s", "memory_total_bytes"),
@@ -344,7 +345,8 @@ class ServingJob(JobKind):
         "energy": ("energy_kwh_per_month", "cost_per_month_usd", "memory_total_bytes"),
     }
     pareto_axes = ("cost_per_month_usd", "e2e_p95_s")
-    limit_reasons = {BUDGET: "budget_usd", len(REASONS): "max_devices", len(REASONS) + 1: "max_quality_loss"}
+    limit_reasons = {BUDGET: "budget_usd", len(REASONS): "max_devices", len(REASONS) + 1: "max_quality_loss",
+                     len(REASONS) + 2: "max_instances"}
     report_columns = PLAN_COLUMNS
     breakdown_parts = (
         ("memory_per_device", MEMORY_PARTS, "memory_{}_bytes", 2**30, "GiB"),
@@ -396,6 +398,9 @@ class ServingJob(JobKind):
         if c.max_devices is not None:
             over = (cost["reason"] == 0) & (ev.out["n_devices"][rows] > c.max_devices)
             cost["reason"][over] = len(REASONS)
+        limit = ctx.offers.instance_limits(c.max_instances_per_offer)[offer_rows]
+        over = (cost["reason"] == 0) & (cost["instances"] > limit)
+        cost["reason"][over] = len(REASONS) + 2
         if c.max_quality_loss is not None:
             loss = self._quality_loss(ctx, ev, rows)
             bad = (cost["reason"] == 0) & ~(loss <= c.max_quality_loss)  # unknown (NaN) is excluded

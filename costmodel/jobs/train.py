@@ -56,8 +56,9 @@ REASONS = (
     "out of memory",
     "misses deadline",
     "over budget",
+    "above the offer's capacity",
 )
-LAYOUT, BATCH, FORMAT, DATA, MEMORY, DEADLINE, BUDGET = range(1, 8)
+LAYOUT, BATCH, FORMAT, DATA, MEMORY, DEADLINE, BUDGET, CAPACITY = range(1, 9)
 
 
 def evaluate_training(
@@ -155,6 +156,7 @@ def price_training(
     *,
     deadline_hours: float | None = None,
     budget_usd: float | None = None,
+    quota_instances: float | None = None,
 ) -> dict[str, Array]:
     """The one pricing function: rows ``rows`` of ``ev.out`` (live positions) each billed with
     offer ``offer_rows``. Providers bill whole instances: ceil(n / devices per instance)
@@ -189,6 +191,8 @@ def price_training(
         reason[cost["time_total_hours"] > deadline_hours] = DEADLINE
     if budget_usd is not None:
         reason[(reason == 0) & (cost["cost_total_usd"] > budget_usd)] = BUDGET
+    limit = offers.instance_limits(quota_instances)[offer_rows]
+    reason[(reason == 0) & (cost["instances"] > limit)] = CAPACITY
     reason[(reason == 0) & ~np.isfinite(cost["cost_total_usd"])] = DATA
     cost["reason"] = reason
     return cost
@@ -253,7 +257,7 @@ class TrainingJob(JobKind):
         "energy": ("energy_kwh", "cost_total_usd", "memory_total_bytes"),
     }
     pareto_axes = ("cost_total_usd", "time_total_hours")
-    limit_reasons = {DEADLINE: "deadline_days", BUDGET: "budget_usd"}
+    limit_reasons = {DEADLINE: "deadline_days", BUDGET: "budget_usd", CAPACITY: "max_instances"}
     report_columns = PLAN_COLUMNS
     #: (quantity, components, column pattern, divisor, unit) of the long breakdown table.
     breakdown_parts = (
@@ -320,7 +324,7 @@ class TrainingJob(JobKind):
     def price(self, ctx: TrainingContext, ev: Evaluated, rows: np.ndarray, offer_rows: np.ndarray) -> dict:
         c = ctx.scenario.constraints
         cost = price_training(ev, rows, ctx.offers, offer_rows, float(ctx.scenario.job.train_tokens),
-                              ctx.knobs, budget_usd=c.budget_usd,
+                              ctx.knobs, budget_usd=c.budget_usd, quota_instances=c.max_instances_per_offer,
                               deadline_hours=_hours(c.deadline_for(ctx.scenario.job.kind)))
         cost["memory_total_bytes"] = ev.out["memory_total_bytes"][rows]
         return cost

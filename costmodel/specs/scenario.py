@@ -111,6 +111,9 @@ class Constraints(_Frozen):
         + ", ".join(f"{v:g} days for {k}" for k, v in DEFAULT_DEADLINE_DAYS.items()) + "; null = none.")
     budget_usd: float | None = Field(None, gt=0, description="Total cost limit (USD).")
     max_devices: int | None = Field(None, ge=1, description="Largest device count considered.")
+    max_instances_per_offer: int | None = Field(
+        None, ge=1, description="Your quota: most instances you can get from any one offer (offers may "
+        "carry their own limit, max_instances in the catalog).")
     providers: list[str] = Field(default_factory=list, description="Allowed providers (catalog names).")
     regions: list[str] = Field(default_factory=list, description="Allowed regions.")
     pricing_models: list[str] = Field(

@@ -29,6 +29,7 @@ class OfferTable:
     devices_per_instance: np.ndarray
     storage_usd_per_gb_month: np.ndarray
     system_code: np.ndarray
+    max_instances: np.ndarray | None = None  # per offer; inf where the catalog sets no limit
 
     @classmethod
     def build(cls, catalog: Catalog, frame: pd.DataFrame, system_code_of) -> OfferTable:
@@ -50,17 +51,26 @@ class OfferTable:
             sources.append(f"{row.provider} {row.region or ''} {row.value} {row.unit}, {row.as_of}: "
                            f"{row.source}{tag}")
         frame = frame.assign(storage_usd_per_gb_month=prices, storage_source=sources)
+        limit = (pd.to_numeric(frame["max_instances"], errors="coerce").to_numpy(dtype=np.float64)
+                 if "max_instances" in frame else np.full(len(frame), np.nan))
         return cls(frame, frame["usd_per_device_hour"].to_numpy(dtype=np.float64),
                    frame["devices_per_instance"].to_numpy(dtype=np.float64),
                    np.array(prices, dtype=np.float64),
-                   frame["system_code"].to_numpy(dtype=np.int64))
+                   frame["system_code"].to_numpy(dtype=np.int64),
+                   np.where(np.isfinite(limit), limit, np.inf))
 
     def take(self, rows: np.ndarray) -> OfferTable:
         """The offers at ``rows`` (kept in order), as a table of their own."""
         rows = np.asarray(rows, dtype=np.int64)
         return OfferTable(self.frame.iloc[rows].reset_index(drop=True), self.usd_per_device_hour[rows],
                           self.devices_per_instance[rows], self.storage_usd_per_gb_month[rows],
-                          self.system_code[rows])
+                          self.system_code[rows], self.instance_limits()[rows])
+
+    def instance_limits(self, quota: float | None = None) -> np.ndarray:
+        """Most instances per offer: the catalog's limit, capped by a user's quota."""
+        limit = (self.max_instances if self.max_instances is not None
+                 else np.full(len(self.usd_per_device_hour), np.inf))
+        return np.minimum(limit, np.inf if quota is None else float(quota))
 
     def select(self, system_code: int, pricing_model: str, offer: str | None = None) -> OfferTable:
         """The offers of one system and pricing model (and offer name, if given)."""

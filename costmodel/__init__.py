@@ -27,6 +27,7 @@ from costmodel.formulas.params import active_parameter_count, layer_params, para
 from costmodel.specs.spec import ModelSpec, ModelSpecError, preset, presets, resolve_model, spec_from_hf_config
 from costmodel.specs.setup import TrainingColumns, TrainingSetup, build_training_columns, training_columns
 from costmodel.specs import __version__
+from costmodel.tables.catalog import engine_catalog  # noqa: E402
 from costmodel.specs.scenario import Constraints, Job, Scenario, ScenarioError, SearchSpace  # noqa: E402
 from costmodel.search.grid import PlanResult, plan  # noqa: E402
 from costmodel.faces.serving_api import ServingEstimate, batch_curve, estimate_serving  # noqa: E402
@@ -34,7 +35,7 @@ from costmodel.specs.serving import ReplicaLayout, ServingLoad, ServingSetup  # 
 
 
 __all__ = [
-    "Constraints", "Job", "PlanResult", "ReplicaLayout", "ServingEstimate", "ServingLoad",
+    "Constraints", "Job", "PlanResult", "engine_catalog", "ReplicaLayout", "ServingEstimate", "ServingLoad",
     "ServingSetup", "batch_curve", "estimate_serving", "Scenario", "ScenarioError", "SearchSpace",
     "TrainingEstimate", "estimate_training", "evaluate_frame", "plan",
     "Assumptions", "Breakdown", "ModelColumns", "ModelSpec", "ModelSpecError", "ParallelLayout",

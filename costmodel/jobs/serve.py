@@ -294,16 +294,17 @@ def _techniques(scheme: str, sparsity: str, kv_bits: int) -> list[str]:
 def quality_table(model_name: str) -> dict[tuple[int, int, int], tuple[float, str, str]]:
     """(scheme code, sparsity code, KV-bits index) -> (summed published degradation as a fraction,
     NaN if any part is unknown; text; sources), for the model's family (never another family)."""
-    from costmodel.tables.quality import family_of, quality_impact, size_of
+    from costmodel.tables.quality import family_of, load_quality_effects, quality_impact, size_of
 
     family, size = family_of(model_name), size_of(model_name)
+    effects = load_quality_effects()  # read once, not once per lookup
     out = {}
     for qi, scheme in enumerate(SCHEMES):
         for si, sparsity in enumerate(SPARSITIES):
             for kv, ki in KV_BITS_INDEX.items():
                 loss, texts, sources = 0.0, [], []
                 for tech in _techniques(scheme, sparsity, kv):
-                    row = quality_impact(tech, family, size)
+                    row = quality_impact(tech, family, size, table=effects)
                     if row is None:
                         loss = float("nan")
                         texts.append(f"{tech}: unknown")

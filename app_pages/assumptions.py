@@ -21,6 +21,7 @@ TRAINING_FORMATS = ("bf16", "fp8", "fp16", "tf32", "fp32")
 #: Efficiency quantities the planner's hardware table reads (the others are catalog data only).
 ENGINE_QUANTITIES = ENGINE_EFFICIENCY_QUANTITIES
 PER_PRECISION = FORMAT_QUANTITIES
+TABS = ("Efficiencies", "Prices", "Framework knobs")
 
 
 def overrides() -> dict:
@@ -89,160 +90,165 @@ except c.INPUT_ERRORS as exc:
              icon=":material/error:")
     st.stop()
 
-tab_eff, tab_price, tab_knobs = st.tabs(["Efficiencies", "Prices", "Framework knobs"])
+# Only the open tab runs (on_change="rerun"): the others cost nothing until picked.
+tab_eff, tab_price, tab_knobs = st.tabs(list(TABS), key="assume_tab", on_change="rerun")
 
 # ---------------------------------------------------------------------------------------------
-with tab_eff:
-    acc_ids = list(cat.accelerator_ids)
-    if st.session_state.get("ov_eff_acc") not in acc_ids:
-        st.session_state["ov_eff_acc"] = c.DEFAULTS["in_m_accelerator"]
-    acc_id = st.selectbox("Accelerator", acc_ids, key="ov_eff_acc", on_change=_current_eff)
-    acc = cat.accelerator(acc_id)
-    rows = []
-    for q in EFFICIENCY_QUANTITIES:
-        formats = [f for f in TRAINING_FORMATS if acc.supports(f)] if q in PER_PRECISION else [""]
-        for fmt in formats:
-            try:
-                p = cat.efficiency_value(acc_id, q, fmt)
-            except c.INPUT_ERRORS:
-                rows.append({"quantity": q, "precision": fmt, "value": None, "row": "no data",
-                             "used by the planner": q in ENGINE_QUANTITIES, "as_of": "", "source": ""})
-                continue
-            rows.append({"quantity": q, "precision": fmt, "value": p.value, "row": p.accelerator,
-                         "used by the planner": q in ENGINE_QUANTITIES, "as_of": p.as_of,
-                         "source": p.source})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="eff_table",
-                 column_config={"value": st.column_config.NumberColumn("value (fraction of peak)",
-                                                                       format="%.3f"),
-                                "row": st.column_config.TextColumn(
-                                    "row used", help="The part's own row or its kind's default")})
-    with st.container(border=True):
-        st.markdown(f"**Override an efficiency of {acc_id}** (matmul and attention are per "
-                    "precision; the other quantities have none)")
-
-        if "ov_eff_quantity" not in st.session_state:
-            st.session_state["ov_eff_quantity"] = ENGINE_QUANTITIES[0]
-        fmts = _formats(st.session_state["ov_eff_quantity"])
-        if st.session_state.get("ov_eff_precision") not in fmts:
-            st.session_state["ov_eff_precision"] = fmts[0]
-        if "ov_eff_value" not in st.session_state:
-            _current_eff()
-        f1, f2, f3 = st.columns(3)
-        q = f1.selectbox("Quantity", ENGINE_QUANTITIES, key="ov_eff_quantity", on_change=_current_eff)
-        fmt = f2.selectbox("Precision", fmts, key="ov_eff_precision", on_change=_current_eff,
-                           format_func=lambda f: f or "(none)")
-        value = f3.number_input("Value (fraction of peak)", min_value=0.001, max_value=1.0,
-                                step=0.05, format="%.3f", key="ov_eff_value")
-        if st.button("Apply efficiency override", key="ov_eff_apply", type="primary"):
-            try:
-                new = EfficiencyOverride(accelerator=acc_id, quantity=q, precision=fmt,
-                                         value=value).model_dump()
-                cat.override_efficiency(acc_id, q, value, precision=fmt)  # validates the row
-            except c.INPUT_ERRORS as exc:
-                st.error(f"Efficiency override rejected: {c.message(exc)}", icon=":material/error:")
-            else:
-                _replace("efficiency", new, ("accelerator", "quantity", "precision"))
-                st.rerun()
-
-# ---------------------------------------------------------------------------------------------
-with tab_price:
-    offers = cat.offers_frame()
-    f1, f2 = st.columns(2)
-    accs = sorted(offers["accelerator"].unique())
-    if st.session_state.get("ov_price_acc") not in [None, *accs]:
-        st.session_state["ov_price_acc"] = None
-    pick_acc = f1.selectbox("Accelerator", accs, index=None, key="ov_price_acc",
-                            placeholder="all accelerators")
-    pick_prov = f2.multiselect("Providers", list(cat.providers), key="ov_price_providers")
-    shown = offers
-    if pick_acc:
-        shown = shown[shown["accelerator"] == pick_acc]
-    if pick_prov:
-        shown = shown[shown["provider"].isin(pick_prov)]
-    st.dataframe(shown[["provider", "offer", "accelerator", "region", "pricing_model",
-                        "devices_per_instance", "usd_per_device_hour", "usd_per_instance_hour",
-                        "as_of", "source"]],
-                 hide_index=True, key="price_table",
-                 column_config={
-                     "usd_per_device_hour": st.column_config.NumberColumn("USD per device-hour", format="$%.3f"),
-                     "usd_per_instance_hour": st.column_config.NumberColumn("USD per instance-hour", format="$%.2f"),
-                     "devices_per_instance": st.column_config.NumberColumn("devices per instance", format="%d"),
-                 })
-    offer_by_label = {" · ".join(r): tuple(r) for r in
-                      shown[["provider", "offer", "region", "pricing_model"]].itertuples(index=False)}
-    offer_keys = list(offer_by_label)
-    if offer_keys:
-        prices = {" · ".join(r[:4]): r[4] for r in shown[["provider", "offer", "region", "pricing_model",
-                                                     "usd_per_device_hour"]].itertuples(index=False)}
-
-        def _current_price() -> None:
-            st.session_state["ov_price_value"] = float(prices.get(st.session_state["ov_price_offer"], 1.0))
-
-        if st.session_state.get("ov_price_offer") not in offer_keys:
-            st.session_state["ov_price_offer"] = offer_keys[0]
-            _current_price()
-        with st.container(border=True):
-            st.markdown("**Override a price**")
-            g1, g2 = st.columns([3, 1])
-            label = g1.selectbox("Offer (provider · offer · region · pricing model)", offer_keys,
-                                 key="ov_price_offer", on_change=_current_price)
-            which = offer_by_label[label]
-            usd = g2.number_input("USD per device-hour", min_value=0.0001, step=0.1, format="%.4f",
-                                  key="ov_price_value")
-            if st.button("Apply price override", key="ov_price_apply", type="primary"):
+if tab_eff.open:
+    with tab_eff:
+        acc_ids = list(cat.accelerator_ids)
+        if st.session_state.get("ov_eff_acc") not in acc_ids:
+            st.session_state["ov_eff_acc"] = c.DEFAULTS["in_m_accelerator"]
+        acc_id = st.selectbox("Accelerator", acc_ids, key="ov_eff_acc", on_change=_current_eff)
+        acc = cat.accelerator(acc_id)
+        rows = []
+        for q in EFFICIENCY_QUANTITIES:
+            formats = [f for f in TRAINING_FORMATS if acc.supports(f)] if q in PER_PRECISION else [""]
+            for fmt in formats:
                 try:
-                    new = PriceOverride(provider=which[0], offer=which[1], region=which[2],
-                                        pricing_model=which[3], usd_per_device_hour=usd).model_dump()
-                    cat.override_price(*which, usd_per_device_hour=usd)  # validates the key
+                    p = cat.efficiency_value(acc_id, q, fmt)
+                except c.INPUT_ERRORS:
+                    rows.append({"quantity": q, "precision": fmt, "value": None, "row": "no data",
+                                 "used by the planner": q in ENGINE_QUANTITIES, "as_of": "", "source": ""})
+                    continue
+                rows.append({"quantity": q, "precision": fmt, "value": p.value, "row": p.accelerator,
+                             "used by the planner": q in ENGINE_QUANTITIES, "as_of": p.as_of,
+                             "source": p.source})
+        st.dataframe(c.readable(pd.DataFrame(rows), {"value": lambda v: c.number(v, 3)}),
+                     hide_index=True, key="eff_table",
+                     column_config={"value": st.column_config.NumberColumn("value (fraction of peak)",
+                                                                           format="%.3f"),
+                                    "row": st.column_config.TextColumn(
+                                        "row used", help="The part's own row or its kind's default")})
+        with st.container(border=True):
+            st.markdown(f"**Override an efficiency of {acc_id}** (matmul and attention are per "
+                        "precision; the other quantities have none)")
+
+            if "ov_eff_quantity" not in st.session_state:
+                st.session_state["ov_eff_quantity"] = ENGINE_QUANTITIES[0]
+            fmts = _formats(st.session_state["ov_eff_quantity"])
+            if st.session_state.get("ov_eff_precision") not in fmts:
+                st.session_state["ov_eff_precision"] = fmts[0]
+            if "ov_eff_value" not in st.session_state:
+                _current_eff()
+            f1, f2, f3 = st.columns(3)
+            q = f1.selectbox("Quantity", ENGINE_QUANTITIES, key="ov_eff_quantity", on_change=_current_eff)
+            fmt = f2.selectbox("Precision", fmts, key="ov_eff_precision", on_change=_current_eff,
+                               format_func=lambda f: f or "(none)")
+            value = f3.number_input("Value (fraction of peak)", min_value=0.001, max_value=1.0,
+                                    step=0.05, format="%.3f", key="ov_eff_value")
+            if st.button("Apply efficiency override", key="ov_eff_apply", type="primary"):
+                try:
+                    new = EfficiencyOverride(accelerator=acc_id, quantity=q, precision=fmt,
+                                             value=value).model_dump()
+                    cat.override_efficiency(acc_id, q, value, precision=fmt)  # validates the row
                 except c.INPUT_ERRORS as exc:
-                    st.error(f"Price override rejected: {c.message(exc)}", icon=":material/error:")
+                    st.error(f"Efficiency override rejected: {c.message(exc)}", icon=":material/error:")
                 else:
-                    _replace("prices", new, ("provider", "offer", "region", "pricing_model"))
+                    _replace("efficiency", new, ("accelerator", "quantity", "precision"))
                     st.rerun()
 
 # ---------------------------------------------------------------------------------------------
-with tab_knobs:
-    framework = c.state("in_framework")
-    st.caption(f"Framework profile **{framework}** (chosen on the Plan page): "
-               f"{c.frameworks().get(framework, '')}")
-    try:
-        records = c.knob_records(framework, o["knobs"])
-    except c.INPUT_ERRORS as exc:
-        st.error(f"Knob overrides do not apply to {framework}: {c.message(exc)}", icon=":material/error:")
-        records = c.knob_records(framework)
-    st.dataframe(pd.DataFrame(records), hide_index=True, key="knob_table")
-    names = [r["name"] for r in records]
-    values = {r["name"]: r["value"] for r in records}
+if tab_price.open:
+    with tab_price:
+        offers = cat.offers_frame()
+        f1, f2 = st.columns(2)
+        accs = sorted(offers["accelerator"].unique())
+        if st.session_state.get("ov_price_acc") not in [None, *accs]:
+            st.session_state["ov_price_acc"] = None
+        pick_acc = f1.selectbox("Accelerator", accs, index=None, key="ov_price_acc",
+                                placeholder="all accelerators")
+        pick_prov = f2.multiselect("Providers", list(cat.providers), key="ov_price_providers")
+        shown = offers
+        if pick_acc:
+            shown = shown[shown["accelerator"] == pick_acc]
+        if pick_prov:
+            shown = shown[shown["provider"].isin(pick_prov)]
+        st.dataframe(c.readable(shown[["provider", "offer", "accelerator", "region", "pricing_model",
+                                       "devices_per_instance", "usd_per_device_hour",
+                                       "usd_per_instance_hour", "as_of", "source"]]),
+                     hide_index=True, key="price_table",
+                     column_config={
+                         "usd_per_device_hour": st.column_config.NumberColumn("USD per device-hour", format="$%,.3f"),
+                         "usd_per_instance_hour": st.column_config.NumberColumn("USD per instance-hour", format="$%.2f"),
+                         "devices_per_instance": st.column_config.NumberColumn("devices per instance", format="%d"),
+                     })
+        offer_by_label = {" · ".join(r): tuple(r) for r in
+                          shown[["provider", "offer", "region", "pricing_model"]].itertuples(index=False)}
+        offer_keys = list(offer_by_label)
+        if offer_keys:
+            prices = {" · ".join(r[:4]): r[4] for r in shown[["provider", "offer", "region", "pricing_model",
+                                                         "usd_per_device_hour"]].itertuples(index=False)}
 
-    def _knob_changed() -> None:
-        st.session_state["ov_knob_value"] = float(values[st.session_state["ov_knob_name"]])
+            def _current_price() -> None:
+                st.session_state["ov_price_value"] = float(prices.get(st.session_state["ov_price_offer"], 1.0))
 
-    if st.session_state.get("ov_knob_name") not in names:
-        st.session_state["ov_knob_name"] = names[0]
-        st.session_state["ov_knob_value"] = float(values[names[0]])
-    k1, k2, k3 = st.columns([2, 1, 1])
-    k1.selectbox("Knob", names, key="ov_knob_name", on_change=_knob_changed)
-    k2.number_input("Value", key="ov_knob_value", format="%.6g", step=None)
-    k3.write("")
-    k3.write("")
-    if k3.button("Apply knob override", key="ov_knob_apply", type="primary"):
-        new = dict(o["knobs"])
-        new[st.session_state["ov_knob_name"]] = float(st.session_state["ov_knob_value"])
+            if st.session_state.get("ov_price_offer") not in offer_keys:
+                st.session_state["ov_price_offer"] = offer_keys[0]
+                _current_price()
+            with st.container(border=True):
+                st.markdown("**Override a price**")
+                g1, g2 = st.columns([3, 1])
+                label = g1.selectbox("Offer (provider · offer · region · pricing model)", offer_keys,
+                                     key="ov_price_offer", on_change=_current_price)
+                which = offer_by_label[label]
+                usd = g2.number_input("USD per device-hour", min_value=0.0001, step=0.1, format="%.4f",
+                                      key="ov_price_value")
+                if st.button("Apply price override", key="ov_price_apply", type="primary"):
+                    try:
+                        new = PriceOverride(provider=which[0], offer=which[1], region=which[2],
+                                            pricing_model=which[3], usd_per_device_hour=usd).model_dump()
+                        cat.override_price(*which, usd_per_device_hour=usd)  # validates the key
+                    except c.INPUT_ERRORS as exc:
+                        st.error(f"Price override rejected: {c.message(exc)}", icon=":material/error:")
+                    else:
+                        _replace("prices", new, ("provider", "offer", "region", "pricing_model"))
+                        st.rerun()
+
+# ---------------------------------------------------------------------------------------------
+if tab_knobs.open:
+    with tab_knobs:
+        framework = c.state("in_framework")
+        st.caption(f"Framework profile **{framework}** (chosen on the Plan page): "
+                   f"{c.frameworks().get(framework, '')}")
         try:
-            c.knob_records(framework, new)
+            records = c.knob_records(framework, o["knobs"])
         except c.INPUT_ERRORS as exc:
-            st.error(f"Knob override rejected: {c.message(exc)}", icon=":material/error:")
-        else:
-            o["knobs"] = new
-            st.rerun()
+            st.error(f"Knob overrides do not apply to {framework}: {c.message(exc)}", icon=":material/error:")
+            records = c.knob_records(framework)
+        st.dataframe(c.knob_display(records), hide_index=True, key="knob_table")
+        names = [r["name"] for r in records]
+        values = {r["name"]: r["value"] for r in records}
+
+        def _knob_changed() -> None:
+            st.session_state["ov_knob_value"] = float(values[st.session_state["ov_knob_name"]])
+
+        if st.session_state.get("ov_knob_name") not in names:
+            st.session_state["ov_knob_name"] = names[0]
+            st.session_state["ov_knob_value"] = float(values[names[0]])
+        k1, k2, k3 = st.columns([2, 1, 1])
+        k1.selectbox("Knob", names, key="ov_knob_name", on_change=_knob_changed)
+        k2.number_input("Value", key="ov_knob_value", format="%.6g", step=None)
+        k3.write("")
+        k3.write("")
+        if k3.button("Apply knob override", key="ov_knob_apply", type="primary"):
+            new = dict(o["knobs"])
+            new[st.session_state["ov_knob_name"]] = float(st.session_state["ov_knob_value"])
+            try:
+                c.knob_records(framework, new)
+            except c.INPUT_ERRORS as exc:
+                st.error(f"Knob override rejected: {c.message(exc)}", icon=":material/error:")
+            else:
+                o["knobs"] = new
+                st.rerun()
 
 # ---------------------------------------------------------------------------------------------
 st.subheader("Ranking with and without the overrides")
 cols = ["rank", "accelerator", "provider", "offer", "n_devices", "precision", "cost_total_usd",
         "time_total_hours"]
-cfg = {"cost_total_usd": st.column_config.NumberColumn("Cost (USD)", format="dollar"),
-       "time_total_hours": st.column_config.NumberColumn("Time (hours)", format="%.1f"),
-       "n_devices": st.column_config.NumberColumn("Devices", format="%d")}
+cfg = {"cost_total_usd": c.usd_column("Cost (USD)"),
+       "time_total_hours": st.column_config.NumberColumn("Time (hours)", format="%,.1f"),
+       "n_devices": st.column_config.NumberColumn("Devices", format="%,d")}
 left, right = st.columns(2)
 with left:
     st.markdown("**With the overrides** (what the Plan page shows)")

@@ -19,6 +19,7 @@ import copy
 import itertools
 import json
 import math
+import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -632,15 +633,190 @@ def plan_row(view: Mapping[str, Any], key: float) -> pd.Series | None:
 
 
 # Display helpers (formatting only) ----------------------------------------------------------------
+# Every page formats through these (and charts.usd_compact for the compact dollar form), so a
+# figure reads the same everywhere: compact where space is short (metrics, chart labels), in full
+# with thousands separators in tables, "—" where a value is unknown.
 
-def usd(x: float) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    return f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.4g}"
+MISSING = "—"
+GIB, TB, TERA = 2**30, 1e12, 1e12
+#: Days below which a duration reads in hours (never "0.0 days").
+HOURS_UNDER_DAYS = 3
 
 
-def hours(h: float) -> str:
-    return f"{h:,.1f} h ({h / 24:,.1f} days)"
+def is_missing(x: Any) -> bool:
+    """None, NaN, pandas NA or an empty string."""
+    if x is None or (isinstance(x, str) and not x.strip()):
+        return True
+    try:
+        return bool(pd.isna(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def usd(x: Any) -> str:
+    """Compact dollars for metrics and labels: $24.1M, $3.2k, $512, $5.12, $0.0123; "—" unknown."""
+    return MISSING if is_missing(x) else charts.usd_compact(float(x))
+
+
+def usd_full(x: Any) -> str:
+    """Full dollars for tables and captions: $24,124,532 (no cents from $1,000), $512.40, $0.0123."""
+    if is_missing(x):
+        return MISSING
+    x = float(x)
+    if abs(x) >= 1000:
+        return f"${x:,.0f}"
+    return f"${x:,.2f}" if abs(x) >= 1 or x == 0 else f"${x:,.4g}"
+
+
+def usd_rate(x: Any) -> str:
+    """A small unit price (USD per device-hour, per 1M tokens): $2.49, $0.0123."""
+    if is_missing(x):
+        return MISSING
+    x = float(x)
+    return f"${x:,.2f}" if abs(x) >= 1 or x == 0 else f"${x:.3g}"
+
+
+def count(x: Any) -> str:
+    """A whole number with thousands separators: 12,345."""
+    return MISSING if is_missing(x) else f"{int(round(float(x))):,}"
+
+
+def number(x: Any, digits: int = 3) -> str:
+    """A plain figure with separators and ``digits`` significant digits (4,125, 0.125)."""
+    if is_missing(x):
+        return MISSING
+    x = float(x)
+    if abs(x) >= 10 ** digits:
+        return f"{x:,.0f}"
+    return f"{x:,.{digits}g}"
+
+
+def duration(h: Any) -> str:
+    """A duration given in hours: minutes under an hour, hours under three days, else days."""
+    if is_missing(h):
+        return MISSING
+    h = float(h)
+    if h < 1:
+        return f"{h * 60:,.1f} min"
+    if h < 24 * HOURS_UNDER_DAYS:
+        return f"{h:,.1f} h"
+    return f"{h / 24:,.1f} days"
+
+
+def hours(h: Any) -> str:
+    """Hours in full, with days beside them once the run is longer than a few days."""
+    if is_missing(h):
+        return MISSING
+    h = float(h)
+    return f"{h:,.1f} h" if h < 24 * HOURS_UNDER_DAYS else f"{h:,.0f} h ({h / 24:,.1f} days)"
+
+
+def gib(x_bytes: Any) -> str:
+    return MISSING if is_missing(x_bytes) else f"{float(x_bytes) / GIB:,.1f} GiB"
+
+
+def tb_per_s(x: Any) -> str:
+    return MISSING if is_missing(x) else f"{float(x) / TB:,.2f} TB/s"
+
+
+def tflops(x: Any) -> str:
+    return MISSING if is_missing(x) else f"{float(x) / TERA:,.1f} TFLOP/s"
+
+
+def text(x: Any) -> str:
+    return MISSING if is_missing(x) else str(x)
+
+
+#: Knob units (Assumptions.as_records ``unit``) -> how a value in that unit reads.
+UNIT_FORMATS: dict[str, Any] = {
+    "bytes": gib, "bytes/s": tb_per_s, "flops/s": tflops, "fraction": lambda v: number(v, 4),
+    "count": lambda v: count(v) if not is_missing(v) and float(v) == int(float(v)) else number(v),
+    "s": lambda v: MISSING if is_missing(v) else f"{float(v):,.4g} s",
+}
+
+
+def in_unit(value: Any, unit: str | None) -> str:
+    """``value`` in its unit, readable (bytes as GiB, bytes/s as TB/s, FLOP/s as TFLOP/s)."""
+    fmt = UNIT_FORMATS.get(unit or "")
+    if fmt is not None:
+        return fmt(value)
+    if is_missing(value):
+        return MISSING
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{number(value, 4)} {unit}".strip() if unit else number(value, 4)
+    return str(value)
+
+
+_RANGE = re.compile(r"^\s*([\[(])\s*([^,]+?)\s*,\s*([^\])]+?)\s*([\])])(.*)$")
+
+
+def _bound(v: str, unit: str | None) -> str:
+    try:
+        return in_unit(float(v), unit)
+    except ValueError:
+        return v  # "inf" and the like stay as written
+
+
+def knob_range(record: Mapping[str, Any]) -> str:
+    """A knob's allowed range in its unit: "[0, 64.0 GiB]", "(0, 2]", "[0, 10,000] integer"."""
+    raw = str(record.get("range") or "")
+    m = _RANGE.match(raw)
+    unit = record.get("unit")
+    if not m:
+        if is_missing(record.get("min")) and is_missing(record.get("max")):
+            return raw or MISSING
+        return f"[{in_unit(record.get('min'), unit)}, {in_unit(record.get('max'), unit)}]"
+    lo, hi = (_bound(v, unit) for v in (m.group(2), m.group(3)))
+    return f"{m.group(1)}{lo}, {hi}{m.group(4)}{m.group(5)}"
+
+
+def readable(df: pd.DataFrame, formats: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """A read-only table with formatted cells: ``formats`` maps a column to its formatter; other
+    numeric columns with gaps become text, and every missing value reads "—" (never "None")."""
+    out = df.copy()
+    formats = dict(formats or {})
+    for col in out.columns:
+        if col in formats:
+            out[col] = [formats[col](v) for v in out[col]]
+        elif out[col].dtype == object or str(out[col].dtype) in ("string", "str"):
+            out[col] = [text(v) if not isinstance(v, (dict, list)) else v for v in out[col]]
+        elif out[col].isna().any():
+            out[col] = [number(v, 4) if not isinstance(v, bool) else str(v) for v in out[col]]
+    return out
+
+
+def hardware_display(records: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """Hardware records (``metadata()['hardware']``) in units: GiB, TB/s, TFLOP/s per precision."""
+    rows = []
+    for r in records:
+        peaks = r.get("peak_flops_per_s") or {}
+        rows.append({"accelerator": text(r.get("accelerator")), "memory": gib(r.get("memory_bytes")),
+                     "memory bandwidth": tb_per_s(r.get("memory_bandwidth_bytes_per_s")),
+                     **{f"peak {f}": tflops(v) for f, v in peaks.items()},
+                     "TDP": MISSING if is_missing(r.get("tdp_w")) else f"{count(r['tdp_w'])} W",
+                     "as of": text(r.get("as_of")), "source": text(r.get("source"))})
+    return pd.DataFrame(rows)
+
+
+def knob_display(records: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """Knob records (``Assumptions.as_records``): value and allowed range in the knob's unit."""
+    return pd.DataFrame([{"name": r["name"], "value": in_unit(r.get("value"), r.get("unit")),
+                          "unit": text(r.get("unit")), "range": knob_range(r),
+                          "description": text(r.get("description")), "source": text(r.get("source"))}
+                         for r in records])
+
+
+def price_display(records: list[Mapping[str, Any]]) -> pd.DataFrame:
+    return readable(pd.DataFrame(records), {"usd_per_device_hour": usd_rate,
+                                            "usd_per_instance_hour": usd_rate,
+                                            "devices_per_instance": count})
+
+
+def usd_column(label: str, values: Any = None, **kw: Any) -> Any:
+    """A NumberColumn of whole dollars with separators ($24,124,532); cents only when every value
+    is under $1,000."""
+    small = values is not None and len(values) and pd.Series(values).abs().max() < 1000
+    return st.column_config.NumberColumn(label, format="$%,.2f" if small else "$%,.0f", **kw)
 
 
 TABLE_COLUMNS = ("rank", "accelerator", "n_devices", "provider", "offer", "cost_total_usd",
@@ -662,23 +838,19 @@ SERVE_TABLE_COLUMNS = ("rank", "accelerator", "n_devices", "replicas", "provider
 def _serving_table_config() -> dict[str, Any]:
     cc = st.column_config
     return {
-        "replicas": cc.NumberColumn("Replicas", format="%d", width="small"),
-        "cost_per_month_usd": cc.NumberColumn("Cost per month (USD)", format="dollar"),
+        "replicas": cc.NumberColumn("Replicas", format="%,d", width="small"),
         "usd_per_million_input_tokens": cc.NumberColumn("USD per 1M input tokens", format="$%.4f"),
         "usd_per_million_output_tokens": cc.NumberColumn("USD per 1M output tokens", format="$%.4f"),
         "ttft_p95_s": cc.NumberColumn("p95 TTFT (s)", format="%.3f"),
         "tpot_p95_s": cc.NumberColumn("p95 TPOT (s)", format="%.4f"),
         "e2e_p95_s": cc.NumberColumn("p95 end-to-end (s)", format="%.2f"),
-        "output_tokens_per_s_per_replica": cc.NumberColumn("Output tokens/s per replica", format="%.0f"),
+        "output_tokens_per_s_per_replica": cc.NumberColumn("Output tokens/s per replica", format="%,.0f"),
         "api_usd_per_million_output_tokens": cc.NumberColumn(
             "API USD per 1M output tokens", format="$%.4f",
             help="Cheapest published API price for this model (empty: none known)"),
         "breakeven_requests_per_s": cc.NumberColumn(
             "Break-even (requests/s)", format="%.3g",
             help="Mean load above which this plan costs less than the cheapest API (empty: never)"),
-        "cost_autoscaled_per_month_usd": cc.NumberColumn(
-            "Cost per month, hourly scaling (USD)", format="dollar",
-            help="With a 24-hour profile: the fleet follows the load hour by hour; else the fixed cost"),
         "replica_layout": cc.TextColumn("Replica tp/pp/ep"),
         "kv_bits": cc.NumberColumn("KV bits", format="%d", width="small"),
         "batch_size": cc.NumberColumn("Batch", format="%d", width="small"),
@@ -686,24 +858,34 @@ def _serving_table_config() -> dict[str, Any]:
     }
 
 
-def table_config() -> dict[str, Any]:
+def table_config(df: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Column config of the ranked table: dollars in full with separators (cents only when a
+    column stays under $1,000), counts with separators; ``df`` (the table) picks the cents."""
     cc = st.column_config
+
+    def dollars(col: str, label: str, **kw: Any) -> Any:
+        return usd_column(label, df[col] if df is not None and col in df.columns else None, **kw)
+
     return {
         **_serving_table_config(),
+        "cost_per_month_usd": dollars("cost_per_month_usd", "Cost per month (USD)"),
+        "cost_autoscaled_per_month_usd": dollars(
+            "cost_autoscaled_per_month_usd", "Cost per month, hourly scaling (USD)",
+            help="With a 24-hour profile: the fleet follows the load hour by hour; else the fixed cost"),
         "rank": cc.NumberColumn("Rank", format="%d", width="small"),
         "accelerator": cc.TextColumn("Accelerator"),
         "provider": cc.TextColumn("Provider"),
         "offer": cc.TextColumn("Offer"),
         "pricing_model": cc.TextColumn("Pricing"),
         "region": cc.TextColumn("Region"),
-        "n_devices": cc.NumberColumn("Devices", format="%d"),
+        "n_devices": cc.NumberColumn("Devices", format="%,d"),
         "layout": cc.TextColumn("Layout tp/pp/vpp/dp/cp/ep"),
         "zero_stage": cc.NumberColumn("ZeRO", format="%d", width="small"),
         "recompute": cc.TextColumn("Recompute"),
         "micro_batch": cc.NumberColumn("Micro-batch", format="%d", width="small"),
         "precision": cc.TextColumn("Precision", width="small"),
-        "time_total_hours": cc.NumberColumn("Time (hours)", format="%.1f"),
-        "cost_total_usd": cc.NumberColumn("Cost (USD)", format="dollar"),
+        "time_total_hours": cc.NumberColumn("Time (hours)", format="%,.1f"),
+        "cost_total_usd": dollars("cost_total_usd", "Cost (USD)", width="medium"),
         "cost_per_million_tokens_usd": cc.NumberColumn("USD per 1M tokens", format="$%.4f"),
         "usd_per_device_hour": cc.NumberColumn("USD per device-hour", format="$%.2f"),
         "memory_per_device_gib": cc.NumberColumn("Memory (GiB/device)", format="%.1f"),
@@ -723,10 +905,7 @@ def plans_display(df: pd.DataFrame, pareto: pd.DataFrame, serve: bool = False) -
     if df.empty:
         return pd.DataFrame(columns=[*columns, "plan_id"])
     out = df.copy()
-    if serve:
-        out["replica_layout"] = [charts.serving_layout_text(r) for _, r in df.iterrows()]
-    else:
-        out["layout"] = [charts.layout_text(r) for _, r in df.iterrows()]
+    out["replica_layout" if serve else "layout"] = charts.layout_texts(df, serving=serve)
     out["pareto"] = df["plan_id"].isin(pareto["plan_id"]) if not pareto.empty else False
     return out[[*columns, "plan_id"]].reset_index(drop=True)
 

@@ -3,8 +3,6 @@ whichever the current job is)."""
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import streamlit as st
 
@@ -26,7 +24,7 @@ if everything.empty:
     st.stop()
 
 keys = [int(k) for k in everything["plan_id"]]
-labels = {int(r["plan_id"]): charts.plan_label(r) for _, r in everything.iterrows()}
+labels = dict(zip(keys, charts.plan_labels(everything)))
 selected = st.session_state.get("selected_plan")
 default = ([selected] if selected in keys else []) + [k for k in keys[:3] if k != selected]
 default = default[:3] if len(keys) >= 3 else default[:len(keys)]
@@ -94,36 +92,18 @@ SERVE_ROWS = (
 )
 
 
-def _fmt(value, how: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value):
-        return "n/a"
-    if how == "s":
-        return str(value)
-    if how == "d":
-        return f"{int(value):,}"
-    if how == "usd":
-        return f"${value:,.0f}" if abs(value) >= 100 else f"${value:,.2f}"
-    if how == "usd4":
-        return f"${value:,.4f}"
-    if how == "pct":
-        return f"{value:.1%}"
-    return f"{value:,.{how[1]}f}"
-
+FORMATS = {"s": c.text, "d": c.count, "usd": c.usd_full, "usd4": c.usd_rate,
+           "pct": lambda v: c.MISSING if c.is_missing(v) else f"{float(v):.1%}",
+           "f0": lambda v: c.number(v, 1), "f1": lambda v: c.number(v, 3),
+           "f3": lambda v: c.number(v, 4), "f4": lambda v: c.number(v, 4)}
 
 rows = SERVE_ROWS if serve else ROWS
+names = charts.plan_labels(frame, short=True)  # unique: rank, part, layout, offer (+ region ...)
+layouts = charts.layout_texts(frame, serving=serve)
 columns = {}
-for _, r in frame.iterrows():
-    name = (f"#{int(r['rank'])}" if not pd.isna(r.get("rank")) else "Pareto") + \
-        f" {r['accelerator']} x{int(r['n_devices'])}"
-    values = []
-    for col, _, how in rows:
-        if col == "layout":
-            values.append(charts.layout_text(r))
-        elif col == "replica_layout":
-            values.append(charts.serving_layout_text(r))
-        else:
-            values.append(_fmt(r.get(col), how))
-    columns[name] = values
+for name, layout, (_, r) in zip(names, layouts, frame.iterrows()):
+    columns[name] = [layout if col in ("layout", "replica_layout") else FORMATS[how](r.get(col))
+                     for col, _, how in rows]
 table = pd.DataFrame({"Quantity": [label for _, label, _ in rows], **columns})
 st.dataframe(table, key="compare_table", height=38 + 35 * len(rows), hide_index=True,
              column_config={"Quantity": st.column_config.TextColumn(width="medium")})
@@ -131,13 +111,14 @@ st.dataframe(table, key="compare_table", height=38 + 35 * len(rows), hide_index=
 st.plotly_chart(charts.fig_compare(frame), key="fig_compare")
 
 st.subheader("Breakdowns")
+# One breakdown at a time for every plan (each chart costs the browser more than the server).
+KINDS = ("Memory", "Decode iteration") if serve else ("Memory", "Step time", "Cost")
+kind = st.segmented_control("Breakdown", KINDS, default=KINDS[0], key="cmp_breakdown", required=True,
+                            label_visibility="collapsed")
+draw = {"Memory": charts.fig_memory_breakdown, "Decode iteration": charts.fig_decode_breakdown,
+        "Step time": charts.fig_step_breakdown, "Cost": charts.fig_cost_breakdown}[kind]
 cols = st.columns(len(frame))
-for i, (col, (_, r)) in enumerate(zip(cols, frame.iterrows())):
+for i, (col, label, (_, r)) in enumerate(zip(cols, names, frame.iterrows())):
     with col:
-        st.markdown(f"**{charts.plan_label(r)}**")
-        st.plotly_chart(charts.fig_memory_breakdown(r), key=f"cmp_mem_{i}")
-        if serve:
-            st.plotly_chart(charts.fig_decode_breakdown(r), key=f"cmp_decode_{i}")
-        else:
-            st.plotly_chart(charts.fig_step_breakdown(r), key=f"cmp_step_{i}")
-            st.plotly_chart(charts.fig_cost_breakdown(r), key=f"cmp_cost_{i}")
+        st.markdown(f"**{label}**")
+        st.plotly_chart(draw(r), key=f"cmp_{kind}_{i}")

@@ -28,7 +28,7 @@ active = costmodel.active_parameter_count(spec)
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Parameters", f"{float(total.total) / 1e9:,.3f} B")
 m2.metric("Active per token", f"{float(active.total) / 1e9:,.3f} B")
-m3.metric("Layers x hidden size", f"{spec.n_layers} x {spec.d_model:,}")
+m3.metric("Layers x hidden size", f"{spec.n_layers:,} x {spec.d_model:,}")
 m4.metric("Heads (query / key-value)", f"{spec.n_heads} / {spec.kv_heads}")
 if spec.source:
     st.caption(f"Source: {spec.source}")
@@ -47,7 +47,7 @@ with left:
     })
     with st.expander("All architecture fields"):
         st.dataframe(pd.DataFrame({"field": list(spec.model_dump()),
-                                   "value": [str(v) for v in spec.model_dump().values()]}),
+                                   "value": [c.text(v) for v in spec.model_dump().values()]}),
                      hide_index=True, key="spec_table")
 
 with right:

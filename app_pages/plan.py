@@ -162,12 +162,14 @@ if spec is None:
 
 def _serving_metrics(best: pd.Series) -> None:
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Best plan: cost per month", c.usd(best["cost_per_month_usd"]))
-    m2.metric("p95 end-to-end latency", f"{best['e2e_p95_s']:,.2f} s")
+    m1.metric("Best plan: cost per month", c.usd(best["cost_per_month_usd"]),
+              help=c.usd_full(best["cost_per_month_usd"]))
+    m2.metric("p95 end-to-end latency", f"{c.number(best['e2e_p95_s'])} s")
     m3.metric(f"Devices ({best['accelerator']})",
-              f"{int(best['n_devices']):,} ({int(best['replicas']):,} replica"
+              f"{c.count(best['n_devices'])} ({c.count(best['replicas'])} replica"
               f"{'' if int(best['replicas']) == 1 else 's'})")
-    m4.metric("USD per 1M output tokens", f"${best['usd_per_million_output_tokens']:,.4f}")
+    m4.metric("USD per 1M output tokens", c.usd_rate(best["usd_per_million_output_tokens"]),
+              help=f"Input tokens: {c.usd_rate(best['usd_per_million_input_tokens'])} per 1M")
 
 
 def _api_text(row: pd.Series) -> str | None:
@@ -177,9 +179,9 @@ def _api_text(row: pd.Series) -> str | None:
     be = row["breakeven_requests_per_s"]
     tail = ("this plan never costs less than the API at any load" if pd.isna(be) else
             f"this plan costs less than the API above {be:,.3g} requests/s")
-    return (f"Cheapest API: {row['api_provider']} at ${row['api_usd_per_million_input_tokens']:,.4g} / "
-            f"${row['api_usd_per_million_output_tokens']:,.4g} per 1M input / output tokens = "
-            f"{c.usd(row['api_cost_per_month_usd'])} per month at the mean load; {tail}.")
+    return (f"Cheapest API: {row['api_provider']} at {c.usd_rate(row['api_usd_per_million_input_tokens'])} / "
+            f"{c.usd_rate(row['api_usd_per_million_output_tokens'])} per 1M input / output tokens = "
+            f"{c.usd_full(row['api_cost_per_month_usd'])} per month at the mean load; {tail}.")
 
 
 def _assumptions_used(row: pd.Series, view: dict) -> None:
@@ -188,20 +190,22 @@ def _assumptions_used(row: pd.Series, view: dict) -> None:
                                            p["pricing_model"]) == (row["provider"], row["offer"],
                                                                    row["region"], row["pricing_model"])]
     st.markdown("**Price**")
-    st.dataframe(pd.DataFrame(price or [{"provider": row["provider"], "offer": row["offer"],
-                                         "usd_per_device_hour": row["usd_per_device_hour"],
-                                         "as_of": row["price_as_of"],
-                                         "source": row["price_source"]}]),
+    st.dataframe(c.price_display(price or [{"provider": row["provider"], "offer": row["offer"],
+                                            "usd_per_device_hour": row["usd_per_device_hour"],
+                                            "as_of": row["price_as_of"],
+                                            "source": row["price_source"]}]),
                  hide_index=True, key="assume_price")
     st.markdown("**Hardware**")
-    st.dataframe(pd.DataFrame([h for h in det["hardware"] if h["accelerator"] == row["accelerator"]]),
+    st.dataframe(c.hardware_display([h for h in det["hardware"] if h["accelerator"] == row["accelerator"]]),
                  hide_index=True, key="assume_hw")
     st.markdown("**Efficiencies** (fraction of peak; `row` says whose data: the part's own "
                 "or its kind's default)")
-    st.dataframe(pd.DataFrame([e for e in det["efficiency"] if e["accelerator"] == row["accelerator"]]),
-                 hide_index=True, key="assume_eff")
-    st.markdown("**Assumption knobs**")
-    st.dataframe(pd.DataFrame(det["assumptions"]), hide_index=True, key="assume_knobs")
+    st.dataframe(c.readable(pd.DataFrame([e for e in det["efficiency"]
+                                          if e["accelerator"] == row["accelerator"]])),
+                 hide_index=True, key="assume_eff",
+                 column_config={"value": st.column_config.NumberColumn(format="%.3f")})
+    st.markdown("**Assumption knobs** (value and allowed range in the knob's unit)")
+    st.dataframe(c.knob_display(det["assumptions"]), hide_index=True, key="assume_knobs")
 
 
 def _latency_curve(row: pd.Series, scenario_yaml: str) -> None:
@@ -220,21 +224,21 @@ def _latency_curve(row: pd.Series, scenario_yaml: str) -> None:
 def _serving_selected(row: pd.Series, scenario_yaml: str, view: dict) -> None:
     """The selected serving plan: key figures, its offer and layout, and one detail view."""
     a, b, d = st.columns(3)
-    a.metric("Cost per month", c.usd(row["cost_per_month_usd"]))
-    b.metric("p95 end-to-end", f"{row['e2e_p95_s']:,.2f} s")
-    d.metric("Replicas", f"{int(row['replicas']):,}")
+    a.metric("Cost per month", c.usd(row["cost_per_month_usd"]), help=c.usd_full(row["cost_per_month_usd"]))
+    b.metric("p95 end-to-end", f"{c.number(row['e2e_p95_s'])} s")
+    d.metric("Replicas", c.count(row["replicas"]))
     st.caption(f"{row['provider']} {row['offer']} ({row['region']}, {row['pricing_model']}) at "
-               f"${row['usd_per_device_hour']:,.2f} per device-hour · {int(row['replicas']):,} "
+               f"{c.usd_rate(row['usd_per_device_hour'])} per device-hour · {int(row['replicas']):,} "
                f"replica(s) x {int(row['devices_per_replica'])} = {int(row['n_devices']):,} devices on "
                f"{int(row['instances']):,} instance(s) · replica tp/pp/ep "
                f"{charts.serving_layout_text(row)} · {row['precision']}, KV {int(row['kv_bits'])}-bit · "
                f"batch {int(row['batch_size'])} (up to {int(row['max_batch']):,} fit) · utilisation "
                f"{row['utilization']:.0%} · p95 TTFT {row['ttft_p95_s']:,.3f} s, TPOT "
-               f"{row['tpot_p95_s']:,.4f} s · ${row['usd_per_million_input_tokens']:,.4f} / "
-               f"${row['usd_per_million_output_tokens']:,.4f} per 1M input / output tokens")
+               f"{row['tpot_p95_s']:,.4f} s · {c.usd_rate(row['usd_per_million_input_tokens'])} / "
+               f"{c.usd_rate(row['usd_per_million_output_tokens'])} per 1M input / output tokens")
     if row["cost_autoscaled_per_month_usd"] != row["cost_per_month_usd"]:
         st.caption(f"Following the 24-hour profile hour by hour: "
-                   f"{c.usd(row['cost_autoscaled_per_month_usd'])} per month.")
+                   f"{c.usd_full(row['cost_autoscaled_per_month_usd'])} per month.")
     api = _api_text(row)
     if api:
         st.caption(api)
@@ -256,11 +260,11 @@ def _serving_selected(row: pd.Series, scenario_yaml: str, view: dict) -> None:
 def _training_selected(row: pd.Series, view: dict) -> None:
     """The selected training plan: cost, time, MFU, its offer and layout, and one detail view."""
     a, b, d = st.columns(3)
-    a.metric("Cost", c.usd(row["cost_total_usd"]))
-    b.metric(f"Time ({row['time_total_hours'] / 24:,.1f} days)", f"{row['time_total_hours']:,.1f} h")
+    a.metric("Cost", c.usd(row["cost_total_usd"]), help=c.usd_full(row["cost_total_usd"]))
+    b.metric("Time", c.duration(row["time_total_hours"]), help=c.hours(row["time_total_hours"]))
     d.metric("MFU", f"{row['mfu']:.1%}")
     st.caption(f"{row['provider']} {row['offer']} ({row['region']}, {row['pricing_model']}) at "
-               f"${row['usd_per_device_hour']:,.2f} per device-hour · {int(row['n_devices']):,} "
+               f"{c.usd_rate(row['usd_per_device_hour'])} per device-hour · {int(row['n_devices']):,} "
                f"devices on {int(row['instances']):,} instance(s) · layout tp/pp/vpp/dp/cp/ep "
                f"{charts.layout_text(row)} · ZeRO {int(row['zero_stage'])} · recompute "
                f"{row['recompute']} · micro-batch {int(row['micro_batch'])} · "
@@ -303,10 +307,10 @@ elif serve:
 else:
     best = plans.iloc[0]
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Best plan: cost", c.usd(best["cost_total_usd"]))
-    m2.metric(f"Time ({best['time_total_hours'] / 24:,.1f} days)", f"{best['time_total_hours']:,.1f} h")
-    m3.metric(f"Devices ({best['accelerator']})", f"{int(best['n_devices']):,}")
-    m4.metric("USD per 1M tokens", f"${best['cost_per_million_tokens_usd']:,.4f}")
+    m1.metric("Best plan: cost", c.usd(best["cost_total_usd"]), help=c.usd_full(best["cost_total_usd"]))
+    m2.metric("Time", c.duration(best["time_total_hours"]), help=c.hours(best["time_total_hours"]))
+    m3.metric(f"Devices ({best['accelerator']})", c.count(best["n_devices"]))
+    m4.metric("USD per 1M tokens", c.usd_rate(best["cost_per_million_tokens_usd"]))
 
 # Selection: one plan (a plan_id) shown in detail; set by a table row, a Pareto point or the box.
 everything = c.all_plans(view)
@@ -315,7 +319,7 @@ if keys and st.session_state.get("selected_plan") not in keys:
     st.session_state["selected_plan"] = keys[0]
 display = c.plans_display(plans, pareto, serve=serve)
 st.session_state["_table_keys"] = [int(k) for k in display["plan_id"]]
-labels = {int(r["plan_id"]): charts.plan_label(r) for _, r in everything.iterrows()}
+labels = dict(zip(keys, charts.plan_labels(everything))) if keys else {}
 
 
 def _on_table_select() -> None:
@@ -337,7 +341,7 @@ def _on_chart_select() -> None:
 if not plans.empty:
     st.subheader("Ranked plans")
     st.caption("Click a column header to sort, a row to inspect the plan below.")
-    st.dataframe(display, column_config=c.table_config(), column_order=c.table_columns(serve),
+    st.dataframe(display, column_config=c.table_config(display), column_order=c.table_columns(serve),
                  hide_index=True, key="plans_table", on_select=_on_table_select,
                  selection_mode="single-row", height=min(38 + 35 * len(display), 420))
 
@@ -375,7 +379,8 @@ else:
     i1, i2 = st.columns([2, 1])
     i1.plotly_chart(charts.fig_infeasible(view["infeasible"]), key="fig_infeasible")
     i2.dataframe(view["infeasible"].rename(columns={"reason": "Reason", "plans": "Plans"}),
-                 hide_index=True, key="infeasible_table")
+                 hide_index=True, key="infeasible_table",
+                 column_config={"Plans": st.column_config.NumberColumn("Plans", format="%,d")})
 
 st.subheader("Downloads")
 st.caption(f"The same files as `costmodel plan scenario.yaml --top {view['top']} --csv "

@@ -61,6 +61,14 @@ def _assert_first_row_matches(at: AppTest, scenario: Scenario, top: int = 50) ->
     assert int(got["rank"]) == 1
 
 
+def _open_tab(at: AppTest, key: str, label: str) -> AppTest:
+    """Open a lazy tab (st.tabs(..., on_change="rerun")): only the open tab's content runs."""
+    at.session_state[key] = label
+    at.run()
+    _no_exception(at)
+    return at
+
+
 @pytest.fixture(scope="module")
 def default_app() -> AppTest:
     at = _app().run()
@@ -299,6 +307,7 @@ def test_price_override_updates_the_ranking():
     first = _table(at).iloc[0]
     at.switch_page("app_pages/assumptions.py").run()
     _no_exception(at)
+    _open_tab(at, "assume_tab", "Prices")
     at.selectbox(key="ov_price_acc").set_value(first["accelerator"]).run()
     box = at.selectbox(key="ov_price_offer")
     key = next(o for o in box.options if first["offer"] in str(o) and first["provider"] in str(o))
@@ -323,10 +332,12 @@ def test_price_override_updates_the_ranking():
 def test_knob_and_efficiency_overrides_apply():
     at = _app().run()
     at.switch_page("app_pages/assumptions.py").run()
+    _open_tab(at, "assume_tab", "Framework knobs")
     at.selectbox(key="ov_knob_name").set_value("fragmentation_fraction").run()
     at.number_input(key="ov_knob_value").set_value(0.2)
     at.button(key="ov_knob_apply").click().run()
     _no_exception(at)
+    _open_tab(at, "assume_tab", "Efficiencies")
     at.selectbox(key="ov_eff_acc").set_value("mi300x-192gb").run()
     at.selectbox(key="ov_eff_quantity").set_value("matmul").run()
     at.selectbox(key="ov_eff_precision").set_value("fp8").run()
@@ -562,3 +573,125 @@ def test_serving_search_space_reaches_the_planner():
     assert int(got["replicas"]) == int(expected["replicas"])
     assert set(table["accelerator"]) == {"h100-sxm5-80gb"} and set(table["precision"]) == {"bf16"}
     assert set(table["kv_bits"]) == {16}
+
+
+# Formatting: compact where space is short, in full in tables, units, "—" when unknown -----------
+
+def test_formatting_helpers():
+    from app_pages import common as c
+
+    assert c.usd(24_124_531.6) == "$24.1M"
+    assert c.usd(3_200) == "$3.2k"
+    assert c.usd(512.4) == "$512"
+    assert c.usd(None) == c.usd(float("nan")) == "—"
+    assert c.usd_full(24_124_531.6) == "$24,124,532"  # no cents above $1,000
+    assert c.usd_full(512.4) == "$512.40"
+    assert c.count(1234567) == "1,234,567"
+    assert c.usd_rate(2.49) == "$2.49" and c.usd_rate(0.01234) == "$0.0123"
+    assert c.duration(0.5) == "30.0 min"
+    assert c.duration(35.25) == "35.2 h"  # hours under a few days, never "0.0 days"
+    assert c.duration(24 * 12.5) == "12.5 days"
+    assert c.gib(80 * 2**30) == "80.0 GiB"
+    assert c.tb_per_s(3.35e12) == "3.35 TB/s"
+    assert c.tflops(989.4e12) == "989.4 TFLOP/s"
+    assert c.text(None) == "—"
+    assert c.knob_range({"range": "[0, 68719476736]", "unit": "bytes", "min": 0,
+                         "max": 68719476736}) == "[0.0 GiB, 64.0 GiB]"
+    assert c.knob_range({"range": "(0, 2]", "unit": "fraction"}) == "(0, 2]"
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def _frame(at: AppTest, *columns: str):
+    """The first table (element) with all of ``columns`` (st.dataframe keys are not exposed)."""
+    hits = [d for d in at.dataframe if set(columns) <= set(d.value.columns)]
+    assert hits, f"no table with columns {columns}"
+    return hits[0]
+
+
+def _column_format(at: AppTest, column: str, *others: str) -> str:
+    config = json.loads(_frame(at, column, *others).proto.columns)
+    return config[column]["type_config"]["format"]
+
+
+def test_large_amounts_compact_in_metrics_full_in_the_table():
+    """A $24.1M plan: "$24.1M" in the metric, "$%,.0f" (24,124,532) in the table, time in days."""
+    at = _app().run()
+    at.selectbox(key="in_preset").set_value("llama-3.1-70b").run()
+    at.number_input(key="in_train_tokens_b").set_value(15000.0)
+    at.button(key="run_plan").click().run()
+    _no_exception(at)
+    best = _table(at).iloc[0]
+    from app_pages import common as c
+
+    assert best["cost_total_usd"] > 1e6
+    assert _metric(at, "Best plan: cost") == c.usd(best["cost_total_usd"])
+    assert _metric(at, "Best plan: cost").endswith("M") and "," not in _metric(at, "Best plan: cost")
+    assert _column_format(at, "cost_total_usd", "rank") == "$%,.0f"
+    assert c.usd_full(best["cost_total_usd"]) == f"${best['cost_total_usd']:,.0f}"
+    assert _metric(at, "Time") == c.duration(best["time_total_hours"])
+    assert "0.0 days" not in _metric(at, "Time")
+    assert _column_format(at, "Plans", "Reason") == "%,d"
+
+
+def test_short_runs_read_in_hours():
+    at = _app().run()
+    at.selectbox(key="in_preset").set_value("gpt2").run()
+    at.number_input(key="in_train_tokens_b").set_value(1.0)
+    at.button(key="run_plan").click().run()
+    _no_exception(at)
+    time_text = _metric(at, "Time")
+    assert "days" not in time_text and ("h" in time_text or "min" in time_text), time_text
+
+
+def test_assumptions_used_show_units_and_ranges(default_app):
+    at = default_app
+    at.segmented_control(key="detail_view").set_value("Assumptions used").run()
+    _no_exception(at)
+    hw = _frame(at, "memory", "memory bandwidth").value
+    assert "GiB" in hw["memory"].iloc[0] and "TB/s" in hw["memory bandwidth"].iloc[0]
+    assert any(str(v).endswith("TFLOP/s") for v in hw.filter(like="peak ").iloc[0])
+    assert not any("{" in str(v) for v in hw.iloc[0])  # no JSON blob
+    knobs = _frame(at, "name", "range").value
+    assert "range" in knobs.columns and knobs["range"].str.len().min() > 0
+    cuda = knobs[knobs["name"] == "cuda_context_bytes"].iloc[0]
+    assert cuda["value"].endswith("GiB") and "GiB" in cuda["range"]
+    for frame in (hw, knobs, _frame(at, "usd_per_device_hour", "source").value):
+        assert not frame.isin(["None"]).any().any() and not frame.isna().any().any()
+    at.segmented_control(key="detail_view").set_value("Memory").run()
+
+
+def test_assumptions_page_knob_table_has_ranges():
+    at = _app().run()
+    at.switch_page("app_pages/assumptions.py").run()
+    _open_tab(at, "assume_tab", "Framework knobs")
+    knobs = _frame(at, "name", "range").value
+    assert {"value", "unit", "range"} <= set(knobs.columns)
+    assert knobs[knobs["name"] == "cuda_context_bytes"]["value"].iloc[0].endswith("GiB")
+
+
+def test_catalog_shows_units_and_no_none():
+    at = _app().run()
+    at.switch_page("app_pages/catalog.py").run()
+    _no_exception(at)
+    acc = _frame(at, "memory", "memory bandwidth").value
+    assert acc["memory"].str.endswith("GiB").all() and acc["memory bandwidth"].str.endswith("TB/s").all()
+    assert not acc.isin(["None"]).any().any() and not acc.isna().any().any()
+    for label in ("Offers", "Systems", "Efficiency data", "Other prices"):
+        _open_tab(at, "cat_tab", label)
+        for d in at.dataframe:
+            assert not d.value.isna().any().any(), label
+
+
+def test_compare_labels_tell_plans_apart():
+    at = _app().run()
+    at.switch_page("app_pages/compare.py").run()
+    _no_exception(at)
+    box = at.multiselect(key="cmp_plans")
+    assert len(set(box.options)) == len(box.options)
+    table = next(d.value for d in at.dataframe if "Quantity" in d.value.columns)
+    names = [c for c in table.columns if c != "Quantity"]
+    assert len(set(names)) == len(names) == 3
+    assert all("/" in n and "x" in n for n in names)  # layout and device count in the label

@@ -242,3 +242,27 @@ def test_serving_compare_and_labels(serving):
     assert label.startswith("#1 ") and "replica" in label and charts.serving_layout_text(row) in label
     assert charts.serving_layout_text(row) == f"{int(row['tp'])}/{int(row['pp'])}/{int(row['ep'])}" + (
         ", disaggregated" if row["disaggregated"] else "")
+
+
+def test_usd_compact_and_unique_plan_labels():
+    import pandas as pd
+
+    assert charts.usd_compact(24_124_531.6) == "$24.1M"
+    assert charts.usd_compact(3_200) == "$3.2k"
+    assert charts.usd_compact(1.5e9) == "$1.5B"
+    assert charts.usd_compact(0.01234) == "$0.0123"
+    base = {"accelerator": "h100", "n_devices": 64, "tp": 1, "pp": 1, "vpp": 1, "dp": 64, "cp": 1,
+            "ep": 1, "provider": "p", "offer": "o", "precision": "bf16", "rank": None}
+    df = pd.DataFrame([{**base, "region": "us", "pricing_model": "spot", "plan_id": 1},
+                       {**base, "region": "eu", "pricing_model": "spot", "plan_id": 2},
+                       {**base, "region": "eu", "pricing_model": "spot", "plan_id": 3}])
+    for short in (False, True):
+        labels = charts.plan_labels(df, short=short)
+        assert len(set(labels)) == 3, labels
+    assert charts.layout_texts(df) == [charts.layout_text(r) for _, r in df.iterrows()]
+
+
+def test_compare_bars_carry_compact_labels(result):
+    fig = charts.fig_compare(result.plans.head(2))
+    cost = [t for t in fig.data if t.meta == "cost_total_usd"]
+    assert all(t.text[0].startswith("$") and "," not in t.text[0] for t in cost)

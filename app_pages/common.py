@@ -480,7 +480,8 @@ def scenario_data() -> dict[str, Any]:
             "causal_discount": bool(state("in_causal_discount")),
         },
         "constraints": {
-            "deadline_days": None if serve else state("in_deadline_days"),
+            # An empty deadline is the engine's default ("auto": 90 days pre-training, 14 fine-tuning).
+            "deadline_days": "auto" if serve or state("in_deadline_days") is None else state("in_deadline_days"),
             "budget_usd": state("in_budget_usd"),
             "max_devices": state("in_max_devices"),
             "providers": sorted(state("in_providers")),

@@ -118,7 +118,8 @@ with st.sidebar:
         with st.expander("Constraints"):
             if not SERVE:  # a serving job states latency objectives instead of a deadline
                 st.number_input("Deadline (days)", min_value=0.001, step=1.0, value=None,
-                                key="in_deadline_days", persist_state=c.PERSIST, placeholder="none")
+                                key="in_deadline_days", persist_state=c.PERSIST,
+                            placeholder="default: 90 (pre-training), 14 (fine-tuning)")
             st.number_input("Budget (USD per month)" if SERVE else "Budget (USD)", min_value=1.0,
                             step=1000.0 if SERVE else 10000.0, value=None,
                             key="in_budget_usd", persist_state=c.PERSIST, placeholder="none")

@@ -828,11 +828,12 @@ TABLE_COLUMNS = ("rank", "accelerator", "n_devices", "provider", "offer", "cost_
 
 #: The ranked table of a serving job (``replica_layout`` is tp/pp/ep).
 SERVE_TABLE_COLUMNS = ("rank", "accelerator", "n_devices", "replicas", "provider", "offer",
-                       "cost_per_month_usd", "usd_per_million_input_tokens",
+                       "cost_per_month_usd", "precision", "kv_bits", "sparsity", "quality_impact",
+                       "quality_source", "usd_per_million_input_tokens",
                        "usd_per_million_output_tokens", "ttft_p95_s", "tpot_p95_s", "e2e_p95_s",
                        "output_tokens_per_s_per_replica", "api_usd_per_million_output_tokens",
                        "breakeven_requests_per_s", "cost_autoscaled_per_month_usd", "replica_layout",
-                       "precision", "kv_bits", "batch_size", "utilization", "memory_per_device_gib",
+                       "batch_size", "utilization", "memory_per_device_gib",
                        "memory_capacity_gib", "pricing_model", "region", "usd_per_device_hour", "pareto")
 
 

@@ -359,6 +359,8 @@ if keys:
             st.caption("Hover a point for the plan; click one to inspect it. Latency is the p95 "
                        "end-to-end time of a request at the peak load; the dashed line, when "
                        "shown, is the cheapest published API's bill for the mean load.")
+            st.plotly_chart(charts.fig_cost_quality(plans).update_layout(height=360), key="quality_chart",
+                            config={"displaylogo": False})
         else:
             st.caption("Hover a point for the plan; click one to inspect it. Error bars span the time "
                        "between all communication hidden and none hidden.")

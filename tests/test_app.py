@@ -463,9 +463,10 @@ def test_serving_plan_is_the_planner_ranking(serve_app):
         assert got[col] == expected[col], col
     assert math.isclose(got["e2e_p95_s"], expected["e2e_p95_s"], rel_tol=1e-9)
     # Pareto chart (monthly cost vs p95 latency, with the cheapest API's line when the model has
-    # one), the selected plan's memory, and the infeasible reasons.
+    # one), cost against published quality impact, the selected plan's memory, the reasons.
     specs = [json.loads(ch.proto.spec) for ch in at.get("plotly_chart")]
-    assert len(specs) == 3
+    assert len(specs) == 4
+    assert "quality" in specs[1]["layout"]["title"]["text"].lower()
     names = [t.get("name", "") for t in specs[0]["data"]]
     assert names[:2] == ["Ranked plans", "Pareto front (monthly cost vs p95 latency)"]
     if not math.isnan(expected["api_cost_per_month_usd"]):
@@ -483,8 +484,8 @@ def test_serving_detail_views(serve_app, view, key):
     _no_exception(at)
     assert not _errors(at), _errors(at)
     specs = [json.loads(ch.proto.spec) for ch in at.get("plotly_chart")]
-    assert len(specs) == 3
-    texts = json.dumps(specs[1]["layout"]).lower()
+    assert len(specs) == 4  # Pareto, cost against quality, the detail view, the reasons
+    texts = json.dumps(specs[2]["layout"]).lower()
     assert key.lower() in texts
 
 

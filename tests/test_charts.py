@@ -266,3 +266,18 @@ def test_compare_bars_carry_compact_labels(result):
     fig = charts.fig_compare(result.plans.head(2))
     cost = [t for t in fig.data if t.meta == "cost_total_usd"]
     assert all(t.text[0].startswith("$") and "," not in t.text[0] for t in cost)
+
+
+def test_cost_quality_chart_draws_unknown_apart_never_as_a_number():
+    import pandas as pd
+
+    from costmodel.faces.charts import fig_cost_quality
+
+    df = pd.DataFrame({"plan_id": [1, 2, 3], "precision": ["bf16", "w4a16", "fp8"],
+                       "quality_impact": ["none (uncompressed)", "weight_only_int4: ppl +0.4", "fp8: unknown"],
+                       "quality_loss_fraction": [0.0, 0.066, float("nan")],
+                       "cost_per_month_usd": [3000.0, 1500.0, 1800.0]})
+    fig = fig_cost_quality(df)
+    known, unknown = fig.data
+    assert [c[0] for c in known.customdata] == [1, 2] and list(known.x) == pytest.approx([0.0, 6.6])
+    assert [c[0] for c in unknown.customdata] == [3] and unknown.name == "quality impact unknown"

@@ -568,3 +568,29 @@ def fig_compare(plans_df: pd.DataFrame, metrics: Sequence[tuple[str, str, float]
     fig.update_layout(height=330 * rows, barmode="group", margin={"l": 10, "r": 10, "t": 60, "b": 10},
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.06, "xanchor": "left", "x": 0})
     return fig
+
+
+def fig_cost_quality(plans_df: pd.DataFrame) -> go.Figure:
+    """Serving plans: monthly cost against the published quality loss of their compression
+    (``quality_loss_fraction``: relative perplexity increase or accuracy drop, summed over the
+    techniques; 0 = uncompressed). Plans whose loss is unknown (nothing published for the model's
+    family) are drawn at the right edge in grey and labelled "unknown", never given a number.
+    ``customdata[0]`` is the plan id."""
+    fig = go.Figure()
+    if plans_df is None or plans_df.empty or "quality_loss_fraction" not in plans_df:
+        return fig.update_layout(title="No plan with a quality column")
+    loss = plans_df["quality_loss_fraction"].astype(float)
+    known, unknown = plans_df[loss.notna()], plans_df[loss.isna()]
+    edge = float(loss.max()) * 1.2 + 0.01 if loss.notna().any() else 0.05
+    for part, x, name, color in ((known, known["quality_loss_fraction"] * 100, "published", "#1f77b4"),
+                                 (unknown, [edge * 100] * len(unknown), "unknown", "#999999")):
+        if part.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=list(x), y=part["cost_per_month_usd"], mode="markers", name=f"quality impact {name}",
+            marker={"size": 9, "color": color},
+            customdata=list(zip(part["plan_id"], part["precision"], part["quality_impact"])),
+            hovertemplate="%{customdata[1]}: %{customdata[2]}<br>$%{y:,.0f}/month<extra></extra>"))
+    fig.update_xaxes(title_text="published quality loss (% of the baseline metric; grey: unknown)")
+    fig.update_yaxes(type="log", title_text="Cost per month (USD, log scale)", tickprefix="$")
+    return fig.update_layout(title="Monthly cost against published quality impact", legend={"orientation": "h"})

@@ -27,7 +27,7 @@ from costmodel.formulas.serving import (ServingKnobs, disaggregated_state, max_b
                                         steady_state)
 from costmodel.jobs.base import JobKind
 from costmodel.specs.serving import QUANT_SCHEMES, SCHEME_CODES, SCHEMES, SPARSITIES, SPARSITY_CODES
-from costmodel.specs.columns import Array, ModelColumns
+from costmodel.specs.columns import Array, ModelColumns, flatten_coded
 from costmodel.specs.serving import ServingColumns, ServingLoad, build_serving_columns, replica_violations
 from costmodel.tables.hardware import HardwareTable
 from costmodel.tables.knobs import knob_columns
@@ -76,13 +76,6 @@ class ServingEvaluated:
     model: ModelColumns | None = None
 
 
-def _flatten(coded: Mapping[str, Any], system_code: Array) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    n = np.broadcast_shapes(*(np.shape(v) for v in coded.values()), np.shape(system_code))
-    size = int(np.prod(n)) if n else 1
-    flat = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), n).reshape(size) for k, v in coded.items()}
-    return flat, np.broadcast_to(np.asarray(system_code, dtype=np.int64), n).reshape(size)
-
-
 def evaluate_serving(
     model: ModelColumns,
     coded: Mapping[str, Any],
@@ -93,7 +86,7 @@ def evaluate_serving(
 ) -> ServingEvaluated:
     """Reasons and engine outputs of integer-coded replica configurations (see
     ``specs.serving.build_serving_columns``); with a ``load``, also replicas and p95 latencies."""
-    flat, sys_code = _flatten(coded, system_code)
+    flat, sys_code = flatten_coded(coded, system_code)
     reason = np.zeros(len(sys_code), dtype=np.int8)
     reason[replica_violations(model, flat["tp"], flat["pp"], flat["ep"])] = LAYOUT
     s_all = build_serving_columns(flat)

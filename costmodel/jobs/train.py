@@ -30,7 +30,7 @@ from costmodel.jobs.base import JobKind
 from costmodel.specs.codes import (
     PRECISION_CODES, PRECISION_FORMATS, PRECISION_NAMES, RANK_ORDER_CODES, RECOMPUTE_CODES, RECOMPUTE_NAMES,
 )
-from costmodel.specs.columns import Array, ModelColumns
+from costmodel.specs.columns import Array, ModelColumns, flatten_coded
 from costmodel.specs.layout import layout_violations
 from costmodel.specs.setup import (LORA_TARGETS, PEFT_MODES, TrainingColumns, build_training_columns,
                                    job_setup_codes, precision_formats)
@@ -115,11 +115,8 @@ def evaluate_configurations(
     grid's whole-number and layout checks, then ``layout_checked``); layout rules, number formats,
     missing data and memory (keeping ``memory_headroom`` of the device free) are checked here, in
     that order."""
-    n = np.broadcast_shapes(*(np.shape(v) for v in coded.values()), np.shape(system_code))
-    n_rows = int(np.prod(n)) if n else 1
-    reason = np.zeros(n_rows, dtype=np.int8) if reason is None else reason.copy()
-    flat = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), n).reshape(n_rows) for k, v in coded.items()}
-    sys_code = np.broadcast_to(np.asarray(system_code, dtype=np.int64), n).reshape(n_rows)
+    flat, sys_code = flatten_coded(coded, system_code)
+    reason = np.zeros(len(sys_code), dtype=np.int8) if reason is None else reason.copy()
     if not layout_checked:
         reason[(reason == 0) & _breaks_layout(model, flat)] = LAYOUT
     mm_fmt, attn_fmt = precision_formats(flat["precision"])

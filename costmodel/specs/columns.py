@@ -24,6 +24,28 @@ def as_array(value: Any) -> Array:
     return np.asarray(value, dtype=np.float64)
 
 
+def coded_arrays(c: Mapping[str, Any], names: Sequence[str], defaults: Mapping[str, Any], who: str
+                 ) -> dict[str, Array]:
+    """The inputs ``names`` of a column builder as float64 arrays broadcast to one shape: ``c``
+    over ``defaults``; a missing name is a KeyError naming ``who``."""
+    c = {**defaults, **c}
+    missing = [k for k in names if k not in c]
+    if missing:
+        raise KeyError(f"{who}: missing {', '.join(missing)}")
+    a = {k: np.asarray(c[k], dtype=np.float64) for k in names}
+    shape = np.broadcast_shapes(*(v.shape for v in a.values()))
+    return {k: np.broadcast_to(v, shape).astype(np.float64) for k, v in a.items()}
+
+
+def flatten_coded(coded: Mapping[str, Any], system_code: Array) -> tuple[dict[str, Array], Array]:
+    """Coded configurations and their system codes broadcast together and flattened to rows (a
+    single configuration becomes a grid of one row)."""
+    n = np.broadcast_shapes(*(np.shape(v) for v in coded.values()), np.shape(system_code))
+    size = int(np.prod(n)) if n else 1
+    flat = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), n).reshape(size) for k, v in coded.items()}
+    return flat, np.broadcast_to(np.asarray(system_code, dtype=np.int64), n).reshape(size)
+
+
 class Breakdown(Mapping[str, Array]):
     """An ordered mapping component -> array, with the total as the sum of the components.
 

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from costmodel.specs.codes import FORMAT_BITS, FORMAT_BITS_BY_CODE, FORMAT_CODES
-from costmodel.specs.columns import Array, ModelColumns
+from costmodel.specs.columns import Array, ModelColumns, coded_arrays
 from costmodel.specs.layout import layout_violations
 
 KV_BITS = (16, 8, 4)
@@ -228,13 +228,7 @@ def build_serving_columns(c: Mapping[str, Any]):
     to an array or scalar (``precision`` as a code of ``SCHEME_CODES``, ``sparsity`` of
     ``SPARSITY_CODES``, ``group_size`` 0 for the scheme's). ``weight_bits`` are the dense bits;
     sparse storage depends on the hardware (``formulas.serving.stored_weight_bits``)."""
-    c = {**SERVING_DEFAULTS, **c}
-    missing = [k for k in SERVING_INPUTS if k not in c]
-    if missing:
-        raise KeyError(f"build_serving_columns: missing {', '.join(missing)}")
-    a = {k: np.asarray(c[k], dtype=np.float64) for k in SERVING_INPUTS}
-    shape = np.broadcast_shapes(*(v.shape for v in a.values()))
-    a = {k: np.broadcast_to(v, shape).astype(np.float64) for k, v in a.items()}
+    a = coded_arrays(c, SERVING_INPUTS, SERVING_DEFAULTS, "build_serving_columns")
     p = a["precision"].astype(np.int64)
     return ServingColumns(tp=a["tp"], pp=a["pp"], ep=a["ep"], batch=a["batch"],
                           input_len=a["input_len"], output_len=a["output_len"],

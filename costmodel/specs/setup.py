@@ -22,7 +22,7 @@ from costmodel.specs.codes import (
     OPTIMIZER_CODES, OPTIMIZER_STATES, OPTIMIZERS, PRECISION_CODES, PRECISION_FORMATS, PRECISIONS,
     RANK_ORDER_CODES, RANK_ORDERS, RECOMPUTE_CODES, lookup,
 )
-from costmodel.specs.columns import Array, as_array
+from costmodel.specs.columns import Array, as_array, coded_arrays
 from costmodel.specs.layout import ParallelLayout, rank_strides
 
 #: One set of training defaults for every face (API, CLI, planner, UI): 4,096-token sequences and
@@ -289,13 +289,7 @@ def build_training_columns(c: Mapping[str, Any]) -> TrainingColumns:
     (``PEFT_CODES``, ``LORA_TARGET_CODES``), ``base_weight_bits`` as 16, 8, 4 or -1 (default: 4
     for QLoRA, the training weight format for LoRA). The PEFT inputs may be left out
     (``CODED_DEFAULTS``: full training)."""
-    c = {**CODED_DEFAULTS, **c}
-    missing = [k for k in CODED_INPUTS if k not in c]
-    if missing:
-        raise KeyError(f"build_training_columns: missing {', '.join(missing)}")
-    a = {k: np.asarray(c[k], dtype=np.float64) for k in CODED_INPUTS}
-    shape = np.broadcast_shapes(*(v.shape for v in a.values()))
-    a = {k: np.broadcast_to(v, shape).astype(np.float64) for k, v in a.items()}
+    a = coded_arrays(c, CODED_INPUTS, CODED_DEFAULTS, "build_training_columns")
     prec = a["precision"].astype(np.int64)
     weight_bits = _WEIGHT_BITS[prec]
     master = np.where(a["master_weights"] < 0, 1.0 - _FULL_PRECISION[prec], a["master_weights"])

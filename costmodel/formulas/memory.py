@@ -38,7 +38,8 @@ from costmodel.specs.columns import Array, Breakdown, ModelColumns, as_array, mo
 from costmodel.formulas.params import (adapter_parameter_count, adapter_params, frozen_linear_params,
                                        layer_params, matrix_shape_sum, parameter_count)
 from costmodel.formulas.pipeline import (  # noqa: F401  (re-exported: callers import them from here)
-    in_flight_microbatches, pipeline_stages, select_stage, stage_parameters, stage_peft_parameters)
+    in_flight_microbatches, pipeline_of, pipeline_stages, select_stage, stage_parameters,
+    stage_peft_parameters)
 from costmodel.specs.spec import ModelSpec
 from costmodel.specs.setup import TrainingColumns
 
@@ -191,14 +192,14 @@ def _layer_activations(m: ModelColumns, t: TrainingColumns, selective_keep_fract
 def _stage_independent_bytes(m: ModelColumns, p, t: TrainingColumns,
                              logits_bytes_per_element: Array | None) -> tuple[Array, Array, Array]:
     """Logits of the last stage, ZeRO-3 block buffers and Adafactor's factored state."""
-    tp, ep = t.tp, t.ep
+    tp = t.tp
     s_local = t.seq_len / t.cp
     e = t.act_bytes
     # Logits of the vocabulary-parallel output layer and the loss's working copies.
     per_logit = e + 4.0 if logits_bytes_per_element is None else as_array(logits_bytes_per_element)
     logits_bytes = t.vocab_head * t.micro_batch * s_local * m.vocab_size / tp * per_logit
     # Largest unsharded block under ZeRO-3: current and prefetched weights plus its gradients.
-    moe_block_local = p.moe_nonexpert / tp + m.n_shared_experts * p.expert / tp + m.n_experts * p.expert / (ep * tp)
+    moe_block_local = p.moe_nonexpert / tp + m.n_shared_experts * p.expert / tp + m.n_experts * p.expert / t.expert_shard
     dense_block_local = p.dense_block / tp
     block_local = np.maximum(np.where(m.n_dense_layers > 0, dense_block_local, 0.0),
                              np.where(m.n_moe_layers > 0, moe_block_local, 0.0))
@@ -208,36 +209,37 @@ def _stage_independent_bytes(m: ModelColumns, p, t: TrainingColumns,
     return logits_bytes, zero3, factored
 
 
-def _stage_states(m: ModelColumns, p, t: TrainingColumns, stage: Array, ap=None
+def _stage_states(m: ModelColumns, p, t: TrainingColumns, stage: Array, pipe, ap=None
                   ) -> tuple[Array, Array, dict[str, Array]]:
     """(dense blocks, MoE blocks, ZeRO model states) of one device of pipeline stage ``stage``:
-    non-expert parameters sharded over dp x cp, experts over dp x cp / ep. ``ap``: the adapters
-    (``params.adapter_params``) when some row trains with PEFT (see ``_peft_stage_states``)."""
-    dense_n, moe_n, dense_params, expert_params = stage_parameters(m, p, stage, t.pp, t.tp, t.ep)
+    non-expert parameters sharded over dp x cp, experts over their expert data-parallel group
+    (dp x cp / ep when etp = tp). ``ap``: the adapters (``params.adapter_params``) when some row
+    trains with PEFT (see ``_peft_stage_states``)."""
+    dense_n, moe_n, dense_params, expert_params = stage_parameters(m, p, stage, pipe, t.tp, t.expert_shard)
     states_args = dict(zero_stage=t.zero_stage, weight_bytes=t.weight_bytes,
                        grad_bytes=t.grad_bytes, master_bytes=t.master_bytes,
                        optimizer_state_bytes=t.optimizer_state_bytes)
     dense_states = model_state_bytes(dense_params, shard_degree=t.dp * t.cp, **states_args)
     if bool(np.any(m.n_experts > 0)):
-        expert_states = model_state_bytes(expert_params, shard_degree=t.dp * t.cp / t.ep, **states_args)
+        expert_states = model_state_bytes(expert_params, shard_degree=t.expert_dp, **states_args)
     else:
         expert_states = {k: 0.0 for k in dense_states}
     states = {k: dense_states[k] + expert_states[k] for k in dense_states}
     if ap is not None:
-        peft = _peft_stage_states(m, p, ap, t, stage)
+        peft = _peft_stage_states(m, p, ap, t, stage, pipe)
         states = {k: np.where(t.frozen > 0, peft[k], v) for k, v in states.items()}
     return dense_n, moe_n, states
 
 
-def _peft_stage_states(m: ModelColumns, p, ap, t: TrainingColumns, stage: Array) -> dict[str, Array]:
+def _peft_stage_states(m: ModelColumns, p, ap, t: TrainingColumns, stage: Array, pipe) -> dict[str, Array]:
     """ZeRO model states of a PEFT device: the adapters' full set (weights, gradients, master copy,
     optimizer states) plus the frozen base weights, linear layers at ``base_weight_bits`` and the
     rest at the training weight format, sharded by ZeRO-3 like any weight."""
-    _, _, dense_params, expert_params = stage_parameters(m, p, stage, t.pp, t.tp, t.ep)
-    linear, adapters, expert_adapters = stage_peft_parameters(m, p, ap, stage, t.pp, t.tp, t.ep)
+    _, _, dense_params, expert_params = stage_parameters(m, p, stage, pipe, t.tp, t.expert_shard)
+    linear, adapters, expert_adapters = stage_peft_parameters(m, p, ap, stage, pipe, t.tp, t.expert_shard)
     args = dict(zero_stage=t.zero_stage, weight_bytes=t.weight_bytes, grad_bytes=t.grad_bytes,
                 master_bytes=t.master_bytes, optimizer_state_bytes=t.optimizer_state_bytes)
-    dense_shard, expert_shard = t.dp * t.cp, t.dp * t.cp / t.ep
+    dense_shard, expert_shard = t.dp * t.cp, t.expert_dp
     dense = model_state_bytes(adapters, shard_degree=dense_shard, **args)
     expert = model_state_bytes(expert_adapters, shard_degree=expert_shard, **args)
     states = {k: dense[k] + expert[k] for k in dense}
@@ -263,7 +265,7 @@ def _peft_stage_independent_bytes(m: ModelColumns, p, ap, t: TrainingColumns) ->
     n_sh = m.n_shared_experts
     dense = block(p.dense_block, dense_linear, ap.attention + ap.dense_mlp) / t.tp
     moe = (block(p.moe_nonexpert + n_sh * p.expert, moe_linear, ap.attention + n_sh * ap.expert) / t.tp
-           + m.n_experts * block(p.expert, p.expert, ap.expert) / (t.ep * t.tp))
+           + m.n_experts * block(p.expert, p.expert, ap.expert) / t.expert_shard)
     local = np.maximum(np.where(m.n_dense_layers > 0, dense, 0.0), np.where(m.n_moe_layers > 0, moe, 0.0))
     zero3 = np.where(t.zero_stage >= 3, local, 0.0)
     adapters = adapter_parameter_count(m, t.lora_rank, t.lora_targets).total
@@ -324,8 +326,10 @@ def training_memory_per_device(
         factored = np.where(t.frozen > 0, peft_factored, factored)
     embedding_out = t.act_bytes * t.micro_batch * (t.seq_len / t.cp) * m.d_model / np.where(t.sp > 0, t.tp, 1.0)
 
+    pipe = pipeline_of(m, t)
+
     def stage_parts(stage: Array) -> tuple[Array, dict[str, Array]]:
-        dense_n, moe_n, states = _stage_states(m, p, t, stage, ap)
+        dense_n, moe_n, states = _stage_states(m, p, t, stage, pipe, ap)
         in_flight = in_flight_microbatches(stage, t.pp, t.vpp, t.n_micro)
         activations = (
             in_flight * (dense_n * dense_act + moe_n * moe_act + (stage == 0) * embedding_out)
@@ -347,7 +351,7 @@ def training_memory_per_device(
         }
         return sum(parts.values()), parts
 
-    return Breakdown(select_stage(stage_parts(stage) for stage in pipeline_stages(m, t.pp)))
+    return Breakdown(select_stage(stage_parts(stage) for stage in pipeline_stages(m, pipe)))
 
 
 # Inference memory -------------------------------------------------------------------------------

@@ -8,42 +8,82 @@ Sources:
   device the bubble is (p - 1)/v micro-batch times.
 - In-flight micro-batches: the first 1F1B stage holds p; interleaving multiplies this by
   (1 + (p - 1)/(p v)) (Korthikanti et al. 2022, Sec. 4.2.3; Narayanan et al. 2021 Sec. 2.2.2).
+- Uneven stages (``specs.layout.stage_split``): every stage runs the same schedule, so the stage
+  with the most work per micro-batch sets the pace of all of them (the bubble is (p - 1)/v of *its*
+  micro-batch time), and each stage's memory is its own blocks times its own in-flight count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 from costmodel.formulas.params import frozen_linear_params
 from costmodel.specs.columns import Array, ModelColumns, as_array
+from costmodel.specs.layout import StageSplit, stage_split
 
 
-def pipeline_stages(m: ModelColumns, pp: Array) -> list[Array]:
+@dataclass(frozen=True)
+class Pipeline:
+    """The stage split of every row with its stage count (``split`` from ``stage_split``)."""
+
+    pp: Array
+    split: StageSplit
+
+    def blocks(self, stage: Array) -> Array:
+        """Blocks stage ``stage`` holds (a middle stage: the most any middle stage holds)."""
+        s = self.split
+        return np.where(stage == 0, s.first, np.where(stage == self.pp - 1, s.last, s.middle))
+
+    def start(self, stage: Array, n_layers: Array) -> Array:
+        """Index of the first block of stage ``stage`` (stage 1 of a balanced split starts after
+        the first stage; later middle stages are never candidates, see ``pipeline_stages``)."""
+        s = self.split
+        return np.where(stage == 0, 0.0, np.where(stage == self.pp - 1, n_layers - s.last,
+                                                  s.first + (stage - 1) * s.middle))
+
+
+def pipeline_of(m: ModelColumns, t) -> Pipeline:
+    """The pipeline of training columns ``t`` over model ``m``."""
+    return Pipeline(t.pp, stage_split(m.n_layers, t.pp, t.vpp, t.first_layers, t.last_layers))
+
+
+def even_pipeline(m: ModelColumns, pp: Array) -> Pipeline:
+    """Even stages (n_layers / pp blocks each): what callers without a split use."""
+    per = m.n_layers / as_array(pp)
+    return Pipeline(as_array(pp), StageSplit(per, per, per, np.ones_like(per, dtype=bool)))
+
+
+def pipeline_stages(m: ModelColumns, pipe: Pipeline) -> list[Array]:
     """The pipeline stages that can be the most loaded: the first (embedding, most in-flight
     micro-batches) and the last (head, logits); the second as well when an MoE model starts with
-    dense blocks (it may hold more expert blocks than the first). Stage indices per row."""
+    dense blocks (it may hold more expert blocks than the first) or when middle stages hold more
+    blocks than the first (it is the fullest middle stage: the most blocks and, of the middle
+    stages, the most in-flight micro-batches). Stage indices per row."""
+    pp = pipe.pp
     last = pp - 1
     stages = [np.zeros_like(pp), last]
-    if np.any((m.n_moe_layers > 0) & (m.n_dense_layers > 0)):
+    if np.any((m.n_moe_layers > 0) & (m.n_dense_layers > 0)) or np.any(pipe.split.middle > pipe.split.first):
         stages.insert(1, np.minimum(1.0, last))
     return stages
 
 
-def stage_parameters(m: ModelColumns, p, stage: Array, pp: Array, tp: Array, ep: Array
+def stage_parameters(m: ModelColumns, p, stage: Array, pipe: Pipeline, tp: Array, expert_shard: Array
                      ) -> tuple[Array, Array, Array, Array]:
     """Blocks and parameters one device of pipeline stage ``stage`` holds before ZeRO sharding.
 
     Returns (dense blocks, MoE blocks, non-expert parameters, expert parameters). Dense blocks
     come first in the model; the first stage also holds the embedding, the last the head (or,
     with pp > 1 and tied embeddings, Megatron's copy of the embedding), the final norm and the
-    pooler. Matrices are split across tp; experts across ep x tp (expert TP = tp); norms and the
-    pooler are replicated. ``p`` is ``params.layer_params(m)``.
+    pooler. Matrices are split across tp; experts across ``expert_shard`` = etp x ep devices;
+    norms and the pooler are replicated. ``p`` is ``params.layer_params(m)``.
     """
-    layers_per_stage = m.n_layers / pp
-    dense_n = np.clip(m.n_dense_layers - stage * layers_per_stage, 0.0, layers_per_stage)
-    moe_n = layers_per_stage - dense_n
+    pp = pipe.pp
+    blocks = pipe.blocks(stage)
+    dense_n = np.clip(m.n_dense_layers - pipe.start(stage, m.n_layers), 0.0, blocks)
+    moe_n = blocks - dense_n
     is_first, is_last = stage == 0, stage == pp - 1
     dense_params = (
         dense_n * p.dense_block / tp
@@ -52,7 +92,7 @@ def stage_parameters(m: ModelColumns, p, stage: Array, pp: Array, tp: Array, ep:
         + is_last * (p.head + np.where(pp > 1, m.tied_embeddings * m.vocab_size * m.d_model, 0.0)) / tp
         + is_last * (p.final_norm + p.pooler)
     )
-    expert_params = moe_n * m.n_experts * p.expert / (ep * tp)
+    expert_params = moe_n * m.n_experts * p.expert / expert_shard
     return dense_n, moe_n, dense_params, expert_params
 
 
@@ -99,20 +139,20 @@ def select_stage(per_stage: Iterable[tuple[Array, Mapping[str, Array]]]) -> dict
     return best
 
 
-def stage_peft_parameters(m: ModelColumns, p, ap, stage: Array, pp: Array, tp: Array, ep: Array
-                          ) -> tuple[Array, Array, Array]:
+def stage_peft_parameters(m: ModelColumns, p, ap, stage: Array, pipe: Pipeline, tp: Array,
+                          expert_shard: Array) -> tuple[Array, Array, Array]:
     """What one device of pipeline stage ``stage`` holds of a PEFT model before ZeRO sharding:
     (non-expert parameters in linear layers, non-expert adapters, expert adapters). Every routed
     expert parameter is in a linear layer (``stage_parameters``' expert count). Adapters are split
     like their layers (tp; experts ep x tp), an approximation: Megatron-style LoRA replicates one of
     A, B across tp, which the adapters' small size makes negligible. ``p``: ``params.layer_params``;
     ``ap``: ``params.adapter_params``."""
-    layers_per_stage = m.n_layers / pp
-    dense_n = np.clip(m.n_dense_layers - stage * layers_per_stage, 0.0, layers_per_stage)
-    moe_n = layers_per_stage - dense_n
+    blocks = pipe.blocks(stage)
+    dense_n = np.clip(m.n_dense_layers - pipe.start(stage, m.n_layers), 0.0, blocks)
+    moe_n = blocks - dense_n
     dense_linear, moe_linear = frozen_linear_params(m, p)
     linear = (dense_n * dense_linear + moe_n * moe_linear) / tp
     adapters = (dense_n * (ap.attention + ap.dense_mlp)
                 + moe_n * (ap.attention + m.n_shared_experts * ap.expert)) / tp
-    expert_adapters = moe_n * m.n_experts * ap.expert / (ep * tp)
+    expert_adapters = moe_n * m.n_experts * ap.expert / expert_shard
     return linear, adapters, expert_adapters

@@ -40,8 +40,8 @@ from costmodel.formulas.flops import forward_flops_per_token, training_flops_per
 from costmodel.formulas.hardware import HardwareColumns
 from costmodel.formulas.blocks import (  # noqa: F401  (_gemm_time: re-exported for callers)
     BlockForward, Roofline, _gemm_time, block_forward, kv_widths, lm_head_forward)
-from costmodel.formulas.pipeline import (bubble_microbatches, pipeline_bubble, pipeline_stages, select_stage,
-                                         stage_parameters, stage_peft_parameters)
+from costmodel.formulas.pipeline import (bubble_microbatches, pipeline_bubble, pipeline_of, pipeline_stages,
+                                         select_stage, stage_parameters, stage_peft_parameters)
 from costmodel.formulas.params import (adapter_forward_flops_per_token, adapter_params, frozen_linear_params,
                                        layer_params, linear_layers, lora_targeted)
 from costmodel.specs.codes import Recompute
@@ -167,7 +167,10 @@ def _block_comm(m: ModelColumns, t: TrainingColumns, hw: HardwareColumns, k: Tim
     c.tp_group = group(tp, t.stride_tp, fab)
     c.tp_collectives = 4 + 2 * (r == Recompute.FULL)  # 2 fwd + 2 bwd all-reduces (AG+RS pairs with SP)
     c.tp_block = c.tp_collectives * all_reduce_time(c.act_msg, c.tp_group, fab)
-    c.ep_group = group(ep, c.dpcp_stride, fab)
+    # Expert groups: carved from dp x cp (etp = tp), or folded over tp x cp x dp with etp ranks
+    # innermost (Megatron-core parallel folding), so an EP group may stay inside the TP domain.
+    c.ep_stride = np.where(t.etp == tp, c.dpcp_stride, t.etp)
+    c.ep_group = group(ep, c.ep_stride, fab)
     c.ep_msg = T / outside * m.experts_per_token * h * e
     c.ep_collectives = 4 + 2 * (r == Recompute.FULL)  # dispatch + combine, forward and backward
     c.ep_block = c.ep_collectives * all_to_all_time(c.ep_msg, c.ep_group, fab)
@@ -189,43 +192,44 @@ def _slowest_stage(m: ModelColumns, p, t: TrainingColumns, dense_block: Array, m
     """Per-micro-batch compute and communication of the slowest of the first, second and last
     pipeline stages (it sets the pace), and the largest parameter counts of any of them (with
     ``peft``, also the largest adapter counts and frozen-weight bytes, ``_peft_stage_counts``)."""
-    layers_per_stage = m.n_layers / t.pp
+    pipe = pipeline_of(m, t)
     last = t.pp - 1
     candidates = []
     params_dense = params_expert = None
     if peft is not None:
-        _peft_stage_counts(m, p, t, peft)
-    for stage in pipeline_stages(m, t.pp):
-        dense_n, moe_n, pd, pe = stage_parameters(m, p, stage, t.pp, t.tp, t.ep)
+        _peft_stage_counts(m, p, t, peft, pipe)
+    for stage in pipeline_stages(m, pipe):
+        dense_n, moe_n, pd, pe = stage_parameters(m, p, stage, pipe, t.tp, t.expert_shard)
+        blocks = dense_n + moe_n
         v = {
             "compute": dense_n * dense_block + moe_n * moe_block + (stage == last) * head,
-            "tp": layers_per_stage * c.tp_block,
+            "tp": blocks * c.tp_block,
             "ep": moe_n * c.ep_block,
-            "cp": layers_per_stage * c.cp_block,
-            "cp_exposed": layers_per_stage * c.cp_block_exposed,
+            "cp": blocks * c.cp_block,
+            "cp_exposed": blocks * c.cp_block_exposed,
             "moe_n": moe_n,
+            "layers": blocks,
         }
         candidates.append((v["compute"] + v["tp"] + v["ep"], v))
         params_dense = pd if params_dense is None else np.maximum(params_dense, pd)
         params_expert = pe if params_expert is None else np.maximum(params_expert, pe)
     best = select_stage(candidates)
     best["params_dense"], best["params_expert"] = params_dense, params_expert
-    best["layers"] = layers_per_stage
     if peft is not None:
         best["peft"] = peft
     return best
 
 
-def _peft_stage_counts(m: ModelColumns, p, t: TrainingColumns, peft: SimpleNamespace) -> None:
+def _peft_stage_counts(m: ModelColumns, p, t: TrainingColumns, peft: SimpleNamespace, pipe) -> None:
     """Largest (over the candidate stages) adapter counts, dense and expert, and bytes of the
     frozen base a ZeRO-3 all-gather moves (linear layers at their stored bits), on ``peft``."""
     wb, bb = t.weight_bytes, t.base_weight_bytes
     keys = ("adapters_dense", "adapters_expert", "frozen_dense_bytes", "frozen_expert_bytes")
     for key in keys:
         setattr(peft, key, 0.0)
-    for stage in pipeline_stages(m, t.pp):
-        _, _, pd, pe = stage_parameters(m, p, stage, t.pp, t.tp, t.ep)
-        linear, ad, ae = stage_peft_parameters(m, p, peft.ap, stage, t.pp, t.tp, t.ep)
+    for stage in pipeline_stages(m, pipe):
+        _, _, pd, pe = stage_parameters(m, p, stage, pipe, t.tp, t.expert_shard)
+        linear, ad, ae = stage_peft_parameters(m, p, peft.ap, stage, pipe, t.tp, t.expert_shard)
         values = (ad, ae, (pd - linear) * wb + linear * bb, pe * bb)
         for key, v in zip(keys, values):
             setattr(peft, key, np.maximum(getattr(peft, key), v))
@@ -233,13 +237,13 @@ def _peft_stage_counts(m: ModelColumns, p, t: TrainingColumns, peft: SimpleNames
 
 def _data_parallel(t: TrainingColumns, hw: HardwareColumns, st: dict[str, Array],
                    c: SimpleNamespace) -> SimpleNamespace:
-    """Gradient reduction and parameter all-gather over dp x cp (dense) and dp x cp / ep
-    (experts), with the stage's largest parameter counts."""
+    """Gradient reduction and parameter all-gather over dp x cp (dense) and the expert data-parallel
+    group (experts: dp x cp / ep when etp = tp), with the stage's largest parameter counts."""
     fab = hw.fabric
     dp, cp, ep = t.dp, t.cp, t.ep
     pd, pe = st["params_dense"], st["params_expert"]
     g_dense = group(dp * cp, c.dpcp_stride, fab)
-    g_expert = group(dp * cp / ep, c.dpcp_stride * ep, fab)
+    g_expert = group(t.expert_dp, c.ep_stride * ep, fab)
     gb, wb = t.grad_bytes, t.weight_bytes
     grad_sync = np.where(
         t.zero_stage == 0,
@@ -303,7 +307,7 @@ def _assemble_step(t: TrainingColumns, k: TimingKnobs, bw: Array, st: dict[str, 
         trained_dense = np.where(fz, st["peft"].adapters_dense, trained_dense)
         trained_expert = np.where(fz, st["peft"].adapters_expert, trained_expert)
     opt_params = (trained_dense / np.where(shard > 0, dp * cp, 1.0)
-                  + trained_expert / np.where(shard > 0, dp * cp / t.ep, 1.0))
+                  + trained_expert / np.where(shard > 0, t.expert_dp, 1.0))
     opt_bytes = opt_params * (2 * (t.master_bytes + t.optimizer_state_bytes) + t.grad_bytes + t.weight_bytes)
     optimizer = opt_bytes / bw
     a.parts = {

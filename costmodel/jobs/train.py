@@ -140,7 +140,8 @@ def evaluate_configurations(
 def _breaks_layout(model: ModelColumns, c: Mapping[str, np.ndarray]) -> np.ndarray:
     """True where a row breaks one of ``specs.layout.LAYOUT_RULES``."""
     return np.logical_or.reduce(list(layout_violations(
-        model, c["tp"], c["pp"], c["vpp"], c["dp"], c["cp"], c["ep"]).values()))
+        model, c["tp"], c["pp"], c["vpp"], c["dp"], c["cp"], c["ep"], c.get("etp", 0.0),
+        c.get("first_stage_layers", 0.0), c.get("last_stage_layers", 0.0)).values()))
 
 
 def price_training(

@@ -249,7 +249,10 @@ def serving_codes(layout: ReplicaLayout, setup: ServingSetup, batch: int) -> dic
 def replica_violations(m: ModelColumns, tp, pp, ep) -> np.ndarray:
     """True where a replica layout breaks a rule: the training rules on heads, KV heads, layers
     and experts (``specs.layout.LAYOUT_RULES`` with dp = tp, so 'ep divides dp x cp' reads 'ep
-    divides tp'), and ep must be 1 or tp."""
+    divides tp'), ep must be 1 or tp, and pp must divide n_layers (the serving formulas model
+    even stages)."""
     tp, pp, ep = (np.asarray(x, dtype=np.float64) for x in (tp, pp, ep))
     rules = layout_violations(m, tp, pp, 1.0, tp, 1.0, ep)
-    return np.logical_or.reduce([*rules.values(), (ep != 1) & (ep != tp)])
+    # Serving memory and time take n_layers / pp blocks per stage: even stages only.
+    uneven = np.mod(m.n_layers, pp) != 0
+    return np.logical_or.reduce([*rules.values(), (ep != 1) & (ep != tp), uneven])

@@ -178,6 +178,9 @@ class TrainingColumns:
     dp: Array
     cp: Array
     ep: Array
+    etp: Array  # expert tensor-parallel degree (tp unless set: Megatron-core parallel folding)
+    first_layers: Array  # blocks on the first pipeline stage as given; 0 = the automatic split
+    last_layers: Array  # blocks on the last pipeline stage as given; 0 = the automatic split
     sp: Array
     zero_stage: Array
     micro_batch: Array
@@ -214,6 +217,17 @@ class TrainingColumns:
     @property
     def global_batch(self) -> Array:
         return self.micro_batch * self.dp * self.n_micro
+
+    @property
+    def expert_shard(self) -> Array:
+        """Devices one MoE layer's experts are split across: etp x ep."""
+        return self.etp * self.ep
+
+    @property
+    def expert_dp(self) -> Array:
+        """Data-parallel replicas of each expert shard: tp x cp x dp / (etp x ep) (dp x cp / ep
+        when etp = tp)."""
+        return self.tp * self.cp * self.dp / (self.etp * self.ep)
 
     @property
     def weight_bytes(self) -> Array:
@@ -275,10 +289,12 @@ CODED_INPUTS = (
     "tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "zero_stage", "micro_batch", "seq_len",
     "n_micro", "recompute", "precision", "optimizer", "master_weights", "gradient_precision",
     "optimizer_state_bits", "flash_attention", "dropout", "vocab_head", "causal_discount",
-    "rank_order", "peft", "lora_rank", "lora_targets", "base_weight_bits",
+    "rank_order", "peft", "lora_rank", "lora_targets", "base_weight_bits", "etp",
+    "first_stage_layers", "last_stage_layers",
 )
 #: Coded inputs a caller may leave out (full training): callers that predate PEFT stay valid.
-CODED_DEFAULTS = {"peft": 0.0, "lora_rank": 16.0, "lora_targets": float(LORA_ALL), "base_weight_bits": -1.0}
+CODED_DEFAULTS = {"peft": 0.0, "lora_rank": 16.0, "lora_targets": float(LORA_ALL), "base_weight_bits": -1.0,
+                  "etp": 0.0, "first_stage_layers": 0.0, "last_stage_layers": 0.0}
 
 
 def build_training_columns(c: Mapping[str, Any]) -> TrainingColumns:
@@ -297,7 +313,8 @@ def build_training_columns(c: Mapping[str, Any]) -> TrainingColumns:
     strides = _strides(a["rank_order"], a["tp"], a["cp"], a["dp"])
     return TrainingColumns(
         tp=a["tp"], pp=a["pp"], vpp=a["vpp"], dp=a["dp"], cp=a["cp"], ep=a["ep"],
-        sp=np.where(a["tp"] > 1, a["sequence_parallel"], 0.0), zero_stage=a["zero_stage"],
+        etp=np.where(a["etp"] > 0, a["etp"], a["tp"]), first_layers=a["first_stage_layers"],
+        last_layers=a["last_stage_layers"], sp=np.where(a["tp"] > 1, a["sequence_parallel"], 0.0), zero_stage=a["zero_stage"],
         micro_batch=a["micro_batch"], seq_len=a["seq_len"], n_micro=a["n_micro"],
         recompute=a["recompute"], precision=a["precision"],
         matmul_format=_MATMUL_FORMAT[prec], attention_format=_ATTENTION_FORMAT[prec],
@@ -367,7 +384,9 @@ def job_setup_codes(source: Any) -> dict[str, float]:
 def layout_codes(layout: ParallelLayout) -> dict[str, float]:
     return {"tp": layout.tp, "pp": layout.pp, "vpp": layout.vpp, "dp": layout.dp, "cp": layout.cp,
             "ep": layout.ep, "sequence_parallel": float(layout.sequence_parallel),
-            "zero_stage": layout.zero_stage, "rank_order": RANK_ORDER_CODES[layout.rank_order]}
+            "zero_stage": layout.zero_stage, "rank_order": RANK_ORDER_CODES[layout.rank_order],
+            "etp": float(layout.etp or 0), "first_stage_layers": float(layout.first_stage_layers or 0),
+            "last_stage_layers": float(layout.last_stage_layers or 0)}
 
 
 def micro_batches(layout: ParallelLayout, setup: TrainingSetup) -> int:

@@ -227,8 +227,13 @@ def _model_from_row(row: Row) -> ModelSpec:
     return make_spec(fields_, where=f"{row.file}:{row.line}")
 
 
+#: Layout fields the v1 schema has no column for, accepted in the ``extra`` cell (integers).
+EXTRA_LAYOUT_FIELDS = ("etp", "first_stage_layers", "last_stage_layers")
+
+
 def _extra(row: Row) -> tuple[dict[str, Any], dict[str, float]]:
-    """Split the ``extra`` cell into training-setup fields and assumption-knob overrides."""
+    """Split the ``extra`` cell into training-setup fields (and the layout fields of
+    ``EXTRA_LAYOUT_FIELDS``, as integers) and assumption-knob overrides."""
     setup, knobs = {}, {}
     setup_fields = set(TrainingSetup.model_fields)
     for item in filter(None, (p.strip() for p in row.text("extra").split(";"))):
@@ -236,7 +241,12 @@ def _extra(row: Row) -> tuple[dict[str, Any], dict[str, float]]:
         key, value = key.strip(), value.strip()
         if not sep:
             raise MeasurementFileError(f"{row.where('extra')}: {item!r} is not key=value")
-        if key in setup_fields:
+        if key in EXTRA_LAYOUT_FIELDS:
+            try:
+                setup[key] = int(value)
+            except ValueError:
+                raise MeasurementFileError(f"{row.where('extra')}: {key}={value!r} is not an integer") from None
+        elif key in setup_fields:
             low = value.lower()
             setup[key] = {"true": True, "false": False}.get(low, value)
         else:
@@ -276,10 +286,15 @@ def _prepare_training(row: Row, catalog) -> Prepared:
         row.defaults.append(f"dp={dp}")
     if tp * pp * cp * dp != n:
         raise ValueError(f"tp*pp*cp*dp = {tp * pp * cp * dp} differs from n_devices = {n}")
+    extra_setup, knobs = _extra(row)
+    split = {k: extra_setup.pop(k) for k in EXTRA_LAYOUT_FIELDS if k in extra_setup}
+    if "etp" not in split and (dp * cp) % ep and (tp * dp * cp) % ep == 0:
+        split["etp"] = _folded_etp(tp, dp, cp, ep)
+        row.defaults.append(f"etp={split['etp']} (ep > dp*cp: expert TP folded, Megatron-core)")
     layout = ParallelLayout(
         tp=tp, pp=pp, vpp=vpp, dp=dp, cp=cp, ep=ep,
         sequence_parallel=row.flag("sequence_parallel", default=False),
-        zero_stage=row.number("zero_stage", int, default=0),
+        zero_stage=row.number("zero_stage", int, default=0), **split,
     )
     problems = layout_problems(spec, layout)
     if problems:
@@ -292,7 +307,6 @@ def _prepare_training(row: Row, catalog) -> Prepared:
     if gb is None:
         gb = micro * dp
         row.defaults.append(f"global_batch={gb}")
-    extra_setup, knobs = _extra(row)
     setup = TrainingSetup(
         precision=row.choice("precision", tuple(PRECISION_TABLE), default="bf16"),
         optimizer=row.choice("optimizer", ("adam", "adamw", "sgd", "momentum", "adagrad", "lion",
@@ -308,6 +322,13 @@ def _prepare_training(row: Row, catalog) -> Prepared:
         raise ValueError("accelerator missing")
     system = catalog.default_system(acc).id
     return Prepared(row, spec, layout, setup, framework, knobs, system)
+
+
+def _folded_etp(tp: int, dp: int, cp: int, ep: int) -> int:
+    """Expert TP of a run whose ep exceeds what dp x cp holds: the largest divisor of tp with
+    etp x ep dividing tp x dp x cp (Megatron-core parallel folding lets the expert groups span
+    tensor-parallel ranks; the published runs that do so state ep but rarely etp)."""
+    return max(d for d in range(1, tp + 1) if tp % d == 0 and (tp * dp * cp) % (d * ep) == 0)
 
 
 def _sc21_flops(row: Row) -> float:

@@ -183,6 +183,9 @@ SENSITIVE: dict[str, Sensitive] = {
     "gemm_kernel_overhead_s": Sensitive(
         BASE, "step_time_s", double, +1,
         "every GEMM of every block pays the fixed kernel overhead"),
+    "gemm_half_efficiency_gflops": Sensitive(
+        BASE, "step_time_s", double, +1,
+        "every GEMM pays the size term (G0 of extra work at the achieved rate)"),
     "elementwise_traffic_factor": Sensitive(
         BASE, "step_time_s", double, +1,
         "norms, residuals and rotary are memory-bound work inside every block"),

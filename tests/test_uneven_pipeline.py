@@ -188,3 +188,21 @@ def test_validation_accepts_the_layouts_real_runs_use(tmp_path):
     bad = dict(LLAMA_405B_ROW, extra="first_stage_layers=5;last_stage_layers=5")
     res = validate([_row_file(tmp_path, **bad)])
     assert "116" in res.loc[0, "status"]
+
+
+def test_gemm_size_efficiency_follows_calculons_curve():
+    """A compute-bound GEMM of G GFLOP takes (G + G0) / rate with G0 = 0.6 GFLOP (the knob
+    gemm_half_efficiency_gflops): its efficiency relative to a large GEMM is G / (G + G0), which is
+    0.625 at 1 GFLOP and 0.964 at 16 (Calculon: 0.6 / 0.95 = 0.632 and 0.9 / 0.95 = 0.947).
+    M = 512, N = K = 1024: 2 x 512 x 1024^2 = 1.074 GFLOP, rate 1e15 FLOP/s, bandwidth huge:
+    time = (1.074e9 + 0.6e9) / 1e15 = 1.674 us (no launch overhead). Grouped: 8 expert matrices
+    of the same total size pay G0 eight times: (1.074e9 + 8 x 0.6e9) / 1e15."""
+    from costmodel.formulas.blocks import _gemm_roofline
+
+    flops = 2 * 512 * 1024 * 1024
+    t, bound = _gemm_roofline(512, 1024, 1024, 1e15, 1e30, 0.0, 2.0, half_flops=0.6e9)
+    assert float(t) == pytest.approx((flops + 0.6e9) / 1e15, rel=1e-12) and not bool(bound)
+    t8, _ = _gemm_roofline(512, 1024, 1024, 1e15, 1e30, 0.0, 2.0, weight_sets=8, half_flops=0.6e9)
+    assert float(t8) == pytest.approx((flops + 8 * 0.6e9) / 1e15, rel=1e-12)
+    t0, _ = _gemm_roofline(0, 1024, 1024, 1e15, 1e30, 0.0, 2.0, half_flops=0.6e9)
+    assert float(t0) < 1e-20  # no rows: no compute, no G0 (only the weight read at 1e30 B/s)

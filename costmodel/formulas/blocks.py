@@ -15,6 +15,14 @@ Sources:
   (Dao et al. 2022, 'FlashAttention').
 - Tensor-parallel split of every GEMM and sequence parallelism of the element-wise regions:
   Shoeybi et al. 2019 Sec. 3; Korthikanti et al. 2022 Sec. 4.2.2.
+- GEMM size: small matrix products run below the large-GEMM efficiency (too few tiles to fill
+  the device, tile and wave quantization, prologue/epilogue). Calculon (Isaev et al. 2023,
+  calculon-ai/calculon systems/a100_80g.json and h100_80g_nvl8.json, "gflops_efficiency") gives
+  efficiency 0.95 at >= 128 GFLOP per GEMM, 0.9 at 16, 0.6 at 1 and 0.1 near 0. Relative to the
+  large-GEMM value these are 1, 0.947, 0.632, ~0.1, which G / (G + G0) reproduces with
+  G0 = 0.6 GFLOP (0.995, 0.964, 0.625, -> 0): a GEMM of G GFLOP takes the time of G + G0 at the
+  large-GEMM rate. G0 is the knob ``gemm_half_efficiency_gflops`` (data/assumptions.yaml);
+  grouped expert GEMMs pay it once per expert matrix (``weight_sets``).
 """
 
 from __future__ import annotations
@@ -30,14 +38,17 @@ from costmodel.specs.columns import Array, ModelColumns, as_array
 
 def _gemm_roofline(M: Array, N: Array, K: Array, peak: Array, bandwidth: Array, overhead: Array,
                    elem_bytes: Array, weight_sets: Array = 1.0, weight_bytes: Array | None = None,
-                   compute_scale: Array = 1.0) -> tuple[Array, Array]:
+                   compute_scale: Array = 1.0, half_flops: Array = 0.0) -> tuple[Array, Array]:
     """(time, memory-bound flag) of an (M x K) @ (K x N) product on the roofline (Williams et al.
     2009) at achieved ``peak`` FLOP/s and ``bandwidth`` bytes/s, plus a fixed ``overhead``.
     Bytes are the two operands and the output once each; ``weight_sets`` distinct K x N matrices
     (grouped expert GEMMs) are read once each. ``weight_bytes``: bytes of one stored weight when
     they differ from the operands' (quantized or sparse weights, scales included);
-    ``compute_scale`` multiplies the compute time (dequantization work, sparse tensor cores)."""
-    compute = 2.0 * M * N * K / peak * compute_scale
+    ``compute_scale`` multiplies the compute time (dequantization work, sparse tensor cores);
+    ``half_flops``: the GEMM size (FLOPs, per weight matrix) that runs at half the large-GEMM
+    efficiency (module docstring: Calculon's curve)."""
+    flops = 2.0 * M * N * K
+    compute = (flops + np.where(flops > 0, weight_sets * half_flops, 0.0)) / peak * compute_scale
     w = elem_bytes if weight_bytes is None else weight_bytes
     memory = (elem_bytes * (M * K + M * N) + w * weight_sets * K * N) / bandwidth
     return np.maximum(compute, memory) + overhead, memory > compute
@@ -63,18 +74,20 @@ class Roofline:
     elementwise_traffic_factor: Array = 1.0  # multiplier on the counted element-wise bytes
     weight_bytes: Array | None = None  # stored bytes per weight of the linear layers (None: operands')
     weight_compute_scale: Array = 1.0  # compute-time multiplier of the linear layers' GEMMs
+    gemm_half_flops: Array = 0.0  # GEMM size at half the large-GEMM efficiency (FLOPs)
 
     @classmethod
     def from_hardware(cls, hw: HardwareColumns, gemm_overhead_s: Array = 5e-6,
                       elementwise_traffic_factor: Array = 1.0, weight_bytes: Array | None = None,
-                      weight_compute_scale: Array = 1.0) -> Roofline:
+                      weight_compute_scale: Array = 1.0, gemm_half_efficiency_gflops: Array = 0.0
+                      ) -> Roofline:
         return cls(hw.peak_matmul_flops_per_s * hw.matmul_efficiency,
                    hw.peak_attention_flops_per_s * hw.attention_efficiency,
                    hw.peak_attention_flops_per_s * hw.matmul_efficiency,
                    hw.achieved_memory_bandwidth, as_array(gemm_overhead_s),
                    as_array(elementwise_traffic_factor),
                    None if weight_bytes is None else as_array(weight_bytes),
-                   as_array(weight_compute_scale))
+                   as_array(weight_compute_scale), as_array(gemm_half_efficiency_gflops) * 1e9)
 
     def gemm(self, M: Array, N: Array, K: Array, elem_bytes: Array, weight_sets: Array = 1.0,
              quantized: bool = True) -> tuple[Array, Array]:
@@ -82,10 +95,11 @@ class Roofline:
         format (router, LM head)."""
         if not quantized:
             return _gemm_roofline(M, N, K, self.matmul_flops_per_s, self.bytes_per_s,
-                                  self.gemm_overhead_s, elem_bytes, weight_sets)
+                                  self.gemm_overhead_s, elem_bytes, weight_sets,
+                                  half_flops=self.gemm_half_flops)
         return _gemm_roofline(M, N, K, self.matmul_flops_per_s, self.bytes_per_s,
                               self.gemm_overhead_s, elem_bytes, weight_sets, self.weight_bytes,
-                              self.weight_compute_scale)
+                              self.weight_compute_scale, self.gemm_half_flops)
 
     @property
     def elementwise_s_per_byte(self) -> Array:

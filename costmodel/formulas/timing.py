@@ -68,6 +68,7 @@ class TimingKnobs:
     selective_keep_fraction: Array = 1.0  # see memory.layer_activation_bytes
     matmul_efficiency_scale: Array = 1.0  # framework's GEMM kernels relative to the calibrated ones
     gemm_kernel_overhead_s: Array = 5e-6  # fixed launch/tail time per GEMM (data/assumptions.yaml)
+    gemm_half_efficiency_gflops: Array = 0.0  # GEMM size at half efficiency (blocks docstring)
     attention_efficiency_scale: Array = 1.0  # framework's attention kernel relative to calibrated
 
 
@@ -376,7 +377,8 @@ def training_step_time(
     p = layer_params(m)
     s = t.seq_len
     keep = as_array(k.selective_keep_fraction)
-    roof = Roofline.from_hardware(hw, k.gemm_kernel_overhead_s, k.elementwise_traffic_factor)
+    roof = Roofline.from_hardware(hw, k.gemm_kernel_overhead_s, k.elementwise_traffic_factor,
+                                  gemm_half_efficiency_gflops=k.gemm_half_efficiency_gflops)
     blk = block_forward(m, tokens=t.micro_batch * s / t.cp, context=s, hw=roof, tp=t.tp,
                         sequence_parallel=t.sp, ep=t.ep, act_bytes=t.act_bytes,
                         matmul_bytes=t.matmul_bytes, flash=t.flash, dropout=t.dropout,

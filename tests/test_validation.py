@@ -145,10 +145,14 @@ def _write(tmp_path, rows, header=None):
 
 
 def test_a_user_file_is_validated_with_defaults(tmp_path):
-    path = _write(tmp_path, [{"id": "U-1", "precision": "", "framework": ""}])
+    path = _write(tmp_path, [{"id": "U-1", "precision": "", "framework": "", "source": "a blog",
+                              "notes": ""}])
     res = validate([path])
     assert res.loc[0, "status"] == "ok"
     assert "precision=bf16" in res.loc[0, "defaults"] and "framework=nemo" in res.loc[0, "defaults"]
+    # A source naming its stack decides the profile when the framework cell is blank.
+    path = _write(tmp_path, [{"id": "U-2", "framework": "", "source": "Megatron-LM paper"}])
+    assert "framework=megatron (from source: 'megatron')" in validate([path]).loc[0, "defaults"]
 
 
 @pytest.mark.parametrize("changes, needle", [

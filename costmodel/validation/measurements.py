@@ -314,9 +314,7 @@ def _prepare_training(row: Row, catalog) -> Prepared:
         recompute=row.choice("recompute", ("none", "selective", "full"), default="none"),
         micro_batch=micro, seq_len=seq_len, global_batch=gb, **extra_setup,
     )
-    from costmodel.specs.assumptions import frameworks as framework_names
-
-    framework = row.choice("framework", tuple(framework_names()), default=DEFAULTS["framework"])
+    framework = row_framework(row)
     acc = row.text("accelerator")
     if not acc:
         raise ValueError("accelerator missing")
@@ -329,6 +327,40 @@ def _folded_etp(tp: int, dp: int, cp: int, ep: int) -> int:
     etp x ep dividing tp x dp x cp (Megatron-core parallel folding lets the expert groups span
     tensor-parallel ranks; the published runs that do so state ep but rarely etp)."""
     return max(d for d in range(1, tp + 1) if tp % d == 0 and (tp * dp * cp) % (d * ep) == 0)
+
+
+#: How a row without a ``framework`` cell gets one: the first keyword found in its ``source``
+#: (then its ``notes``) names the stack that ran it; a TPU row without one ran on JAX (XLA is the
+#: TPU training stack: MaxText, Paxml); anything else takes ``DEFAULTS['framework']``. Profiles
+#: missing from data/frameworks.yaml are skipped.
+FRAMEWORK_KEYWORDS = (
+    ("torchtitan", "torchtitan"), ("maxtext", "jax"), ("paxml", "jax"), ("jax", "jax"),
+    ("llm-foundry", "fsdp"), ("llm foundry", "fsdp"), ("composer", "fsdp"), ("mosaicml", "fsdp"),
+    ("megatron-deepspeed", "megatron_deepspeed"), ("deepspeed", "deepspeed"),
+    ("neuronx", "neuronx"), ("aws neuron", "neuronx"), ("optimum-habana", "gaudi"),
+    ("nemo", "nemo"), ("dgxc-benchmarking", "nemo"), ("megatron", "megatron"),
+    ("hugging face", "huggingface"), ("huggingface", "huggingface"), ("transformers", "huggingface"),
+)
+
+
+def row_framework(row: Row) -> str:
+    """The row's framework profile: its ``framework`` cell, or the one ``FRAMEWORK_KEYWORDS``
+    infers (listed among the row's defaults with the keyword that decided it)."""
+    from costmodel.specs.assumptions import frameworks as framework_names
+
+    names = tuple(framework_names())
+    if row.text("framework"):
+        return row.choice("framework", names)
+    for column in ("source", "notes"):
+        text = row.text(column).lower()
+        for keyword, name in FRAMEWORK_KEYWORDS:
+            if name in names and keyword in text:
+                row.defaults.append(f"framework={name} (from {column}: {keyword!r})")
+                return name
+    if row.text("accelerator").startswith("tpu") and "jax" in names:
+        row.defaults.append("framework=jax (TPU)")
+        return "jax"
+    return row.choice("framework", names, default=DEFAULTS["framework"])
 
 
 def _sc21_flops(row: Row) -> float:
@@ -544,8 +576,7 @@ def _serving_prediction(row: Row, catalog, table) -> float:
     if coded["input_len"] is None or coded["output_len"] is None:
         raise ValueError("input_len and output_len are needed for a serving row")
     _, knob_values = _extra(row)
-    knobs = knob_columns(row.choice("framework", tuple(_framework_names()), default=DEFAULTS["framework"]),
-                         knob_values)
+    knobs = knob_columns(row_framework(row), knob_values)
     m = ModelColumns.from_spec(spec)
     system = table.system_code(catalog.default_system(acc).id)
     batch = row.number("batch_size", int, note=False)
@@ -586,9 +617,3 @@ def _serving_scheme(row: Row, precision: str) -> str:
         raise ValueError(f"W4A8 (4-bit weights, {precision} activations) is not modelled")
     raise ValueError(f"weight_bits {weight_bits:g} with precision {precision}: no such scheme "
                      "(w8a16, w4a16 or the precision's own bits)")
-
-
-def _framework_names() -> list[str]:
-    from costmodel.specs.assumptions import frameworks
-
-    return list(frameworks())

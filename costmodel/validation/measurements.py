@@ -216,6 +216,7 @@ def _model_from_row(row: Row) -> ModelSpec:
                        max_position_embeddings=row.number("seq_len", int, default=2048, note=False))
     else:
         fields_.update(mlp_activation="swiglu", norm="rmsnorm", position_embedding="rotary")
+    fields_.update(_extra_model_fields(row))
     if n_experts:
         fields_.update(
             n_experts=n_experts,
@@ -229,6 +230,21 @@ def _model_from_row(row: Row) -> ModelSpec:
 
 #: Layout fields the v1 schema has no column for, accepted in the ``extra`` cell (integers).
 EXTRA_LAYOUT_FIELDS = ("etp", "first_stage_layers", "last_stage_layers")
+#: Architecture fields the v1 schema has no column for, accepted in the ``extra`` cell: a head
+#: size other than d_model / n_heads, and multi-head latent attention (DeepSeek-V2/V3).
+EXTRA_MODEL_FIELDS = ("head_dim", "attention", "q_lora_rank", "kv_lora_rank", "qk_rope_head_dim",
+                      "qk_nope_head_dim", "v_head_dim", "router_bias")
+
+
+def _extra_model_fields(row: Row) -> dict[str, Any]:
+    """The ``EXTRA_MODEL_FIELDS`` of the row's ``extra`` cell (validated by ``ModelSpec``)."""
+    out: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in row.text("extra").split(";"))):
+        key, _, value = (x.strip() for x in item.partition("="))
+        if key in EXTRA_MODEL_FIELDS:
+            low = value.lower()
+            out[key] = {"true": True, "false": False}.get(low, int(value) if value.isdigit() else value)
+    return out
 
 
 def _extra(row: Row) -> tuple[dict[str, Any], dict[str, float]]:
@@ -241,6 +257,8 @@ def _extra(row: Row) -> tuple[dict[str, Any], dict[str, float]]:
         key, value = key.strip(), value.strip()
         if not sep:
             raise MeasurementFileError(f"{row.where('extra')}: {item!r} is not key=value")
+        if key in EXTRA_MODEL_FIELDS:
+            continue  # read by _model_from_row
         if key in EXTRA_LAYOUT_FIELDS:
             try:
                 setup[key] = int(value)

@@ -55,6 +55,12 @@ def _offers() -> None:
     money = {
         "usd_per_device_hour": st.column_config.NumberColumn("USD per device-hour", format="$%,.3f"),
         "usd_per_instance_hour": st.column_config.NumberColumn("USD per instance-hour", format="$%,.2f"),
+        "usd_per_device_hour_low": st.column_config.NumberColumn(
+            "sampled low (USD per device-hour)", format="$%,.3f",
+            help="Spot: the cheapest zone or date under the row's sampling rule; empty = no range sampled"),
+        "usd_per_device_hour_high": st.column_config.NumberColumn(
+            "sampled high (USD per device-hour)", format="$%,.3f",
+            help="Spot: the dearest zone or date under the row's sampling rule; empty = no range sampled"),
         "devices_per_instance": st.column_config.NumberColumn("devices per instance", format="%,d"),
     }
     st.dataframe(c.readable(off), hide_index=True, key="cat_offer_table", height=460, column_config=money)

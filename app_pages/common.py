@@ -807,8 +807,31 @@ def knob_display(records: list[Mapping[str, Any]]) -> pd.DataFrame:
                          for r in records])
 
 
+def price_caveats(row: Mapping[str, Any]) -> list[str]:
+    """What a plan's price carries beyond the hourly rate: the spot range the catalog sampled and
+    the provider's reclaim terms, or the minimum a committed price binds you to for its term.
+    Empty for on-demand and capacity-block plans (and rows from before these columns existed)."""
+    lines = []
+    risk = row.get("preemption_risk")
+    if isinstance(risk, str) and risk:
+        low, high = row.get("usd_per_device_hour_low"), row.get("usd_per_device_hour_high")
+        sampled = ("no range sampled" if is_missing(low) or is_missing(high) else
+                   f"sampled range {usd_rate(low)}–{usd_rate(high)} per device-hour")
+        lines.append(f"Spot price: ranked at the stored {usd_rate(row.get('usd_per_device_hour'))}, "
+                     f"{sampled} ({text(row.get('price_sampling'))}). Preemption risk: {risk}.")
+    term = row.get("commitment_term_hours")
+    if not is_missing(term) and float(term) > 0:
+        lines.append(f"Committed price: {float(term) / 8760:g}-year term; at least "
+                     f"{usd_full(row.get('commitment_total_usd'))} is owed for the term "
+                     f"({count(row.get('instances'))} instance(s) x {count(term)} h at the committed "
+                     f"rate), whatever the run's length.")
+    return lines
+
+
 def price_display(records: list[Mapping[str, Any]]) -> pd.DataFrame:
     return readable(pd.DataFrame(records), {"usd_per_device_hour": usd_rate,
+                                            "usd_per_device_hour_low": usd_rate,
+                                            "usd_per_device_hour_high": usd_rate,
                                             "usd_per_instance_hour": usd_rate,
                                             "devices_per_instance": count})
 

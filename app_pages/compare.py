@@ -62,6 +62,10 @@ ROWS = (
     ("mfu", "MFU (model FLOPs utilisation)", "pct"), ("hfu", "HFU (hardware FLOPs utilisation)", "pct"),
     ("energy_kwh", "Energy (kWh)", "f0"), ("price_as_of", "Price as of", "s"),
     ("price_source", "Price source", "s"),
+    ("usd_per_device_hour_low", "Spot price sampled, low (USD per device-hour)", "usd4"),
+    ("usd_per_device_hour_high", "Spot price sampled, high (USD per device-hour)", "usd4"),
+    ("preemption_risk", "Preemption risk", "s"),
+    ("commitment_total_usd", "Owed for the commitment term (USD)", "usd"),
 )
 SERVE_ROWS = (
     ("accelerator", "Accelerator", "s"), ("kind", "Kind", "s"), ("provider", "Provider", "s"),
@@ -89,6 +93,10 @@ SERVE_ROWS = (
     ("api_cost_per_month_usd", "API cost per month at the mean load (USD)", "usd"),
     ("breakeven_requests_per_s", "Break-even against the API (requests/s)", "f3"),
     ("price_as_of", "Price as of", "s"), ("price_source", "Price source", "s"),
+    ("usd_per_device_hour_low", "Spot price sampled, low (USD per device-hour)", "usd4"),
+    ("usd_per_device_hour_high", "Spot price sampled, high (USD per device-hour)", "usd4"),
+    ("preemption_risk", "Preemption risk", "s"),
+    ("commitment_total_usd", "Owed for the commitment term (USD)", "usd"),
 )
 
 

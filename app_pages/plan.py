@@ -237,6 +237,8 @@ def _serving_selected(row: pd.Series, scenario_yaml: str, view: dict) -> None:
                f"{row['utilization']:.0%} · p95 TTFT {row['ttft_p95_s']:,.3f} s, TPOT "
                f"{row['tpot_p95_s']:,.4f} s · {c.usd_rate(row['usd_per_million_input_tokens'])} / "
                f"{c.usd_rate(row['usd_per_million_output_tokens'])} per 1M input / output tokens")
+    for line in c.price_caveats(row):
+        st.warning(line, icon=":material/warning:")
     if row["cost_autoscaled_per_month_usd"] != row["cost_per_month_usd"]:
         st.caption(f"Following the 24-hour profile hour by hour: "
                    f"{c.usd_full(row['cost_autoscaled_per_month_usd'])} per month.")
@@ -270,6 +272,8 @@ def _training_selected(row: pd.Series, view: dict) -> None:
                f"{charts.layout_text(row)} · ZeRO {int(row['zero_stage'])} · recompute "
                f"{row['recompute']} · micro-batch {int(row['micro_batch'])} · "
                f"{row['precision']}")
+    for line in c.price_caveats(row):
+        st.warning(line, icon=":material/warning:")
     # One detail view at a time (a chart costs the browser more than the server).
     detail = st.segmented_control("Detail", DETAILS, default=DETAILS[0], key="detail_view",
                                   required=True, label_visibility="collapsed")

@@ -181,6 +181,10 @@ TABLES: dict[str, TableSpec] = {
             Column("source", "str", "source", True),
             Column("notes", "str", "notes"),
             Column("max_instances", "int", "max_instances"),
+            Column("usd_per_device_hour_low", "float", "usd_per_device_hour_low"),
+            Column("usd_per_device_hour_high", "float", "usd_per_device_hour_high"),
+            Column("price_sampling", "str", "price_sampling"),
+            Column("preemption_risk", "str", "preemption_risk"),
         ),
         ("provider", "offer", "region", "pricing_model"),
         "pricing_model",
@@ -334,6 +338,9 @@ def _first_validation_message(spec: TableSpec, exc: ValidationError) -> tuple[st
     if not loc:
         # model-level checks: name the column they are about
         if spec.name == "offers":
+            for named in ("preemption_risk", "usd_per_device_hour_low", "usd_per_device_hour_high"):
+                if msg.startswith(named):
+                    return named, msg
             return "usd_per_device_hour", msg
         if spec.name == "accelerators":
             return "sparsity_speedup", msg

@@ -66,6 +66,8 @@ __all__ = [
     "KINDS",
     "PRICING_MODELS",
     "PRICE_QUALITIES",
+    "COMMIT_TERM_HOURS",
+    "PREEMPTIBLE_PRICING",
     "EFFICIENCY_QUANTITIES",
     "OTHER_PRICE_ITEMS",
     "OTHER_PRICE_UNITS",
@@ -114,6 +116,16 @@ FORMAT_BITS: dict[str, int] = {
 KINDS: tuple[str, ...] = ("gpu", "tpu", "fpga", "asic")
 
 PRICING_MODELS: tuple[str, ...] = ("on-demand", "spot", "commit-1y", "commit-3y", "capacity-block")
+
+COMMIT_TERM_HOURS: dict[str, float] = {"commit-1y": 365 * 24.0, "commit-3y": 3 * 365 * 24.0}
+"""Hours of the term a committed price binds you to: 1 year = 365 days = 8,760 h and 3 years =
+1,095 days = 26,280 h, as AWS defines the Reserved Instance / Savings Plans terms (31,536,000 s and
+94,608,000 s, EC2 User Guide, "Reserved Instances": term). A committed price is owed for every hour
+of the term whether or not the instances are used (GCP committed-use discounts: "billed monthly
+... whether or not you use the services"; AWS Savings Plans: an hourly commitment for the term)."""
+
+PREEMPTIBLE_PRICING: tuple[str, ...] = ("spot",)
+"""Pricing models whose instances the provider may reclaim at any time (``preemption_risk`` applies)."""
 
 PRICE_QUALITIES: tuple[str, ...] = ("first-party", "third-party", "user")
 """Where an offer's price was read: ``first-party`` = the provider's own price page, price API or
@@ -299,6 +311,20 @@ class Offer(_Row):
         default=None, ge=1, le=MAX_DEVICES,
         description="Most instances one request can get (a capacity block's size, a provider's or "
         "your own quota); empty = not limited by the catalog; 1 .. 1,000,000.")
+    usd_per_device_hour_low: float | None = Field(
+        default=None, gt=0, le=MAX_USD_PER_HOUR,
+        description="Lowest USD per device-hour seen under price_sampling (spot: the cheapest zone or "
+        "date sampled); finite, > 0 .. 1e6, <= usd_per_device_hour; empty = no range sampled.")
+    usd_per_device_hour_high: float | None = Field(
+        default=None, gt=0, le=MAX_USD_PER_HOUR,
+        description="Highest USD per device-hour seen under price_sampling; finite, > 0 .. 1e6, "
+        ">= usd_per_device_hour; empty = no range sampled.")
+    price_sampling: str = Field(
+        default="", description="How the stored price was taken from a volatile market: which "
+        "zones/regions, which dates, and whether it is the minimum, a median or one observation.")
+    preemption_risk: str = Field(
+        default="", description="Spot only: the provider's published interruption-frequency band or "
+        "reclaim terms (notice period, SLA); empty = not published. Must be empty for other pricing models.")
     as_of: str = Field(description="Date the price was published or read.")
     source: str = Field(description="Where the price was read.")
     notes: str = Field(default="", description="Caveats: third-party figure, spot range across zones, ...")
@@ -312,7 +338,25 @@ class Offer(_Row):
                 f"{self.usd_per_instance_hour:g} / devices_per_instance {self.devices_per_instance} "
                 f"= {expected:.5f}"
             )
+        low, high, price = self.usd_per_device_hour_low, self.usd_per_device_hour_high, self.usd_per_device_hour
+        if (low is None) != (high is None):
+            raise ValueError("usd_per_device_hour_low and usd_per_device_hour_high: give both (a range) or neither")
+        if low is not None and not low <= price:  # a sampled range must contain the stored price
+            raise ValueError(f"usd_per_device_hour_low {low:g} is above usd_per_device_hour {price:g}; "
+                             "a range must satisfy low <= price <= high")
+        if high is not None and not price <= high:
+            raise ValueError(f"usd_per_device_hour_high {high:g} is below usd_per_device_hour {price:g}; "
+                             "a range must satisfy low <= price <= high")
+        if self.preemption_risk.strip() and self.pricing_model not in PREEMPTIBLE_PRICING:
+            raise ValueError(
+                f"preemption_risk is only for {', '.join(PREEMPTIBLE_PRICING)} offers, not {self.pricing_model!r}; "
+                "leave it empty")
         return self
+
+    @property
+    def commitment_term_hours(self) -> float:
+        """Hours of the commitment this price binds you to (0 for pay-as-you-go and spot)."""
+        return COMMIT_TERM_HOURS.get(self.pricing_model, 0.0)
 
     @property
     def key(self) -> tuple[str, str, str, str]:

@@ -37,7 +37,12 @@ OFFER_ROW = dict(zip(OFF_COLS, [
     "AWS", "p5.48xlarge", "h100-sxm5-80gb", "aws-p5-48xlarge", "8", "us-east-1", "on-demand", "55.04", "6.88", "third-party", "<=2026-11-22",
     "skypilot-org/skypilot-catalog catalogs/v8/aws/vms.csv @00148f2af367 (generated from the AWS Pricing API and spot price history)",
     "Post-cut list price; a third-party Q1-2026 article still quotes the pre-June-2025 98.32 (disintermediate.global) - not used.",
-""]))
+"", "", "", "", ""]))
+# a spot row with a sampled range (data/hardware/offers.csv, AWS p5.48xlarge us-east-1 spot)
+SPOT_ROW = dict(OFFER_ROW, pricing_model="spot", usd_per_instance_hour="17.6289", usd_per_device_hour="2.20361",
+                usd_per_device_hour_low="2.20361", usd_per_device_hour_high="3.21875",
+                price_sampling="stored price = minimum across the availability zones of us-east-1 in one snapshot",
+                preemption_risk="band not read; 2-minute notice", notes="Spot.")
 ACC_ROW = dict(zip(ACC_COLS, [
     "h100-sxm5-80gb", "NVIDIA H100 SXM5 80GB", "NVIDIA", "gpu", "SXM5", "2022", "80 GiB", "3.35 TB/s", "67 TFLOP/s", "67 TFLOP/s",
     "494.5 TFLOP/s", "989 TFLOP/s", "989 TFLOP/s", "1979 TFLOP/s", "1979 TOPS", "", "", "2:4", "2.0", "50 MiB", "700 W", "30000",
@@ -99,6 +104,8 @@ def _mutated_row(base: dict[str, str], cols: list[str], draw_cols: list[str], va
 # these rules relate several cells: an error may name a sibling of the cell that was changed
 OFFER_LINKED = {"devices_per_instance", "usd_per_instance_hour", "usd_per_device_hour"}
 ACC_LINKED = {"sparsity_pattern", "sparsity_speedup"}
+# a spot range must hold the stored price; preemption_risk is only allowed on a spot row
+SPOT_LINKED = OFFER_LINKED | {"usd_per_device_hour_low", "usd_per_device_hour_high", "pricing_model", "preemption_risk"}
 
 
 def _check_error(exc: CatalogError, path: Path, changed: set[str], cols: list[str], linked: set[str]) -> None:
@@ -133,6 +140,33 @@ def test_fuzzed_offer_row_loads_or_names_line_and_column(data):
         for col in ("usd_per_instance_hour", "usd_per_device_hour", "devices_per_instance"):
             if col in changed and row[col].strip():
                 assert "," not in row[col]  # a comma is never read as a number
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_spot_row_keeps_its_range_or_names_line_and_column(data):
+    """A spot row with a price range: after random cells, either low <= price <= high (all finite and
+    positive, or no range at all) and preemption_risk sits on a spot row, or the error names the
+    file, line 2 and a column of the rule that broke."""
+    cols = ["usd_per_device_hour_low", "usd_per_device_hour_high", "usd_per_device_hour", "usd_per_instance_hour",
+            "pricing_model", "preemption_risk", "price_sampling"]
+    changed = data.draw(st.lists(st.sampled_from(cols), min_size=1, max_size=3, unique=True), label="columns")
+    values = [data.draw(CELL | st.sampled_from(["2.5", "1.9", "3.3", "0.1", "spot", "on-demand"]), label=c) for c in changed]
+    row = _mutated_row(SPOT_ROW, OFF_COLS, changed, values)
+    with tempfile.TemporaryDirectory() as d:
+        path = _write(d, "my spot offers.csv", OFF_COLS, row)
+        try:
+            cat = load_catalog([path])
+        except CatalogError as exc:
+            _check_error(exc, path, set(changed), OFF_COLS, SPOT_LINKED)
+            return
+        o = [o for o in cat.offers if cat.provenance("offers", o.key).file == str(path)][0]
+        low, high = o.usd_per_device_hour_low, o.usd_per_device_hour_high
+        assert (low is None) == (high is None)
+        if low is not None:
+            assert _finite_positive(low) and _finite_positive(high) and high <= MAX_USD_PER_HOUR
+            assert low <= o.usd_per_device_hour <= high
+        assert o.pricing_model == "spot" or not o.preemption_risk.strip()
 
 
 @FUZZ

@@ -31,7 +31,7 @@ from costmodel.specs.columns import Array, ModelColumns, flatten_coded
 from costmodel.specs.serving import ServingColumns, ServingLoad, build_serving_columns, replica_violations
 from costmodel.tables.hardware import HardwareTable
 from costmodel.tables.knobs import knob_columns
-from costmodel.tables.offers import OfferTable
+from costmodel.tables.offers import PRICE_REPORT_COLUMNS, OfferTable, price_report_columns
 
 __all__ = ["REASONS", "ServingJob", "evaluate_serving", "price_serving", "serving_knobs"]
 
@@ -262,7 +262,7 @@ PLAN_COLUMNS = (
     "usd_per_device_hour", "memory_per_device_gib", "memory_capacity_gib", "memory_headroom_gib",
     "gemms_memory_bound_share", "energy_kwh_per_month", "api_provider",
     "api_usd_per_million_input_tokens", "api_usd_per_million_output_tokens",
-    "api_cost_per_month_usd", "breakeven_requests_per_s", "price_as_of", "price_source", "price_quality",
+    "api_cost_per_month_usd", "breakeven_requests_per_s", *PRICE_REPORT_COLUMNS,
 )
 DECODE_PARTS = ("weights_and_gemms", "attention", "elementwise", "lm_head", "tp_comm", "ep_comm",
                 "pp_comm", "step_overhead")
@@ -513,8 +513,7 @@ def serving_plan_frame(ctx: ServingContext, rows: dict[str, np.ndarray]) -> pd.D
         "gemms_memory_bound_share": rows["gemms_memory_bound_share"],
         "energy_kwh_per_month": rows["energy_kwh_per_month"],
         **_api_columns(ctx, rows),
-        "price_as_of": o["as_of"].to_numpy(), "price_source": o["source"].to_numpy(),
-        "price_quality": o["price_quality"].to_numpy(),
+        **price_report_columns(o, rows["instances"]),
     })
     for k, v in rows.items():
         if k.startswith(("memory_", "decode_", "ttft_service", "service_time", "wait_p95", "kv_transfer",

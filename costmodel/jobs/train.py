@@ -36,7 +36,7 @@ from costmodel.specs.setup import (LORA_TARGETS, PEFT_MODES, TrainingColumns, bu
                                    job_setup_codes, precision_formats)
 from costmodel.tables.hardware import HardwareTable
 from costmodel.tables.knobs import knob_columns
-from costmodel.tables.offers import OfferTable
+from costmodel.tables.offers import PRICE_REPORT_COLUMNS, OfferTable, price_report_columns
 
 __all__ = ["REASONS", "TrainingJob", "evaluate_configurations", "evaluate_training",
            "knob_columns", "price_training"]
@@ -222,7 +222,7 @@ PLAN_COLUMNS = (
     "cost_total_usd", "cost_compute_usd", "cost_storage_usd", "cost_per_million_tokens_usd",
     "usd_per_device_hour", "device_hours", "billed_device_hours", "memory_per_device_gib",
     "memory_capacity_gib", "memory_headroom_gib", "mfu", "hfu", "step_time_s",
-    "tokens_per_s_per_device", "energy_kwh", "energy_note", "price_as_of", "price_source", "price_quality",
+    "tokens_per_s_per_device", "energy_kwh", "energy_note", *PRICE_REPORT_COLUMNS,
 )
 COST_PARTS = ("compute", "storage", "energy")
 
@@ -377,8 +377,7 @@ def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray]
                         for e, a in zip(rows["energy_kwh"], o["accelerator"])],
         "billing": [billing_note(n, i, d) for n, i, d in zip(rows["n_devices"], rows["instances"],
                                                              rows["devices_per_instance"])],
-        "price_as_of": o["as_of"].to_numpy(), "price_source": o["source"].to_numpy(),
-        "price_quality": o["price_quality"].to_numpy(),
+        **price_report_columns(o, rows["instances"]),
     })
     prefixes = ("memory_", "cost_", "compute_s", "tp_comm", "cp_comm", "ep_comm", "pp_comm",
                 "dp_comm", "bubble_s", "optimizer_s", "step_time_")

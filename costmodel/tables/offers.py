@@ -10,6 +10,55 @@ import numpy as np
 import pandas as pd
 
 from hardware_catalog import Catalog
+from hardware_catalog.models import COMMIT_TERM_HOURS, PREEMPTIBLE_PRICING
+
+
+#: The pricing columns every plan report carries, in order (``price_report_columns`` fills them).
+PRICE_REPORT_COLUMNS = (
+    "price_as_of", "price_source", "price_quality", "usd_per_device_hour_low", "usd_per_device_hour_high",
+    "price_sampling", "preemption_risk", "commitment_term_hours", "commitment_total_usd",
+)
+#: What ``preemption_risk`` says for a spot offer whose row states nothing (a user's file).
+RISK_NOT_PUBLISHED = "not published"
+
+
+def price_report_columns(offers: pd.DataFrame, instances: np.ndarray) -> dict[str, np.ndarray]:
+    """The price provenance and risk columns of plan rows priced by ``offers`` (one catalog offer
+    row per plan) running ``instances`` instances each.
+
+    * ``usd_per_device_hour_low``/``_high``: the range the catalog sampled (NaN where none was);
+      plans are still ranked by ``usd_per_device_hour``, the stored price.
+    * ``preemption_risk``: the spot row's published band or reclaim terms, ``not published`` for a
+      spot row that states none, empty for pricing models the provider does not reclaim.
+    * ``commitment_term_hours`` and ``commitment_total_usd``: a committed price (commit-1y/3y) is
+      owed for every hour of its term whether the instances run or not, so the least the plan
+      commits you to is instances x USD per instance-hour x term hours (e.g. 2 instances at 10 USD
+      for 1 year: 2 x 10 x 8,760 = 175,200 USD). Zero for pay-as-you-go, spot and capacity blocks
+      (a capacity block is already billed for the hours reserved)."""
+    model = offers["pricing_model"].to_numpy()
+    risk = offers["preemption_risk"].fillna("").astype(str).to_numpy() if "preemption_risk" in offers \
+        else np.full(len(offers), "", dtype=object)
+    risk = np.where(np.isin(model, PREEMPTIBLE_PRICING),
+                    np.where(np.char.str_len(risk.astype(str)) > 0, risk, RISK_NOT_PUBLISHED), "")
+    term = np.array([COMMIT_TERM_HOURS.get(m, 0.0) for m in model], dtype=np.float64)
+    inst_usd = offers["usd_per_instance_hour"].to_numpy(dtype=np.float64)
+
+    def column(name: str, kind=np.float64):
+        if name not in offers:
+            return np.full(len(offers), np.nan if kind is np.float64 else "", dtype=kind if kind is np.float64 else object)
+        col = offers[name]
+        return pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64) if kind is np.float64 \
+            else col.fillna("").astype(str).to_numpy()
+
+    return {
+        "price_as_of": offers["as_of"].to_numpy(), "price_source": offers["source"].to_numpy(),
+        "price_quality": offers["price_quality"].to_numpy(),
+        "usd_per_device_hour_low": column("usd_per_device_hour_low"),
+        "usd_per_device_hour_high": column("usd_per_device_hour_high"),
+        "price_sampling": column("price_sampling", object), "preemption_risk": risk,
+        "commitment_term_hours": term,
+        "commitment_total_usd": np.asarray(instances, dtype=np.float64) * inst_usd * term,
+    }
 
 
 def object_storage_price(catalog: Catalog, provider: str | None):

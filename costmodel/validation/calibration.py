@@ -249,7 +249,7 @@ def write_fitted(result: FitResult, path: str | Path, catalog=None) -> Path:
     for fw, v in sorted(result.framework_scales.items()):
         ids = result.framework_rows[fw]
         knobs[fw] = {"knobs": {"matmul_efficiency_scale": {
-            "value": v, "unit": "fraction",
+            "value": v, "min": 0, "max": 2, "min_exclusive": True, "unit": "fraction",
             "source": f"fit: `{FIT_COMMAND}` (costmodel.validation.calibration) on {len(ids)} {fw} rows on "
                       f"matching hardware: {' '.join(ids)}; median |error| on them "
                       f"{median_abs_error_pct(result.before, ids):.1f}% before, {median_abs_error_pct(result.after, ids):.1f}% after",

@@ -35,13 +35,16 @@ DEFAULT_FINETUNE_SEQUENCES = 128
 #: Tokens per optimizer step a practitioner uses by model size, when a batch is not given and the
 #: model is known: (largest parameter count of the band, tokens per step). Below 1B and from 1B to
 #: 6B: GPT-3's batch sizes by size (Brown et al. 2020, Table 2.1: 0.5M tokens for 125M-760M, 1M for
-#: 1.3B and 2.7B); from 6B up: 4M tokens, as Llama 2 7B-70B (Touvron et al. 2023, Sec. 2.2) and
-#: Llama 3 405B's first stage (Llama Team 2024, Sec. 3.4.1) used (GPT-3 6.7B-175B used 2M-3.2M).
+#: 1.3B and 2.7B); from 6B to 100B: 4M tokens, as Llama 2 7B-70B used (Touvron et al. 2023, Sec.
+#: 2.2; GPT-3 6.7B-13B used 2M); from 100B up: 16M tokens, the batch Llama 3 405B ran most of its
+#: 15.6T tokens at (Llama Team 2024, Sec. 3.4.1: 4M, then 8M, then 16M from 2.87T tokens on), which
+#: a cluster of thousands of devices needs to give every data-parallel replica work.
 #: As of those papers (2020-05, 2023-07, 2024-07); every face that knows the model uses this table.
 BATCH_TOKENS_BY_SIZE: tuple[tuple[float, int, str], ...] = (
     (1e9, 512 * 1024, "GPT-3 Table 2.1, models under 1B"),
     (6e9, 1024 * 1024, "GPT-3 Table 2.1, 1.3B-2.7B"),
-    (math.inf, DEFAULT_BATCH_TOKENS, "Llama 2 Sec. 2.2, 7B-70B"),
+    (100e9, DEFAULT_BATCH_TOKENS, "Llama 2 Sec. 2.2, 7B-70B"),
+    (math.inf, 16 * 1024 * 1024, "Llama 3 405B, Llama Team 2024 Sec. 3.4.1"),
 )
 #: Fewest micro-batches per optimizer step per pipeline stage a blank batch gets: the 1F1B bubble
 #: is (p - 1) / m of the step (Narayanan et al. 2021, SC21, Sec. 2.2.1, which asks for m >> p); at
@@ -54,7 +57,7 @@ def batch_tokens_for_size(n_params: float | None) -> tuple[int, str]:
     """(tokens per optimizer step, source) of ``BATCH_TOKENS_BY_SIZE`` for a model of
     ``n_params`` parameters (None: the 4M-token default)."""
     if n_params is None:
-        return DEFAULT_BATCH_TOKENS, BATCH_TOKENS_BY_SIZE[-1][2]
+        return DEFAULT_BATCH_TOKENS, BATCH_TOKENS_BY_SIZE[2][2]
     for limit, tokens, source in BATCH_TOKENS_BY_SIZE:
         if n_params < limit:
             return tokens, source

@@ -8,7 +8,7 @@ from pathlib import Path
 from costmodel.specs.assumptions import Assumptions
 from costmodel.specs.columns import Breakdown, ModelColumns
 from costmodel.formulas.flops import forward_flops_per_token, training_flops_per_token
-from costmodel.formulas.params import adapter_forward_flops_per_token, adapter_parameter_count
+from costmodel.formulas.params import adapter_forward_flops_per_token, adapter_parameter_count, parameter_count
 from costmodel.specs.layout import ParallelLayout, layout_problems
 from costmodel.formulas.memory import (TRAIN_MEMORY_COMPONENTS, inference_memory_per_device,
                                        training_memory_per_device)
@@ -40,7 +40,7 @@ def training_memory(
     a = Assumptions(framework, overrides)
     return training_memory_per_device(
         ModelColumns.from_spec(spec),
-        training_columns(layout, setup),
+        training_columns(layout, setup, _n_params(spec)),
         cuda_context_bytes=a["cuda_context_bytes"],
         fragmentation_fraction=a["fragmentation_fraction"],
         logits_bytes_per_element=a["logits_bytes_per_element"],
@@ -64,7 +64,7 @@ def training_flops(
     spec = resolve_model(model)
     setup = setup or TrainingSetup()
     layout = layout or ParallelLayout()
-    t = training_columns(layout, setup)
+    t = training_columns(layout, setup, _n_params(spec))
     m = ModelColumns.from_spec(spec)
     peft = {} if setup.peft == "none" else {
         "frozen": 1.0, "adapter_forward": adapter_forward_flops_per_token(m, t.lora_rank, t.lora_targets)}
@@ -193,6 +193,7 @@ class TrainingEstimate(BaseModel):
     energy_kwh: float
     communication: list[dict]
     assumptions: list[dict]
+    chosen_layout: dict | None = None  # set when no layout was given: what was chosen and why
 
 
 def _check_tokens(train_tokens: float) -> float:
@@ -240,6 +241,7 @@ def estimate_training(
     setup: TrainingSetup | None = None,
     *,
     train_tokens: float,
+    n_devices: int | None = None,
     system: str | None = None,
     offer: str | None = None,
     pricing_model: str = "on-demand",
@@ -253,11 +255,22 @@ def estimate_training(
     catalog's default system for the part). ``offer`` (an instance/SKU name of the catalog) prices
     the run; without it the offer of that system and pricing model with the lowest bill for this
     run is used (the planner's choice), if any. Runs through the same job functions as the planner.
+
+    Without ``layout`` the layout is chosen as the planner would (``search.choose``): the fastest
+    feasible one at ``n_devices`` devices, or without a count the fewest device-hours within the
+    default deadline; micro-batch and recompute are searched unless ``setup`` sets them, and
+    ``chosen_layout`` in the result says what was chosen and by which rule. A blank global batch
+    takes the default for the model's size (``setup.default_global_batch``).
     """
     spec = resolve_model(model)
-    layout = layout or ParallelLayout()
     setup = setup or TrainingSetup()
     train_tokens = _check_tokens(train_tokens)
+    chosen = None
+    if layout is None:
+        layout, setup, chosen = _choose(spec, accelerator, setup, train_tokens, n_devices, system,
+                                        framework, overrides, catalog)
+    elif n_devices is not None and n_devices != layout.n_devices:
+        raise ValueError(f"n_devices ({n_devices}) differs from the layout's tp*pp*cp*dp = {layout.n_devices}")
     problems = layout_problems(spec, layout)
     if problems:
         raise ModelSpecError(f"layout cannot shard {spec.name}: " + "; ".join(problems))
@@ -265,7 +278,8 @@ def estimate_training(
     acc, sys_ = resolve_system(catalog, accelerator, system)
     table = hardware_table(catalog)
     knobs = knob_columns(framework, overrides)
-    coded = {**layout_codes(layout), **setup_codes(setup), "n_micro": micro_batches(layout, setup)}
+    coded = {**layout_codes(layout), **setup_codes(setup),
+             "n_micro": micro_batches(layout, setup, _n_params(spec))}
     ev = job.evaluate_configurations(ModelColumns.from_spec(spec), coded, table.system_code(sys_.id),
                                      table, knobs)
     if ev.live.size == 0:
@@ -274,7 +288,7 @@ def estimate_training(
     if offer is not None and len(offers) == 0:
         raise ValueError(f"no {pricing_model} offer {offer!r} for system {sys_.id}")
     out = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in ev.out.items()}
-    cost, chosen = _price_one(ev, offers, train_tokens, knobs)
+    cost, priced = _price_one(ev, offers, train_tokens, knobs)
     return TrainingEstimate(
         model=spec.name, accelerator=acc.id, system=sys_.id, n_devices=layout.n_devices,
         layout=layout, setup=setup, framework=framework, train_tokens=train_tokens,
@@ -287,12 +301,38 @@ def estimate_training(
         tokens_per_s_per_device=out["tokens_per_s_per_device"],
         model_tflops_per_device=out["model_flops_per_s_per_device"] / 1e12,
         mfu=out["mfu"], hfu=out["hfu"], **cost,
-        offer=offers.describe(chosen) if chosen is not None else None,
-        cost_note=None if chosen is not None else (
+        offer=offers.describe(priced) if priced is not None else None,
+        cost_note=None if priced is not None else (
             f"no {pricing_model} offer for system {sys_.id} in the catalog: cost not computed"),
         communication=_communication(out),
         assumptions=Assumptions(framework, overrides).as_records(),
+        chosen_layout=chosen,
     )
+
+
+def _n_params(spec: ModelSpec) -> float:
+    """Total parameters: the model size a blank global batch is chosen for."""
+    return float(parameter_count(spec).total)
+
+
+def _choose(spec, accelerator, setup, train_tokens, n_devices, system, framework, overrides, catalog):
+    """(layout, setup, chosen_layout record) of ``search.choose.choose_training_layout``."""
+    from costmodel.search.choose import choose_training_layout
+
+    kind = "pretrain" if setup.peft == "none" else "finetune"
+    choice = choose_training_layout(spec, accelerator, setup, train_tokens=train_tokens,
+                                    n_devices=n_devices, system=system, kind=kind,
+                                    framework=framework, overrides=overrides, catalog=catalog)
+    if choice.plan is None:
+        raise ValueError(f"no feasible layout for {spec.name} on {accelerator}: {choice.reason}")
+    p = choice.layout
+    layout = ParallelLayout(tp=p["tp"], pp=p["pp"], vpp=p["vpp"], dp=p["dp"], cp=p["cp"], ep=p["ep"],
+                            sequence_parallel=bool(p["sequence_parallel"]), zero_stage=p["zero_stage"])
+    setup = setup.model_copy(update={"micro_batch": p["micro_batch"], "recompute": p["recompute"],
+                                     "global_batch": p["global_batch"]})
+    record = {**p, "rule": choice.rule, "batch": choice.batch_note or "given",
+              "searched": choice.searched, "feasible": choice.feasible, "summary": choice.summary()}
+    return layout, setup, record
 
 
 def _price_one(ev, offers: OfferTable, train_tokens: float, knobs) -> tuple[dict, int | None]:
@@ -398,13 +438,14 @@ def evaluate_frame(configs, *, catalog=None):
     for i, row in df.iterrows():
         try:
             parsed.append(_frame_row(row, catalog, table))
-            micro_batches(parsed[-1][1], parsed[-1][2])
+            micro_batches(parsed[-1][1], parsed[-1][2], _n_params(parsed[-1][0]))
         except ValidationError as exc:
             raise ValueError(format_validation_error(exc, f"row {i}")) from None
         except (ValueError, KeyError) as exc:
             raise ValueError(f"row {i}: {exc.args[0] if exc.args else exc}") from None
-    coded = {k: np.array([({**layout_codes(lay), **setup_codes(st), "n_micro": micro_batches(lay, st)})[k]
-                          for _, lay, st, _ in parsed], dtype=np.float64)
+    n_micro = [micro_batches(lay, st, _n_params(sp)) for sp, lay, st, _ in parsed]
+    coded = {k: np.array([({**layout_codes(lay), **setup_codes(st), "n_micro": nm})[k]
+                          for (_, lay, st, _), nm in zip(parsed, n_micro)], dtype=np.float64)
              for k in (*layout_codes(ParallelLayout()), *setup_codes(TrainingSetup()), "n_micro")}
     per_row = [dict(v) if isinstance(v, dict) else {} for v in df["overrides"]] if "overrides" in df else None
     knobs = knob_columns(list(df["framework"]), per_row)

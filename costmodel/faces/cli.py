@@ -68,16 +68,27 @@ def _cmd_params(args: argparse.Namespace) -> int:
 
 # memory --------------------------------------------------------------------------------------------
 
-def _add_training_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("parallel layout")
-    g.add_argument("--tp", type=int, default=1, help="tensor-parallel degree")
-    g.add_argument("--pp", type=int, default=1, help="pipeline stages")
-    g.add_argument("--vpp", type=int, default=1, help="virtual stages per device (interleaved 1F1B)")
-    g.add_argument("--dp", type=int, default=1, help="data-parallel degree")
-    g.add_argument("--cp", type=int, default=1, help="context-parallel degree")
-    g.add_argument("--ep", type=int, default=1, help="expert-parallel degree")
-    g.add_argument("--sp", action="store_true", help="Megatron sequence parallelism")
-    g.add_argument("--zero", type=int, default=0, choices=(0, 1, 2, 3), help="ZeRO stage / FSDP=3")
+#: Flags that fix the parallel layout; ``costmodel train`` chooses the layout when none is given.
+LAYOUT_FLAGS = ("tp", "pp", "vpp", "dp", "cp", "ep", "sp", "zero")
+LAYOUT_DEFAULTS = {"tp": 1, "pp": 1, "vpp": 1, "dp": 1, "cp": 1, "ep": 1, "sp": False, "zero": 0,
+                   "recompute": "none", "micro_batch": 1}
+
+
+def _add_training_flags(p: argparse.ArgumentParser, choose: bool = False) -> None:
+    """Layout and setup flags. With ``choose`` (``train``) the layout flags, recompute and
+    micro-batch default to None: not given, the planner chooses them."""
+    d = {k: (None if choose else v) for k, v in LAYOUT_DEFAULTS.items()}
+    tail = " (default: chosen)" if choose else ""
+    g = p.add_argument_group("parallel layout" + (" (none given: the layout the planner would choose)"
+                                                  if choose else ""))
+    g.add_argument("--tp", type=int, default=d["tp"], help="tensor-parallel degree" + tail)
+    g.add_argument("--pp", type=int, default=d["pp"], help="pipeline stages" + tail)
+    g.add_argument("--vpp", type=int, default=d["vpp"], help="virtual stages per device (interleaved 1F1B)" + tail)
+    g.add_argument("--dp", type=int, default=d["dp"], help="data-parallel degree" + tail)
+    g.add_argument("--cp", type=int, default=d["cp"], help="context-parallel degree" + tail)
+    g.add_argument("--ep", type=int, default=d["ep"], help="expert-parallel degree" + tail)
+    g.add_argument("--sp", action="store_true", default=d["sp"], help="Megatron sequence parallelism")
+    g.add_argument("--zero", type=int, default=d["zero"], choices=(0, 1, 2, 3), help="ZeRO stage / FSDP=3" + tail)
     g.add_argument("--rank-order", default="tp-cp-dp-pp",
                    help="rank placement, innermost first (Megatron default tp-cp-dp-pp)")
     g = p.add_argument_group("training setup")
@@ -89,8 +100,8 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                    help="bits per optimizer-state element: 32, 16 or 8 (8-bit Adam)")
     g.add_argument("--master-weights", choices=("auto", "yes", "no"), default="auto",
                    help="fp32 master copy of the weights (auto: yes below 32-bit)")
-    g.add_argument("--recompute", default="none", help="none, selective or full")
-    g.add_argument("--micro-batch", type=int, default=1, help="sequences per micro-batch")
+    g.add_argument("--recompute", default=d["recompute"], help="none, selective or full" + tail)
+    g.add_argument("--micro-batch", type=int, default=d["micro_batch"], help="sequences per micro-batch" + tail)
     g.add_argument("--seq-len", type=int, default=4096, help="tokens per sequence (default 4096, as plans)")
     g.add_argument("--global-batch", type=int, default=None,
                    help="sequences per optimizer step (default: about 4M tokens, as plans)")
@@ -126,17 +137,19 @@ def _layout_and_setup(args: argparse.Namespace):
     from costmodel.specs.layout import ParallelLayout
     from costmodel.specs.setup import TrainingSetup
 
-    layout = ParallelLayout(tp=args.tp, pp=args.pp, vpp=args.vpp, dp=args.dp, cp=args.cp,
-                            ep=args.ep, sequence_parallel=args.sp, zero_stage=args.zero,
+    v = lambda k: LAYOUT_DEFAULTS[k] if getattr(args, k) is None else getattr(args, k)  # noqa: E731
+    layout = ParallelLayout(tp=v("tp"), pp=v("pp"), vpp=v("vpp"), dp=v("dp"), cp=v("cp"),
+                            ep=v("ep"), sequence_parallel=v("sp"), zero_stage=v("zero"),
                             rank_order=args.rank_order)
+    given = {k: getattr(args, k) for k in ("recompute", "micro_batch") if getattr(args, k) is not None}
     setup = TrainingSetup(precision=args.precision, optimizer=args.optimizer,
-                          gradient_precision=args.grad_precision, recompute=args.recompute,
+                          gradient_precision=args.grad_precision,
                           optimizer_state_bits=args.optimizer_state_bits,
                           master_weights={"auto": None, "yes": True, "no": False}[args.master_weights],
-                          micro_batch=args.micro_batch, seq_len=args.seq_len,
+                          seq_len=args.seq_len,
                           global_batch=args.global_batch, flash_attention=not args.no_flash,
                           dropout=args.dropout, peft=args.peft, lora_rank=args.lora_rank,
-                          lora_targets=args.lora_targets, base_weight_bits=args.base_weight_bits)
+                          lora_targets=args.lora_targets, base_weight_bits=args.base_weight_bits, **given)
     return layout, setup
 
 
@@ -149,7 +162,9 @@ def _cmd_memory(args: argparse.Namespace) -> int:
     total = float(mem.total)
     from costmodel.specs.setup import micro_batches
 
-    global_batch = micro_batches(layout, setup) * setup.micro_batch * layout.dp
+    from costmodel.faces.api import _n_params
+
+    global_batch = micro_batches(layout, setup, _n_params(spec)) * setup.micro_batch * layout.dp
     capacity = _capacity_bytes(args.accelerator)
     fits = None if capacity is None else total <= capacity
     if args.format == "json":
@@ -192,22 +207,45 @@ def _capacity_bytes(accelerator: str | None) -> float | None:
 
 # train -------------------------------------------------------------------------------------------
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from costmodel.faces.api import estimate_training
-
+def _train_layout(args: argparse.Namespace):
+    """(layout or None, setup, n_devices) of the train flags: no layout flag -> None (chosen)."""
     layout, setup = _layout_and_setup(args)
+    if args.devices is not None and args.devices < 1:
+        raise CliError(f"--devices must be >= 1 (got {args.devices})")
+    if all(getattr(args, k) is None for k in LAYOUT_FLAGS):
+        return None, setup, args.devices
+    if args.devices is not None and args.dp is None:
+        rest = layout.tp * layout.pp * layout.cp
+        if args.devices % rest:
+            raise CliError(f"--devices {args.devices} is not a multiple of tp*pp*cp = {rest}")
+        layout = layout.model_copy(update={"dp": args.devices // rest})
+    return layout, setup, args.devices
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from costmodel.faces.api import _n_params, estimate_training
+    from costmodel.specs.setup import micro_batches
+
+    layout, setup, n_devices = _train_layout(args)
     est = estimate_training(args.model, args.accelerator, layout, setup,
-                            train_tokens=args.train_tokens, system=args.system, offer=args.offer,
-                            pricing_model=args.pricing, framework=args.framework,
+                            train_tokens=args.train_tokens, n_devices=n_devices, system=args.system,
+                            offer=args.offer, pricing_model=args.pricing, framework=args.framework,
                             overrides=_overrides(args.set))
     if args.format == "json":
         print(est.model_dump_json())
         return 0
+    layout, setup = est.layout, est.setup
+    global_batch = micro_batches(layout, setup, _n_params(resolve_model(args.model))) * setup.micro_batch * layout.dp
     print(f"{est.model} on {est.n_devices} x {est.accelerator} ({est.system}), framework {est.framework}")
     print(f"layout tp={layout.tp} pp={layout.pp} vpp={layout.vpp} dp={layout.dp} cp={layout.cp} "
           f"ep={layout.ep} sp={layout.sequence_parallel} ZeRO-{layout.zero_stage}; {setup.precision}, "
           f"recompute={setup.recompute}, micro-batch {setup.micro_batch}, "
-          f"global batch {setup.global_batch or setup.micro_batch * layout.dp} x {setup.seq_len} tokens")
+          f"global batch {global_batch} x {setup.seq_len} tokens")
+    if est.chosen_layout is not None:
+        c = est.chosen_layout
+        print(f"layout chosen: {c['rule']}; {c['feasible']:,} of {c['searched']:,} configurations "
+              f"feasible (the planner's search space; give --tp/--pp/--dp/... to fix it)")
+        print(f"global batch: {c['batch']}")
     print()
     rows = [{"component": k, "seconds": f"{v:.4f}",
              "share": f"{v / est.step_time_s:.1%}" if est.step_time_s else "-"}
@@ -758,14 +796,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=_cmd_memory)
 
-    p = sub.add_parser("train", help="time, memory and cost of one training configuration")
+    p = sub.add_parser("train", help="time, memory and cost of a training run (the layout the planner "
+                       "would choose, or the one given)")
     p.add_argument("model", help="preset name or path to a config.json")
     p.add_argument("--accelerator", required=True, help="catalog id, e.g. h100-sxm5-80gb")
+    p.add_argument("--devices", type=int, default=None,
+                   help="device count (no layout flags: the fastest layout at this count; neither: "
+                   "the fewest device-hours within the default deadline)")
     p.add_argument("--system", default=None, help="catalog system id (default: the part's default)")
     p.add_argument("--train-tokens", type=float, required=True, help="tokens of the whole run")
     p.add_argument("--offer", default=None, help="instance/SKU to price with (default: cheapest)")
     p.add_argument("--pricing", default="on-demand", help="pricing model of the offer")
-    _add_training_flags(p)
+    _add_training_flags(p, choose=True)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=_cmd_train)
 

@@ -10,6 +10,7 @@ and of attention, which index the hardware table.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
@@ -31,18 +32,74 @@ from costmodel.specs.layout import ParallelLayout, rank_strides
 DEFAULT_SEQ_LEN = 4096
 DEFAULT_BATCH_TOKENS = 4 * 1024 * 1024
 DEFAULT_FINETUNE_SEQUENCES = 128
+#: Tokens per optimizer step a practitioner uses by model size, when a batch is not given and the
+#: model is known: (largest parameter count of the band, tokens per step). Below 1B and from 1B to
+#: 6B: GPT-3's batch sizes by size (Brown et al. 2020, Table 2.1: 0.5M tokens for 125M-760M, 1M for
+#: 1.3B and 2.7B); from 6B to 100B: 4M tokens, as Llama 2 7B-70B used (Touvron et al. 2023, Sec.
+#: 2.2; GPT-3 6.7B-13B used 2M); from 100B up: 16M tokens, the batch Llama 3 405B ran most of its
+#: 15.6T tokens at (Llama Team 2024, Sec. 3.4.1: 4M, then 8M, then 16M from 2.87T tokens on), which
+#: a cluster of thousands of devices needs to give every data-parallel replica work.
+#: As of those papers (2020-05, 2023-07, 2024-07); every face that knows the model uses this table.
+BATCH_TOKENS_BY_SIZE: tuple[tuple[float, int, str], ...] = (
+    (1e9, 512 * 1024, "GPT-3 Table 2.1, models under 1B"),
+    (6e9, 1024 * 1024, "GPT-3 Table 2.1, 1.3B-2.7B"),
+    (100e9, DEFAULT_BATCH_TOKENS, "Llama 2 Sec. 2.2, 7B-70B"),
+    (math.inf, 16 * 1024 * 1024, "Llama 3 405B, Llama Team 2024 Sec. 3.4.1"),
+)
+#: Fewest micro-batches per optimizer step per pipeline stage a blank batch gets: the 1F1B bubble
+#: is (p - 1) / m of the step (Narayanan et al. 2021, SC21, Sec. 2.2.1, which asks for m >> p); at
+#: m >= 4 p it stays under 25%. A visible parameter, not a published constant: a practitioner who
+#: leaves the batch blank does not run a 35-stage pipeline on one micro-batch.
+MIN_MICRO_BATCHES_PER_STAGE = 4
 
 
-def default_global_batch(seq_len: int, kind: str = "pretrain", multiple: int = 1) -> int:
-    """Sequences per step when none is given: about 4M tokens rounded down to a power of two
-    (pre-training) or 128 sequences (fine-tuning), then up to a multiple of ``multiple``
-    (micro_batch x dp) so the step divides evenly."""
+def batch_tokens_for_size(n_params: float | None) -> tuple[int, str]:
+    """(tokens per optimizer step, source) of ``BATCH_TOKENS_BY_SIZE`` for a model of
+    ``n_params`` parameters (None: the 4M-token default)."""
+    if n_params is None:
+        return DEFAULT_BATCH_TOKENS, BATCH_TOKENS_BY_SIZE[2][2]
+    for limit, tokens, source in BATCH_TOKENS_BY_SIZE:
+        if n_params < limit:
+            return tokens, source
+    raise AssertionError("the last band is unbounded")
+
+
+def default_global_batch(seq_len: int, kind: str = "pretrain", multiple: int = 1, *,
+                         n_params: float | None = None, pp: int = 1) -> int:
+    """Sequences per step when none is given: the tokens of ``batch_tokens_for_size`` (about 4M
+    without a model size) rounded down to a power of two of sequences (pre-training), or 128
+    sequences (fine-tuning); then up to a multiple of ``multiple`` (micro_batch x dp) so the step
+    divides evenly; then, with ``pp`` > 1, up to ``MIN_MICRO_BATCHES_PER_STAGE`` x pp micro-batches
+    per pipeline. See ``default_batch_note`` for the words."""
+    return _default_batch(seq_len, kind, multiple, n_params, pp)[0]
+
+
+def default_batch_note(seq_len: int, kind: str = "pretrain", multiple: int = 1, *,
+                       n_params: float | None = None, pp: int = 1) -> str:
+    """What ``default_global_batch`` chose and why, e.g. 'global_batch=1024 (4,194,304 tokens:
+    Llama 2 Sec. 2.2, 7B-70B)'."""
+    value, why = _default_batch(seq_len, kind, multiple, n_params, pp)
+    return f"global_batch={value} ({why})"
+
+
+def _default_batch(seq_len: int, kind: str, multiple: int, n_params: float | None,
+                   pp: int) -> tuple[int, str]:
     if kind == "finetune":
-        base = DEFAULT_FINETUNE_SEQUENCES
+        base, why = DEFAULT_FINETUNE_SEQUENCES, f"{DEFAULT_FINETUNE_SEQUENCES} sequences, fine-tuning default"
     else:
-        target = max(1, DEFAULT_BATCH_TOKENS // max(1, seq_len))
+        tokens, source = batch_tokens_for_size(n_params)
+        target = max(1, tokens // max(1, seq_len))
         base = 1 << (target.bit_length() - 1)
-    return max(multiple, -(-base // multiple) * multiple)
+        why = f"~{tokens / 2**20:g}M tokens by model size: {source}"
+    value = max(multiple, -(-base // multiple) * multiple)
+    if value != base:
+        why += f"; rounded up to a multiple of micro_batch x dp = {multiple}"
+    floor = MIN_MICRO_BATCHES_PER_STAGE * pp * multiple if pp > 1 else 0
+    if value < floor:
+        value = floor
+        why += (f"; raised to {MIN_MICRO_BATCHES_PER_STAGE} x pp = {MIN_MICRO_BATCHES_PER_STAGE * pp} "
+                "micro-batches per pipeline (1F1B bubble under 25%)")
+    return value, why
 
 
 TrainingPrecision = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
@@ -389,10 +446,13 @@ def layout_codes(layout: ParallelLayout) -> dict[str, float]:
             "last_stage_layers": float(layout.last_stage_layers or 0)}
 
 
-def micro_batches(layout: ParallelLayout, setup: TrainingSetup) -> int:
-    """Micro-batches per optimizer step; the global batch must be a multiple of micro_batch x dp."""
+def micro_batches(layout: ParallelLayout, setup: TrainingSetup, n_params: float | None = None) -> int:
+    """Micro-batches per optimizer step; the global batch must be a multiple of micro_batch x dp.
+    A blank global batch takes ``default_global_batch`` for a model of ``n_params`` parameters
+    (None: about 4M tokens) and ``layout.pp`` stages."""
     per_step = setup.micro_batch * layout.dp
-    global_batch = setup.global_batch or default_global_batch(setup.seq_len, multiple=per_step)
+    global_batch = setup.global_batch or default_global_batch(
+        setup.seq_len, multiple=per_step, n_params=n_params, pp=layout.pp)
     if global_batch % per_step:
         raise ValueError(
             f"global_batch ({global_batch}) must be a multiple of micro_batch x dp ({per_step})"
@@ -400,7 +460,9 @@ def micro_batches(layout: ParallelLayout, setup: TrainingSetup) -> int:
     return global_batch // per_step
 
 
-def training_columns(layout: ParallelLayout, setup: TrainingSetup) -> TrainingColumns:
-    """Column form (0-d arrays) of one layout and setup: a grid of one row."""
+def training_columns(layout: ParallelLayout, setup: TrainingSetup,
+                     n_params: float | None = None) -> TrainingColumns:
+    """Column form (0-d arrays) of one layout and setup: a grid of one row (``n_params``: the
+    model size a blank global batch is chosen for, see ``micro_batches``)."""
     return build_training_columns({**layout_codes(layout), **setup_codes(setup),
-                                   "n_micro": micro_batches(layout, setup)})
+                                   "n_micro": micro_batches(layout, setup, n_params)})

@@ -28,7 +28,9 @@ from costmodel.specs.columns import ModelColumns
 from costmodel.specs.layout import ParallelLayout, layout_problems
 from costmodel.formulas.memory import inference_memory_per_device, model_state_bytes
 from costmodel.specs.spec import ModelSpec, ModelSpecError, make_spec
-from costmodel.specs.setup import PRECISION_TABLE, TrainingColumns, TrainingSetup, training_columns
+from costmodel.formulas.params import parameter_count
+from costmodel.specs.setup import (PRECISION_TABLE, TrainingColumns, TrainingSetup, default_batch_note,
+                                   default_global_batch, training_columns)
 
 GIB = 2.0**30
 
@@ -59,7 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "zero_stage": 0,
     "recompute": "none",
     "micro_batch": 1,
-    "global_batch": "micro_batch * dp",
+    "global_batch": "by model size, a multiple of micro_batch * dp, >= 4 pp micro-batches "
+                    "(specs.setup.default_global_batch)",
     "optimizer": "adamw",
     "n_kv_heads": "n_heads",
     "tied_embeddings": False,
@@ -322,9 +325,10 @@ def _prepare_training(row: Row, catalog) -> Prepared:
         raise ValueError("seq_len missing")
     micro = row.number("micro_batch", int, default=1)
     gb = row.number("global_batch", int, note=False)
-    if gb is None:
-        gb = micro * dp
-        row.defaults.append(f"global_batch={gb}")
+    if gb is None:  # the one blank-batch rule of every face (specs.setup.default_global_batch)
+        size = float(parameter_count(spec).total)
+        gb = default_global_batch(seq_len, multiple=micro * dp, n_params=size, pp=pp)
+        row.defaults.append(default_batch_note(seq_len, multiple=micro * dp, n_params=size, pp=pp))
     setup = TrainingSetup(
         precision=row.choice("precision", tuple(PRECISION_TABLE), default="bf16"),
         optimizer=row.choice("optimizer", ("adam", "adamw", "sgd", "momentum", "adagrad", "lion",
@@ -381,6 +385,68 @@ def row_framework(row: Row) -> str:
     return row.choice("framework", names, default=DEFAULTS["framework"])
 
 
+#: Layout cells a whole-run row may publish without a device count: they fix that dimension of
+#: the search (grid name, row column, kind).
+_SEARCH_CELLS = (("tp", "tp", int), ("pp", "pp", int), ("cp", "cp", int), ("ep", "ep", int),
+                 ("vpp", "vpp", int), ("zero_stage", "zero_stage", int), ("micro_batch", "micro_batch", int))
+
+
+def _whole_run(row: Row, catalog) -> tuple[Prepared | None, float]:
+    """A row whose device count or layout is unpublished, through the whole-run estimate
+    (``search.choose``): the layout the planner would choose (the fastest at the row's device
+    count, else the fewest device-hours within the default deadline), over the planner's search
+    space narrowed to the layout cells the row does publish. ``device_hours`` rows are predicted
+    here as n_devices x train_tokens / tokens per second (returns (None, device-hours)); other
+    metrics return the chosen configuration for the vectorised pass. The chosen layout and the
+    batch default are listed in the row's defaults."""
+    from costmodel.search.choose import choose_training_layout
+    from costmodel.specs.scenario import SearchSpace
+
+    spec = _model_from_row(row)
+    acc = row.text("accelerator")
+    if not acc:
+        raise ValueError("accelerator missing")
+    seq_len = row.number("seq_len", int)
+    if seq_len is None:
+        raise ValueError("seq_len missing")
+    tokens = row.number("train_tokens", note=False)
+    if row.text("metric") == "device_hours" and not tokens:
+        raise ValueError("train_tokens missing: a device-hours row needs the run's token count")
+    fixed = {name: row.number(col, kind, note=False) for name, col, kind in _SEARCH_CELLS}
+    search = SearchSpace(**{k: [v] for k, v in fixed.items() if v is not None})
+    recompute = row.choice("recompute", ("none", "selective", "full"))
+    if recompute is not None:
+        search = search.model_copy(update={"recompute": [recompute]})
+    extra_setup, knobs = _extra(row)
+    layout_extra = sorted(k for k in EXTRA_LAYOUT_FIELDS if k in extra_setup)
+    if layout_extra:
+        raise ValueError(f"whole-run estimate: {', '.join(layout_extra)} in extra need a published "
+                         "device count and layout (the layout search does not vary them)")
+    setup = TrainingSetup(
+        precision=row.choice("precision", tuple(PRECISION_TABLE), default="bf16"),
+        optimizer=row.choice("optimizer", ("adam", "adamw", "sgd", "momentum", "adagrad", "lion",
+                                           "adafactor"), default="adamw"),
+        seq_len=seq_len, global_batch=row.number("global_batch", int, note=False), **extra_setup)
+    framework = row_framework(row)
+    choice = choose_training_layout(
+        spec, acc, setup, train_tokens=tokens or 1e12, n_devices=row.number("n_devices", int, note=False),
+        framework=framework, overrides=knobs, search=search, catalog=catalog)
+    if choice.plan is None:
+        raise ValueError(f"whole-run estimate: {choice.reason}")
+    row.defaults.append(f"chosen layout: {choice.summary()}")
+    if choice.batch_note:
+        row.defaults.append(choice.batch_note)
+    p = choice.plan
+    if row.text("metric") == "device_hours":
+        # n x T / (n x tokens per second per device), in hours
+        return None, float(tokens) / float(p["tokens_per_s_per_device"]) / 3600.0
+    layout = ParallelLayout(tp=p["tp"], pp=p["pp"], vpp=p["vpp"], dp=p["dp"], cp=p["cp"], ep=p["ep"],
+                            sequence_parallel=bool(p["sequence_parallel"]), zero_stage=p["zero_stage"])
+    setup = setup.model_copy(update={"micro_batch": p["micro_batch"], "recompute": p["recompute"],
+                                     "global_batch": p["global_batch"]})
+    return Prepared(row, spec, layout, setup, framework, knobs, catalog.default_system(acc).id), math.nan
+
+
 def _sc21_flops(row: Row) -> float:
     """Narayanan et al. 2021 (SC21) eq. 3: 96 B s l h^2 (1 + s/6h + V/16lh), counting the
     recomputed forward pass of full activation recomputation."""
@@ -431,9 +497,14 @@ def prepare_validation(paths: list[str | Path] | None = None, catalog=None) -> V
             if metric in SERVING_METRICS or cat in ("infer_throughput", "infer_latency"):
                 base["predicted"] = _serving_prediction(row, catalog, table)
                 continue
-            if cat == "train_total_cost":
-                _prepare_training(row, catalog)  # raises with the reason if unpublished
-                raise ValueError("total-cost rows need the planner's run length; not evaluated")
+            if cat == "train_total_cost" or (cat.startswith("train") and not row.text("n_devices")
+                                             and not (metric == "peak_memory_gib" and row.text("dp"))):
+                prepared, predicted = _whole_run(row, catalog)
+                if prepared is None:
+                    base["predicted"] = predicted
+                else:
+                    train.append(prepared)
+                continue
             measure = row.choice("memory_measure", MEMORY_MEASURES,
                                  default=DEFAULTS["memory_measure"]) if metric == "peak_memory_gib" else None
             if measure == "model_states" and not row.text("n_layers"):

@@ -340,7 +340,9 @@ class Offer(_Row):
             )
         low, high, price = self.usd_per_device_hour_low, self.usd_per_device_hour_high, self.usd_per_device_hour
         if (low is None) != (high is None):
-            raise ValueError("usd_per_device_hour_low and usd_per_device_hour_high: give both (a range) or neither")
+            given, missing = (("usd_per_device_hour_low", "usd_per_device_hour_high") if high is None
+                              else ("usd_per_device_hour_high", "usd_per_device_hour_low"))
+            raise ValueError(f"{given} given without {missing}: give both (a range) or neither")
         if low is not None and not low <= price:  # a sampled range must contain the stored price
             raise ValueError(f"usd_per_device_hour_low {low:g} is above usd_per_device_hour {price:g}; "
                              "a range must satisfy low <= price <= high")

@@ -16,6 +16,8 @@ def test_scenario_saved_by_the_previous_schema_loads_and_plans_the_same():
     (`costmodel plan tests/fixtures/scenario_schema_v1.yaml --top 5` there), are reproduced."""
     sc = Scenario.load(FIXTURE)
     assert sc.job.kind == "finetune" and sc.job.optimizer_state_bits == 32  # new field, default
+    # The old release had no goodput term (run time = steps x step time): set it to 1 to compare.
+    sc = sc.model_copy(update={"overrides": {**sc.overrides, "goodput_fraction": 1.0}})
     r = plan(sc, top=5)
     expected = [  # (n_devices, dp, zero_stage, micro_batch, hours, usd, GiB) from the old release
         (32, 32, 3, 2, 4.142289, 186.503939, 30.110426),

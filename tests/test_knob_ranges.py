@@ -115,7 +115,8 @@ def test_physical_kinds_of_range():
     for where, name, body in _all_entries():
         if name.endswith(("_overlap", "_prefetch")) or name.startswith("overlap_") \
                 or name in {"selective_keep_fraction", "fragmentation_fraction",
-                            "power_utilization_fraction", "serving_memory_utilization"}:
+                            "power_utilization_fraction", "serving_memory_utilization",
+                            "goodput_fraction"}:
             assert float(body["min"]) == 0 and float(body["max"]) == 1, (where, name)
         if body.get("unit") in {"count", "tokens"}:
             assert body.get("integer") is True, (where, name)

@@ -201,6 +201,9 @@ SENSITIVE: dict[str, Sensitive] = {
     "power_utilization_fraction": Sensitive(
         BASE, "energy_kwh", halve, +1,
         "device energy is TDP x utilisation x hours"),
+    "goodput_fraction": Sensitive(
+        BASE, "device_hours", halve, -1,
+        "run time and device-hours are the productive hours over the goodput"),
     "pue": Sensitive(
         BASE, "energy_kwh", double, +1,
         "facility energy is device energy x PUE"),

@@ -44,7 +44,7 @@ __all__ = ["REASONS", "TrainingJob", "evaluate_configurations", "evaluate_traini
 MEMORY_KNOBS = ("cuda_context_bytes", "fragmentation_fraction", "logits_bytes_per_element",
                 "selective_keep_fraction")
 TIMING_KNOBS = tuple(f.name for f in fields(TimingKnobs))
-COST_KNOBS = ("checkpoints_retained", "power_utilization_fraction", "pue")
+COST_KNOBS = ("checkpoints_retained", "power_utilization_fraction", "pue", "goodput_fraction")
 
 #: Infeasibility reasons, in the order they are checked (a row gets the first that applies).
 REASONS = (
@@ -179,7 +179,7 @@ def price_training(
         checkpoints_retained=kn["checkpoints_retained"],
         storage_usd_per_gb_month=offers.storage_usd_per_gb_month[offer_rows],
         tdp_w=hw.tdp_w[rows], power_utilization_fraction=kn["power_utilization_fraction"],
-        pue=kn["pue"],
+        pue=kn["pue"], goodput_fraction=kn["goodput_fraction"],
     )
     cost["instances"] = np.ceil(t.n_devices[rows] / dpi)
     cost["devices_per_instance"] = dpi

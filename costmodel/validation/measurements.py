@@ -438,8 +438,9 @@ def _whole_run(row: Row, catalog) -> tuple[Prepared | None, float]:
         row.defaults.append(choice.batch_note)
     p = choice.plan
     if row.text("metric") == "device_hours":
-        # n x T / (n x tokens per second per device), in hours
-        return None, float(tokens) / float(p["tokens_per_s_per_device"]) / 3600.0
+        # The plan's device-hours: n x T / (n x tokens per second per device) over the run's
+        # goodput (knob goodput_fraction: restarts, checkpoints), as every plan counts them.
+        return None, float(p["device_hours"])
     layout = ParallelLayout(tp=p["tp"], pp=p["pp"], vpp=p["vpp"], dp=p["dp"], cp=p["cp"], ep=p["ep"],
                             sequence_parallel=bool(p["sequence_parallel"]), zero_stage=p["zero_stage"])
     setup = setup.model_copy(update={"micro_batch": p["micro_batch"], "recompute": p["recompute"],

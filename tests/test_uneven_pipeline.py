@@ -228,3 +228,16 @@ def test_framework_inferred_from_the_source_when_the_column_is_blank():
     assert row_framework(Row("f", 2, {k: str(v) for k, v in res_row.items()})) == "jax"
     assert row_framework(Row("f", 2, {"accelerator": "tpu-v5e", "source": "blog"})) == "jax"
     assert row_framework(Row("f", 2, {"accelerator": "h100-sxm5-80gb", "source": "blog"})) == "nemo"
+
+
+def test_cli_takes_the_stage_and_expert_flags(capsys):
+    from costmodel.faces.cli import main
+
+    args = ["train", "llama-3.1-405b", "--accelerator", "h100-sxm5-80gb", "--train-tokens", "1e12",
+            "--tp", "8", "--pp", "16", "--dp", "16", "--sp", "--seq-len", "8192"]
+    assert main(args) == 0
+    assert "first 7, middle up to 8, last 7 of 126" in capsys.readouterr().out
+    assert main(args + ["--first-stage-layers", "6", "--last-stage-layers", "8"]) == 0
+    assert "first 6, middle up to 8, last 8 of 126" in capsys.readouterr().out
+    assert main(args + ["--first-stage-layers", "5", "--last-stage-layers", "5"]) != 0
+    assert "leave 116 of n_layers (126)" in capsys.readouterr().err

@@ -69,9 +69,11 @@ def _cmd_params(args: argparse.Namespace) -> int:
 # memory --------------------------------------------------------------------------------------------
 
 #: Flags that fix the parallel layout; ``costmodel train`` chooses the layout when none is given.
-LAYOUT_FLAGS = ("tp", "pp", "vpp", "dp", "cp", "ep", "sp", "zero")
+LAYOUT_FLAGS = ("tp", "pp", "vpp", "dp", "cp", "ep", "sp", "zero", "etp", "first_stage_layers",
+                "last_stage_layers")
 LAYOUT_DEFAULTS = {"tp": 1, "pp": 1, "vpp": 1, "dp": 1, "cp": 1, "ep": 1, "sp": False, "zero": 0,
-                   "recompute": "none", "micro_batch": 1}
+                   "recompute": "none", "micro_batch": 1, "etp": None, "first_stage_layers": None,
+                   "last_stage_layers": None}
 
 
 def _add_training_flags(p: argparse.ArgumentParser, choose: bool = False) -> None:
@@ -89,6 +91,12 @@ def _add_training_flags(p: argparse.ArgumentParser, choose: bool = False) -> Non
     g.add_argument("--ep", type=int, default=d["ep"], help="expert-parallel degree" + tail)
     g.add_argument("--sp", action="store_true", default=d["sp"], help="Megatron sequence parallelism")
     g.add_argument("--zero", type=int, default=d["zero"], choices=(0, 1, 2, 3), help="ZeRO stage / FSDP=3" + tail)
+    g.add_argument("--etp", type=int, default=None,
+                   help="expert tensor-parallel degree (Megatron-core; default: tp)")
+    g.add_argument("--first-stage-layers", type=int, default=None,
+                   help="blocks on the first pipeline stage (Megatron --decoder-first-pipeline-num-layers)")
+    g.add_argument("--last-stage-layers", type=int, default=None,
+                   help="blocks on the last pipeline stage (Megatron --decoder-last-pipeline-num-layers)")
     g.add_argument("--rank-order", default="tp-cp-dp-pp",
                    help="rank placement, innermost first (Megatron default tp-cp-dp-pp)")
     g = p.add_argument_group("training setup")
@@ -133,6 +141,21 @@ def _overrides(items: Sequence[str]) -> dict[str, float]:
     return out
 
 
+def _print_split(spec, layout) -> None:
+    """The pipeline split and expert TP when they are not the plain even / etp = tp ones."""
+    from costmodel.specs.layout import stage_split
+
+    s = stage_split(spec.n_layers, layout.pp, layout.vpp, layout.first_stage_layers or 0,
+                    layout.last_stage_layers or 0)
+    first, middle, last = (int(float(x)) for x in (s.first, s.middle, s.last))
+    if layout.pp > 1 and not first == middle == last:
+        print(f"pipeline stages (blocks): first {first}, middle up to {middle}, last {last} "
+              f"of {spec.n_layers}; the slowest stage sets the pace")
+    if layout.etp is not None and layout.etp != layout.tp:
+        print(f"expert tensor parallelism etp={layout.etp} (experts split over etp x ep = "
+              f"{layout.etp * layout.ep} devices)")
+
+
 def _layout_and_setup(args: argparse.Namespace):
     from costmodel.specs.layout import ParallelLayout
     from costmodel.specs.setup import TrainingSetup
@@ -140,7 +163,9 @@ def _layout_and_setup(args: argparse.Namespace):
     v = lambda k: LAYOUT_DEFAULTS[k] if getattr(args, k) is None else getattr(args, k)  # noqa: E731
     layout = ParallelLayout(tp=v("tp"), pp=v("pp"), vpp=v("vpp"), dp=v("dp"), cp=v("cp"),
                             ep=v("ep"), sequence_parallel=v("sp"), zero_stage=v("zero"),
-                            rank_order=args.rank_order)
+                            rank_order=args.rank_order, etp=v("etp"),
+                            first_stage_layers=v("first_stage_layers"),
+                            last_stage_layers=v("last_stage_layers"))
     given = {k: getattr(args, k) for k in ("recompute", "micro_batch") if getattr(args, k) is not None}
     setup = TrainingSetup(precision=args.precision, optimizer=args.optimizer,
                           gradient_precision=args.grad_precision,
@@ -241,6 +266,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
           f"ep={layout.ep} sp={layout.sequence_parallel} ZeRO-{layout.zero_stage}; {setup.precision}, "
           f"recompute={setup.recompute}, micro-batch {setup.micro_batch}, "
           f"global batch {global_batch} x {setup.seq_len} tokens")
+    _print_split(resolve_model(args.model), layout)
     if est.chosen_layout is not None:
         c = est.chosen_layout
         print(f"layout chosen: {c['rule']}; {c['feasible']:,} of {c['searched']:,} configurations "

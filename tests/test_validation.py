@@ -8,12 +8,13 @@ import math
 import pandas as pd
 import pytest
 
-from costmodel.validation.calibration import FIT_COMMAND, fit
+from costmodel.validation.calibration import FIT_COMMAND, cross_validate, fit
 from costmodel.faces.cli import main
 from costmodel.validation.measurements import MeasurementFileError, read_measurements, summarize, validate
 from hardware_catalog.paths import data_dir
 
 PUBLIC = data_dir() / "validation" / "public.csv"
+SHIPPED = sorted((data_dir() / "validation").glob("*.csv"))
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,10 @@ def ape(frame, mask):
 
 
 def test_every_row_is_reported_with_a_status(results):
-    with PUBLIC.open() as fh:
-        ids = [r["id"] for r in csv.DictReader(fh)]
+    ids = []
+    for path in SHIPPED:
+        with path.open() as fh:
+            ids += [r["id"] for r in csv.DictReader(fh)]
     assert results["id"].tolist() == ids
     serving = results[results["category"].isin(["infer_throughput", "infer_latency"])]
     assert len(serving) == 82
@@ -43,12 +46,13 @@ def test_every_row_is_reported_with_a_status(results):
 
 
 def test_training_throughput_error_bound(results):
-    """Achieved (README): median |error| 6.3% over all 71 throughput rows and 4.6% over the 54 rows on
-    the catalog's exact hardware. Bounds slightly looser so a regression fails."""
+    """Achieved (README): median |error| 6.8% over all 125 throughput rows and 5.5% over the 110
+    rows on the catalog's exact hardware (the 15 others ran on H100 96 GB at 500 W). Bounds
+    slightly looser so a regression fails."""
     thr = (results["category"] == "train_throughput") & (results["status"] == "ok")
-    assert thr.sum() == 71
-    assert ape(results, thr) <= 7.0
-    assert ape(results, thr & ~results["hardware_variant"]) <= 5.5
+    assert thr.sum() == 125
+    assert ape(results, thr) <= 7.5
+    assert ape(results, thr & ~results["hardware_variant"]) <= 6.0
 
 
 def test_training_memory_error_bound(results):
@@ -103,7 +107,7 @@ def test_blank_cells_report_the_defaults_they_took(results):
 
 def test_summary_per_category(results):
     s = summarize(results).set_index("category")
-    assert s.loc["train_throughput", "evaluated"] == 71
+    assert s.loc["train_throughput", "evaluated"] == 125
     assert s.loc["infer_throughput", "evaluated"] == 14 + 39 + 8
     assert s.loc["train_memory", "worst_id"].startswith("TM-")
 
@@ -112,7 +116,7 @@ def test_cli_json_is_only_a_json_list(capsys):
     assert main(["validate", "--format", "json"]) == 0
     out = capsys.readouterr().out
     data = json.loads(out)
-    assert isinstance(data, list) and len(data) == 182
+    assert isinstance(data, list) and len(data) == 236
     for rec in data:
         assert set(rec) == {"id", "category", "metric", "measured", "predicted", "rel_error", "status"}
         if rec["status"] == "ok":
@@ -190,12 +194,22 @@ def test_shipped_calibration_is_reproduced_by_its_command():
     assert (shipped["value"] > 0).all() and (shipped["value"] <= 1).all()
     assert shipped["source"].str.contains(FIT_COMMAND, regex=False).all()
     result = fit()
+    assert len(shipped) == len(result.values)
     for (acc, quantity, fmt), value in result.values.items():
         row = shipped[(shipped["accelerator"] == acc) & (shipped["quantity"] == quantity)
                       & (shipped["precision"] == fmt)]
-        assert len(row) == 1 and row["value"].iloc[0] == pytest.approx(value, abs=1e-9), (acc, fmt)
+        assert len(row) == 1 and row["value"].iloc[0] == pytest.approx(value, abs=5e-4), (acc, fmt)
     assert all(0 < v <= 1 for v in result.values.values())
-    assert result.framework_scales == {"torchtitan": 1.0}
+    # Only frameworks with >= 3 rows on fitted hardware get a scale: fsdp (llm-foundry, 9 rows);
+    # megatron_deepspeed (1 row) and torchtitan (2 rows on exact hardware) keep 1.0.
+    assert set(result.framework_scales) == {"fsdp"}
+    assert 0.8 < result.framework_scales["fsdp"] < 1.1
+    # The dies with >= 3 reference rows each get their own ratio; the rest transfer.
+    assert set(result.fit.ratios) == {("ga100", "16-bit"), ("gh100", "16-bit"), ("gh100", "fp8"),
+                                      ("b200-die", "16-bit"), ("b200-die", "fp8"),
+                                      ("tpu-v6e", "16-bit"), ("trn1", "16-bit")}
+    for (die, group), ids in result.fit.ratio_rows.items():
+        assert len(ids) >= 3, (die, group)
 
 
 def test_a_bad_row_is_reported_and_the_others_still_run(tmp_path):

@@ -669,18 +669,27 @@ def _serving_rows(show) -> list[dict[str, Any]]:
 # validate / calibrate --------------------------------------------------------------------------------
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from costmodel.validation.measurements import summarize, validate
+    from costmodel.validation.measurements import summarize, summarize_by, validate
 
-    results = validate(args.files or None)
+    if args.cv:
+        from costmodel.validation.calibration import cross_validate
+
+        results = cross_validate(args.files or None)
+    else:
+        results = validate(args.files or None)
     if args.format == "json":
         records = []
         for r in results.to_dict("records"):
             ok = r["status"] == "ok"
-            records.append({"id": r["id"], "category": r["category"], "metric": r["metric"],
-                            "measured": r["measured"],
-                            "predicted": r["predicted"] if ok else None,
-                            "rel_error": r["rel_error"] if ok else None,
-                            "status": r["status"]})
+            rec = {"id": r["id"], "category": r["category"], "metric": r["metric"],
+                   "measured": r["measured"],
+                   "predicted": r["predicted"] if ok else None,
+                   "rel_error": r["rel_error"] if ok else None,
+                   "status": r["status"]}
+            if args.cv:
+                rec.update(source=r["source"], cv_predicted=r["cv_predicted"] if ok else None,
+                           cv_rel_error=r["cv_rel_error"] if ok else None)
+            records.append(rec)
         print(json.dumps(records))
         return 0
     if args.format == "csv":
@@ -691,25 +700,43 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     rows = []
     for r in results.to_dict("records"):
         ok = r["status"] == "ok"
-        rows.append({"id": r["id"], "metric": r["metric"], "measured": f"{r['measured']:.4g}",
-                     "predicted": f"{r['predicted']:.4g}" if ok else "-",
-                     "rel_error": f"{r['rel_error']:+.1%}" if ok else "-",
-                     "status": "ok" if ok else r["status"],
-                     "defaults used": r["defaults"] or "-"})
-    print(format_table(rows, align_right=("measured", "predicted", "rel_error")))
+        row = {"id": r["id"], "metric": r["metric"], "framework": r["framework"] or "-",
+               "accelerator": r["accelerator"] or "-", "measured": f"{r['measured']:.4g}",
+               "predicted": f"{r['predicted']:.4g}" if ok else "-",
+               "rel_error": f"{r['rel_error']:+.1%}" if ok else "-"}
+        if args.cv:
+            row["cv_rel_error"] = f"{r['cv_rel_error']:+.1%}" if ok else "-"
+        row.update({"status": "ok" if ok else r["status"], "defaults used": r["defaults"] or "-"})
+        rows.append(row)
+    print(format_table(rows, align_right=("measured", "predicted", "rel_error", "cv_rel_error")))
     print()
     summary = summarize(results)
-    srows = [{"category": r["category"], "rows": r["rows"], "evaluated": r["evaluated"],
-              "median_ape": f"{r['median_ape_pct']:.1f}%" if r["evaluated"] else "-",
-              "mean_ape": f"{r['mean_ape_pct']:.1f}%" if r["evaluated"] else "-",
-              "worst": f"{r['worst_id']} ({r['worst_ape_pct']:.1f}%)" if r["evaluated"] else "-"}
-             for r in summary.to_dict("records")]
-    print(format_table(srows, align_right=("rows", "evaluated", "median_ape", "mean_ape")))
+    srows = []
+    for r in summary.to_dict("records"):
+        row = {"category": r["category"], "rows": r["rows"], "evaluated": r["evaluated"],
+               "median_ape": f"{r['median_ape_pct']:.1f}%" if r["evaluated"] else "-"}
+        if args.cv:
+            row["cv_median_ape"] = f"{r['cv_median_ape_pct']:.1f}%" if r["evaluated"] else "-"
+        row.update({"mean_ape": f"{r['mean_ape_pct']:.1f}%" if r["evaluated"] else "-",
+                    "worst": f"{r['worst_id']} ({r['worst_ape_pct']:.1f}%)" if r["evaluated"] else "-"})
+        srows.append(row)
+    print(format_table(srows, align_right=("rows", "evaluated", "median_ape", "cv_median_ape", "mean_ape")))
+    print()
+    # Misses cluster by stack and part: the same summary per (category, framework, accelerator).
+    by = summarize_by(results, ("category", "framework", "accelerator"))
+    print(format_table([{**{k: r[k] for k in ("category", "framework", "accelerator", "evaluated")},
+                         "median_ape": f"{r['median_ape_pct']:.1f}%",
+                         **({"cv_median_ape": f"{r['cv_median_ape_pct']:.1f}%"} if args.cv else {})}
+                        for r in by.to_dict("records")],
+                       align_right=("evaluated", "median_ape", "cv_median_ape")))
+    if args.cv:
+        print("\ncv: leave one source out (costmodel.validation.calibration.cross_validate): each "
+              "source whose rows set a fitted parameter is refitted without them and predicted")
     return 0
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from costmodel.validation.measurements.calibration import median_abs_error_pct, fit, write_fitted
+    from costmodel.validation.calibration import fit, median_abs_error_pct, write_fitted
 
     result = fit(args.files or None)
     rows = [{"accelerator": a, "quantity": q, "precision": f, "fitted": f"{v:.3f}"}
@@ -844,6 +871,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="run published measurements through the engine")
     p.add_argument("files", nargs="*", help="measurement CSVs (default: data/validation/*.csv)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--cv", action="store_true",
+                   help="also leave-one-source-out cross-validation: refit without each source, predict it")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("calibrate", help="fit the efficiency parameters on the public measurements")

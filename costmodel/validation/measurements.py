@@ -618,23 +618,33 @@ def _inference_weights(row: Row) -> float:
     return float(mem["weights"]) / GIB
 
 
+def _error_summary(grp: pd.DataFrame) -> dict[str, Any]:
+    g = grp[grp["status"] == "ok"]
+    ape = g["rel_error"].astype(float).abs() * 100
+    worst = ape.idxmax() if len(g) else None
+    out = {"rows": len(grp), "evaluated": len(g),
+           "median_ape_pct": float(ape.median()) if len(g) else math.nan,
+           "mean_ape_pct": float(ape.mean()) if len(g) else math.nan,
+           "worst_id": g.loc[worst, "id"] if worst is not None else "",
+           "worst_ape_pct": float(ape[worst]) if worst is not None else math.nan}
+    if "cv_rel_error" in grp:
+        out["cv_median_ape_pct"] = float((g["cv_rel_error"].astype(float).abs() * 100).median()) if len(g) else math.nan
+    return out
+
+
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Per category: rows evaluated, median and mean absolute percentage error, worst row."""
-    ok = results[results["status"] == "ok"].copy()
-    ok["ape"] = ok["rel_error"].abs() * 100
-    out = []
-    for cat, grp in results.groupby("category", sort=False):
-        g = ok[ok["category"] == cat]
-        worst = g.loc[g["ape"].idxmax()] if len(g) else None
-        out.append({
-            "category": cat,
-            "rows": len(grp),
-            "evaluated": len(g),
-            "median_ape_pct": float(g["ape"].median()) if len(g) else math.nan,
-            "mean_ape_pct": float(g["ape"].mean()) if len(g) else math.nan,
-            "worst_id": worst["id"] if worst is not None else "",
-            "worst_ape_pct": float(worst["ape"]) if worst is not None else math.nan,
-        })
+    """Per category: rows evaluated, median and mean absolute percentage error, worst row (and the
+    cross-validated median when ``results`` has ``cv_rel_error``)."""
+    return summarize_by(results, ("category",))
+
+
+def summarize_by(results: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
+    """``summarize`` per group of ``keys`` (e.g. category, framework, accelerator)."""
+    frame = results.copy()
+    for k in keys:
+        frame[k] = frame[k].fillna("").astype(str)
+    out = [{**dict(zip(keys, key if isinstance(key, tuple) else (key,))), **_error_summary(grp)}
+           for key, grp in frame.groupby(list(keys), sort=False)]
     return pd.DataFrame(out)
 
 

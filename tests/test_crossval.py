@@ -97,3 +97,16 @@ def test_cli_validate_cv_json(capsys):
     assert main(["validate", "--cv", str(path)]) == 0
     out = capsys.readouterr().out
     assert "cv_median_ape" in out and "neuronx" in out and "tpu-v6e" in out
+
+
+def test_plans_say_what_their_gemm_efficiency_rests_on():
+    """The plan column efficiency_basis: A100 bf16 and H100 fp8 are fitted on measured runs of their
+    dies; MI300X (no public training row) is transferred; the CLI prints it for the shown parts."""
+    from costmodel.jobs.train import PLAN_COLUMNS, efficiency_basis
+    from costmodel.tables.catalog import engine_catalog
+
+    basis = efficiency_basis(engine_catalog(), ["a100-sxm4-80gb", "h100-sxm5-80gb", "mi300x-192gb", "tpu-v5p"],
+                             ["bf16", "fp8", "bf16", "bf16"])
+    assert basis[0].startswith("fitted") and basis[1].startswith("fitted")
+    assert basis[2].startswith("transferred") and basis[3].startswith("transferred")
+    assert "efficiency_basis" in PLAN_COLUMNS

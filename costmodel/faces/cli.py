@@ -609,6 +609,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
               f"{knee['accelerator']} x{knee['n_devices']} on {knee['provider']} {knee['offer']}, "
               + (f"${knee['cost_per_month_usd']:,.0f}/month, p95 e2e {knee['e2e_p95_s']:.2f} s" if axes else
                  f"${knee['cost_total_usd']:,.0f}, {knee['time_total_hours'] / 24:,.1f} days"))
+    if "efficiency_basis" in table.columns and not table.empty:
+        # Say when the ranking rests on parts no measured training run supports.
+        for acc, basis in dict(zip(table.head(args.top)["accelerator"], table.head(args.top)["efficiency_basis"])).items():
+            print(f"GEMM efficiency of {acc}: {basis}")
     if not result.infeasible.empty:
         print()
         print(format_table([{"infeasible because": r["reason"], "plans": f"{r['plans']:,}"}

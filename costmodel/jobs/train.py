@@ -217,7 +217,8 @@ PLAN_COLUMNS = (
     "n_devices", "instances", "devices_per_instance", "billing", "tp", "pp", "vpp", "dp", "cp", "ep",
     "sequence_parallel", "zero_stage", "recompute", "micro_batch", "global_batch", "precision",
     "peft", "lora_rank", "lora_targets", "base_weight_bits", "weight_bits", "activation_bits",
-    "kv_bits", "sparsity", "distilled_from", "quality_impact", "quality_source", "framework", "time_total_hours",
+    "kv_bits", "sparsity", "distilled_from", "quality_impact", "quality_source", "framework",
+    "efficiency_basis", "time_total_hours",
     "time_total_lower_hours", "time_total_upper_hours",
     "cost_total_usd", "cost_compute_usd", "cost_storage_usd", "cost_per_million_tokens_usd",
     "usd_per_device_hour", "device_hours", "billed_device_hours", "memory_per_device_gib",
@@ -367,6 +368,8 @@ def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray]
         **_compression_columns(rows, [PEFT_MODES[int(v)] for v in rows.get("peft", np.zeros(len(rows["tp"])))],
                                model_name),
         "framework": framework,
+        "efficiency_basis": efficiency_basis(catalog, o["accelerator"].to_numpy(),
+                                             [PRECISION_NAMES[int(v)] for v in rows["precision"]]),
         **{k: rows[k] for k in ("time_total_hours", "time_total_lower_hours", "time_total_upper_hours",
                                 "cost_total_usd", "cost_per_million_tokens_usd", "usd_per_device_hour")},
         "memory_per_device_gib": rows["memory_total_bytes"] / 2**30,
@@ -386,6 +389,32 @@ def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray]
             df[k] = v
     df["plan_id"] = rows["_key"].astype(np.int64)
     return df.reset_index(drop=True)
+
+
+def efficiency_basis(catalog, accelerators, precisions) -> list[str]:
+    """What the GEMM efficiency of each plan rests on, from its catalog row's source: a fit on
+    measured training runs of the part's die, a transfer from other parts (no measured run of this
+    part), or the catalog's own value (a user's micro-benchmark or estimate)."""
+    from costmodel.specs.setup import PRECISION_TABLE
+
+    cache: dict[tuple[str, str], str] = {}
+    out = []
+    for acc, prec in zip(accelerators, precisions):
+        key = (acc, prec)
+        if key not in cache:
+            fmt = PRECISION_TABLE[prec][2]
+            try:
+                src = catalog.efficiency_value(acc, "matmul", fmt).source
+            except Exception:
+                src = ""
+            if src.startswith("fit:"):
+                cache[key] = f"fitted on measured {fmt} training runs of this die"
+            elif src.startswith("fit transfer"):
+                cache[key] = f"transferred: no measured {fmt} training run of this part"
+            else:
+                cache[key] = "catalog value (not fitted to training runs)"
+        out.append(cache[key])
+    return out
 
 
 def _compression_columns(rows: dict[str, np.ndarray], peft: list[str], model_name: str) -> dict[str, Any]:

@@ -51,6 +51,12 @@ def test_interleaving_needs_equal_chunks():
     assert not bool(stage_split(25, 8, vpp=2).ok)
     assert bool(stage_split(30, 4, vpp=2).ok)  # 30 + 2 = 32 = 4 x 2 x 4: embedding/loss counted
     assert not bool(stage_split(7, 8).ok)  # a stage with no block
+    # 126 + 2 = 128 = 16 x 8 chunks of one block: the first chunk would hold only the embedding.
+    assert not bool(stage_split(126, 16, vpp=8).ok) and bool(stage_split(126, 16, vpp=4).ok)
+    from costmodel.specs.layout import split_problem
+
+    assert "without a transformer block" in split_problem(126, 16, 8, 0, 0)
+    assert "divides neither" in split_problem(25, 8, 2, 0, 0)
 
 
 def _dense(n_layers: int, vocab: int = 128):

@@ -131,6 +131,10 @@ def split_problem(n_layers: float, pp: float, vpp: float, first: float, last: fl
                 f"{n_layers - first - last:g} of n_layers ({n_layers:g}) for the other stages, "
                 f"which must split them evenly (pp = {pp:g}, vpp = {vpp:g}; Megatron-LM "
                 "--decoder-first/last-pipeline-num-layers)")
+    if vpp > 1 and (n_layers + 2) % (pp * vpp) == 0 and n_layers % (pp * vpp) != 0:
+        return (f"pp * vpp ({pp * vpp:g}) model chunks of n_layers + 2 ({n_layers + 2:g}, embedding and "
+                "loss counted as blocks) would leave the first and last chunk without a transformer "
+                "block; Megatron-LM needs at least one per chunk (use a smaller vpp)")
     if vpp > 1:
         return (f"pp * vpp ({pp * vpp:g}) divides neither n_layers ({n_layers:g}) nor n_layers + 2 "
                 "(the interleaved schedule needs equal model chunks; Megatron-LM counts the "

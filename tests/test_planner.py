@@ -62,7 +62,7 @@ def test_best_plan_equals_brute_force_through_scalar_api():
                             layout = ParallelLayout(tp=tp, pp=pp, dp=dp, zero_stage=1,
                                                     sequence_parallel=tp > 1)
                             setup = TrainingSetup(micro_batch=mb, seq_len=4096, recompute=rec,
-                                                  global_batch=sc.job.batch_sequences)
+                                                  global_batch=sc.batch_sequences)
                             e = estimate_training("llama-3.1-8b", "h100-sxm5-80gb", layout, setup,
                                                   train_tokens=1e11, system=offer.system,
                                                   offer=offer.offer, framework="nemo")
@@ -253,3 +253,16 @@ def test_pareto_front_does_not_depend_on_top(top):
     assert len(expected) >= 4
     assert sorted(zip(front["cost_total_usd"], front["time_total_hours"])) == sorted(
         zip(expected["cost_total_usd"], expected["time_total_hours"]))
+
+
+def test_plan_batch_default_follows_the_model_size_like_train():
+    """One default for every face: a blank global batch is the size rule of
+    specs.setup.default_global_batch (GPT-3 Table 2.1: ~0.5M tokens under 1B parameters, i.e. 128
+    x 4096-token sequences for GPT-2 124M; Llama 2's 4M tokens = 1024 x 4096 for 7B-70B), in plan
+    as in train and the validation rows."""
+    from costmodel import Job, Scenario
+
+    small = Scenario(model="gpt2", job=Job(train_tokens=1e10))
+    large = Scenario(model="llama-3.1-70b", job=Job(train_tokens=1e12))
+    assert small.batch_sequences == 128 and large.batch_sequences == 1024
+    assert Scenario(model="gpt2", job=Job(train_tokens=1e10, global_batch=64)).batch_sequences == 64

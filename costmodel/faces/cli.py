@@ -650,7 +650,7 @@ def _plan_heading(sc) -> str:
     deadline = sc.constraints.deadline_for(job.kind)
     auto = " (default)" if sc.constraints.deadline_days == "auto" else ""
     return (f"{sc.model_spec().name}: {job.kind} on {job.train_tokens:.4g} tokens, "
-            f"{job.batch_sequences} x {job.seq_len}-token sequences per step, framework "
+            f"{sc.batch_sequences} x {job.seq_len}-token sequences per step, framework "
             f"{job.framework}; objective {sc.objective}; deadline "
             f"{'none' if deadline is None else f'{deadline:g} days{auto}'}; memory headroom "
             f"{sc.constraints.min_memory_headroom:.0%}")

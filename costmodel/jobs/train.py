@@ -311,7 +311,7 @@ class TrainingJob(JobKind):
         dp = np.where(whole, dp, 1.0)
         grid = {k: cols[k] for k in ("tp", "pp", "vpp", "cp", "ep")}
         reason[(reason == 0) & _breaks_layout(ctx.model, {**grid, "dp": dp})] = LAYOUT
-        n_micro = float(ctx.scenario.job.batch_sequences) / (dp * mb)
+        n_micro = float(ctx.scenario.batch_sequences) / (dp * mb)
         batch_ok = (n_micro == np.floor(n_micro)) & (n_micro >= 1)
         reason[(reason == 0) & ~batch_ok] = BATCH
         coded = {**ctx.fixed, **{k: cols[k] for k in DIMENSIONS[2:]}, "dp": dp,

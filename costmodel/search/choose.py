@@ -240,7 +240,7 @@ def _nothing_feasible(prep: Prepared, infeasible: dict[str, int], sc: Scenario) 
     counts_n = sc.search.device_counts if len(sc.search.device_counts) < 4 else "the counts searched"
     return (f"binding constraint: {top}: no layout of the search space splits {counts_n} devices "
             f"into tp x pp x cp x dp with dp x micro-batch dividing the global batch of "
-            f"{sc.job.batch_sequences} sequences and the model's layers, heads and experts evenly. "
+            f"{sc.batch_sequences} sequences and the model's layers, heads and experts evenly. "
             f"Searched {prep.size:,} configurations ({counts})")
 
 

@@ -137,3 +137,21 @@ def test_select_stage_takes_the_largest_key_row_by_row():
     second = (np.array([1.0, 5.0, 2.0]), {"x": np.array([20.0, 21.0, 22.0])})
     best = select_stage([first, second])
     np.testing.assert_array_equal(best["x"], [10.0, 21.0, 12.0])  # ties keep the earlier stage
+
+
+def test_expert_gemm_efficiency_scale_slows_only_the_routed_experts():
+    """Mixtral 8x7B, 4096 tokens, top-2 of 8 experts, on ROUND (achieved 5e14 FLOP/s): the routed
+    experts' two grouped GEMMs (8192 token-expert pairs; w1+w3 8192 x 28672 x 4096 over 8 matrices,
+    w2 8192 x 4096 x 14336) are compute-bound, 2 x 8192 x 28672 x 4096 / 5e14 = 3.85 ms and
+    2 x 8192 x 4096 x 14336 / 5e14 = 1.92 ms. At expert_gemm_efficiency_scale 0.5 those two take
+    twice as long (their 5 us launch terms do not); the router, the attention and dense blocks do
+    not change."""
+    m = ModelColumns.from_spec(preset("mixtral-8x7b"))
+    base = block_forward(m, tokens=4096, context=4096, hw=Roofline.from_hardware(ROUND))
+    slow = block_forward(m, tokens=4096, context=4096,
+                         hw=Roofline.from_hardware(ROUND, expert_gemm_efficiency_scale=0.5))
+    routed = 2 * 8192 * 28672 * 4096 / PEAK + 2 * 8192 * 4096 * 14336 / PEAK
+    assert routed == pytest.approx(5.77e-3, rel=1e-3)
+    assert float(slow.moe_mlp - base.moe_mlp) == pytest.approx(routed, rel=1e-9)
+    assert float(slow.attention_gemms) == float(base.attention_gemms)
+    assert float(slow.dense_mlp) == float(base.dense_mlp)

@@ -75,24 +75,32 @@ class Roofline:
     weight_bytes: Array | None = None  # stored bytes per weight of the linear layers (None: operands')
     weight_compute_scale: Array = 1.0  # compute-time multiplier of the linear layers' GEMMs
     gemm_half_flops: Array = 0.0  # GEMM size at half the large-GEMM efficiency (FLOPs)
+    expert_compute_scale: Array = 1.0  # compute-time multiplier of routed-expert (grouped) GEMMs
 
     @classmethod
     def from_hardware(cls, hw: HardwareColumns, gemm_overhead_s: Array = 5e-6,
                       elementwise_traffic_factor: Array = 1.0, weight_bytes: Array | None = None,
-                      weight_compute_scale: Array = 1.0, gemm_half_efficiency_gflops: Array = 0.0
-                      ) -> Roofline:
+                      weight_compute_scale: Array = 1.0, gemm_half_efficiency_gflops: Array = 0.0,
+                      expert_gemm_efficiency_scale: Array = 1.0) -> Roofline:
         return cls(hw.peak_matmul_flops_per_s * hw.matmul_efficiency,
                    hw.peak_attention_flops_per_s * hw.attention_efficiency,
                    hw.peak_attention_flops_per_s * hw.matmul_efficiency,
                    hw.achieved_memory_bandwidth, as_array(gemm_overhead_s),
                    as_array(elementwise_traffic_factor),
                    None if weight_bytes is None else as_array(weight_bytes),
-                   as_array(weight_compute_scale), as_array(gemm_half_efficiency_gflops) * 1e9)
+                   as_array(weight_compute_scale), as_array(gemm_half_efficiency_gflops) * 1e9,
+                   1.0 / as_array(expert_gemm_efficiency_scale))
 
     def gemm(self, M: Array, N: Array, K: Array, elem_bytes: Array, weight_sets: Array = 1.0,
-             quantized: bool = True) -> tuple[Array, Array]:
+             quantized: bool = True, expert: bool = False) -> tuple[Array, Array]:
         """A GEMM against a weight matrix; ``quantized`` False for matrices kept in the operand
-        format (router, LM head)."""
+        format (router, LM head); ``expert`` for the routed experts' grouped GEMMs, whose
+        compute runs at ``expert_gemm_efficiency_scale`` of the dense rate."""
+        if expert:
+            return _gemm_roofline(M, N, K, self.matmul_flops_per_s, self.bytes_per_s,
+                                  self.gemm_overhead_s, elem_bytes, weight_sets, self.weight_bytes,
+                                  self.weight_compute_scale * self.expert_compute_scale,
+                                  self.gemm_half_flops)
         if not quantized:
             return _gemm_roofline(M, N, K, self.matmul_flops_per_s, self.bytes_per_s,
                                   self.gemm_overhead_s, elem_bytes, weight_sets,
@@ -222,8 +230,8 @@ def _mlps(m: ModelColumns, roof: Roofline, T: Array, tp: Array, ep: Array, e: Ar
     ffe, n_sh = m.d_ff_expert, m.n_shared_experts
     etp = tp if expert_tp is None else as_array(expert_tp)  # ranks one expert is split across
     parts = [
-        roof.gemm(routed_tokens, hidden_mult * ffe / etp, h, mm_bytes, local_experts),
-        roof.gemm(routed_tokens, h, ffe / etp, mm_bytes, local_experts),
+        roof.gemm(routed_tokens, hidden_mult * ffe / etp, h, mm_bytes, local_experts, expert=True),
+        roof.gemm(routed_tokens, h, ffe / etp, mm_bytes, local_experts, expert=True),
     ]
     sh_up = roof.gemm(T, hidden_mult * n_sh * ffe / tp, h, mm_bytes)
     sh_down = roof.gemm(T, h, n_sh * ffe / tp, mm_bytes)

@@ -69,6 +69,7 @@ class TimingKnobs:
     matmul_efficiency_scale: Array = 1.0  # framework's GEMM kernels relative to the calibrated ones
     gemm_kernel_overhead_s: Array = 5e-6  # fixed launch/tail time per GEMM (data/assumptions.yaml)
     gemm_half_efficiency_gflops: Array = 0.0  # GEMM size at half efficiency (blocks docstring)
+    expert_gemm_efficiency_scale: Array = 1.0  # routed-expert grouped GEMMs relative to dense ones
     attention_efficiency_scale: Array = 1.0  # framework's attention kernel relative to calibrated
 
 
@@ -378,7 +379,8 @@ def training_step_time(
     s = t.seq_len
     keep = as_array(k.selective_keep_fraction)
     roof = Roofline.from_hardware(hw, k.gemm_kernel_overhead_s, k.elementwise_traffic_factor,
-                                  gemm_half_efficiency_gflops=k.gemm_half_efficiency_gflops)
+                                  gemm_half_efficiency_gflops=k.gemm_half_efficiency_gflops,
+                                  expert_gemm_efficiency_scale=k.expert_gemm_efficiency_scale)
     blk = block_forward(m, tokens=t.micro_batch * s / t.cp, context=s, hw=roof, tp=t.tp,
                         sequence_parallel=t.sp, ep=t.ep, act_bytes=t.act_bytes,
                         matmul_bytes=t.matmul_bytes, flash=t.flash, dropout=t.dropout,

@@ -186,6 +186,9 @@ SENSITIVE: dict[str, Sensitive] = {
     "gemm_half_efficiency_gflops": Sensitive(
         BASE, "step_time_s", double, +1,
         "every GEMM pays the size term (G0 of extra work at the achieved rate)"),
+    "expert_gemm_efficiency_scale": Sensitive(
+        EP, "step_time_s", halve, -1,
+        "mixtral's routed experts are most of its compute; at half their rate the step is longer"),
     "elementwise_traffic_factor": Sensitive(
         BASE, "step_time_s", double, +1,
         "norms, residuals and rotary are memory-bound work inside every block"),

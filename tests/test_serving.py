@@ -291,3 +291,38 @@ def test_max_quality_loss_excludes_unknown_and_large_degradations():
         "constraints": Constraints(max_quality_loss=0.01)}), top=50)
     assert set(strict.plans["precision"]) == {"bf16"}  # fp8: unknown; w4a16: +6.6% ppl (Llama 3.1)
     assert "quality impact above max_quality_loss or unknown" in set(strict.infeasible["reason"])
+
+
+# The planner's pruned evaluation ----------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["llama-3.1-70b", "mixtral-8x7b"])
+def test_pruned_evaluation_matches_the_full_one(model):
+    """``evaluate_serving(prune=True)`` (the planner's search) drops rows once memory or the TPOT
+    objective decides them; the reason of every row and the outputs of the rows it keeps equal
+    the full evaluation's, and it keeps exactly the full evaluation's rows that pass memory and TPOT."""
+    from costmodel.jobs.serve import MEMORY, TPOT_SLO, evaluate_serving
+    from costmodel.specs.serving import SCHEME_CODES
+    from costmodel.tables.catalog import engine_catalog, hardware_table
+    from costmodel.tables.knobs import knob_columns
+
+    table = hardware_table(engine_catalog())
+    systems = [table.system_code(s) for s in ("hgx-h100-8", "hgx-a100-80gb-8", "gb200-nvl72-rack")]
+    grid = np.meshgrid(systems, [1, 2, 4, 8], [1, 2], [1, 4, 32, 256, 1024],
+                       [SCHEME_CODES[q] for q in ("bf16", "fp8", "w4a16")], [16, 8], [0.0, 1.0], indexing="ij")
+    sys_code, tp, pp, batch, prec, kv, dis = (g.ravel() for g in grid)
+    coded = {"tp": tp.astype(float), "pp": pp.astype(float), "ep": np.ones(tp.size), "batch": batch.astype(float),
+             "precision": prec.astype(float), "kv_bits": kv.astype(float), "disaggregated": dis,
+             "input_len": 2000.0, "output_len": 300.0}
+    load = ServingLoad(requests_per_s=10, input_len=2000, output_len=300, ttft_p95_s=2.0, tpot_p95_s=0.05)
+    m = ModelColumns.from_spec(costmodel.preset(model))
+    knobs = knob_columns("nemo")
+    full = evaluate_serving(m, coded, sys_code, table, knobs, load)
+    pruned = evaluate_serving(m, coded, sys_code, table, knobs, load, prune=True)
+    np.testing.assert_array_equal(pruned.reason, full.reason)
+    assert {MEMORY, TPOT_SLO} <= set(np.unique(full.reason))  # both pruning stages were exercised
+    kept = ~np.isin(full.reason[full.live], [MEMORY, TPOT_SLO])
+    np.testing.assert_array_equal(pruned.live, full.live[kept])
+    assert set(pruned.out) == set(full.out)
+    for name, v in pruned.out.items():
+        np.testing.assert_array_equal(np.broadcast_to(v, pruned.live.shape),
+                                      np.broadcast_to(full.out[name], full.live.shape)[kept], err_msg=name)

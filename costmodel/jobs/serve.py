@@ -23,8 +23,10 @@ import pandas as pd
 from costmodel.formulas.cost import HOURS_PER_MONTH
 from costmodel.formulas.hardware import HardwareColumns
 from costmodel.formulas.queueing import min_servers_groups, utilization, wait_quantile_s
-from costmodel.formulas.serving import (ServingKnobs, disaggregated_state, max_batch, serving_memory,
-                                        steady_state)
+from costmodel.formulas.serving import (
+    ServingKnobs, chunked_ttft, decode_only_iteration, disaggregated_state, max_batch, serving_roofline,
+    serving_memory, steady_iteration, steady_outputs, take_knobs, take_roofline,
+)
 from costmodel.jobs.base import JobKind
 from costmodel.specs.serving import QUANT_SCHEMES, SCHEME_CODES, SCHEMES, SPARSITIES, SPARSITY_CODES
 from costmodel.specs.columns import Array, ModelColumns, flatten_coded
@@ -83,12 +85,21 @@ def evaluate_serving(
     table: HardwareTable,
     knobs: Mapping[str, Array],
     load: ServingLoad | None = None,
+    *,
+    prune: bool = False,
 ) -> ServingEvaluated:
     """Reasons and engine outputs of integer-coded replica configurations (see
-    ``specs.serving.build_serving_columns``); with a ``load``, also replicas and p95 latencies."""
+    ``specs.serving.build_serving_columns``); with a ``load``, also replicas and p95 latencies.
+
+    ``prune`` (the planner's search): a row leaves as soon as its reason is decided, so the
+    costlier stages run only on rows that can still be feasible: memory on every live row, the
+    steady-state iteration on the rows that fit, the decode-only iteration on those that meet the
+    TPOT objective co-located (and the disaggregated ones), time to first token and the
+    disaggregated prefill on the rest. The reasons and the outputs of the rows that stay are the
+    same as without pruning; ``live`` then holds only the rows that went through every stage."""
     flat, sys_code = flatten_coded(coded, system_code)
     reason = np.zeros(len(sys_code), dtype=np.int8)
-    reason[replica_violations(model, flat["tp"], flat["pp"], flat["ep"])] = LAYOUT
+    reason[_replica_violations(model, flat["tp"], flat["pp"], flat["ep"])] = LAYOUT
     s_all = build_serving_columns(flat)
     fmt_ok, data_ok = table.usable(sys_code, s_all.matmul_format, s_all.attention_format)
     reason[(reason == 0) & ~fmt_ok] = FORMAT
@@ -99,34 +110,131 @@ def evaluate_serving(
     s = s_all.take(live)
     hw = table.columns(sys_code[live], s.matmul_format, s.attention_format)
     m = model if np.ndim(model.n_layers) == 0 else model.take(live)
-    k = serving_knobs({name: (v[live] if np.ndim(v) else v) for name, v in knobs.items()})
-    out = _replica(m, s, hw, k, flat.get("disaggregated", np.zeros(len(sys_code)))[live])
+    knobs_live = {name: (v[live] if np.ndim(v) else v) for name, v in knobs.items()}
+    k = serving_knobs(knobs_live)
+    disaggregated = np.asarray(flat.get("disaggregated", np.zeros(len(sys_code))), dtype=float)[live]
+    if prune:
+        return _evaluate_pruned(reason, live, m, s, hw, k, knobs_live, disaggregated,
+                                flat["precision"][live], load)
+    out = _replica(m, s, hw, k, disaggregated)
     out["precision"] = flat["precision"][live]
     reason[live[out["max_batch"] < s.batch]] = MEMORY
     if load is not None:
-        slo_reason = _capacity(out, s, load, {n: (v[live] if np.ndim(v) else v) for n, v in knobs.items()},
-                               todo=reason[live] == 0)
+        slo_reason = _capacity(out, s, load, knobs_live, todo=reason[live] == 0)
         bad = (reason[live] == 0) & (slo_reason > 0)
         reason[live[bad]] = slo_reason[bad]
     return ServingEvaluated(reason, live, s, hw, out, m)
 
 
+def _replica_violations(model: ModelColumns, tp, pp, ep) -> np.ndarray:
+    """``replica_violations`` per row, evaluated once per distinct (tp, pp, ep) when one model
+    serves every row and the degrees are small whole numbers (a grid chunk repeats a few)."""
+    tp, pp, ep = (np.asarray(x, dtype=np.float64) for x in (tp, pp, ep))
+    if np.ndim(model.n_layers) == 0 and tp.ndim == 1 and tp.size > 64:
+        small = lambda x: bool(np.all((x >= 0) & (x < 1024) & (x == np.floor(x))))  # noqa: E731
+        if small(tp) and small(pp) and small(ep):
+            key = (tp * 1024.0 + pp) * 1024.0 + ep
+            uniq, inverse = np.unique(key, return_inverse=True)
+            utp = np.floor(uniq / 1048576.0)
+            upp = np.floor(uniq / 1024.0) - utp * 1024.0
+            uep = uniq - np.floor(uniq / 1024.0) * 1024.0
+            return replica_violations(model, utp, upp, uep)[inverse]
+    return replica_violations(model, tp, pp, ep)
+
+
+def _take_rows(index, m, s, hw, k, knobs_live, *arrays):
+    """Rows ``index`` of one stage's per-row inputs (the model only when it has rows)."""
+    m = m if np.ndim(m.n_layers) == 0 else m.take(index)
+    knobs_live = {name: (v[index] if np.ndim(v) else v) for name, v in knobs_live.items()}
+    return (m, s.take(index), hw.take(index), take_knobs(k, index), knobs_live,
+            *(np.asarray(a)[index] for a in arrays))
+
+
+def _evaluate_pruned(reason, live, m, s, hw, k, knobs_live, disaggregated, precision, load
+                     ) -> ServingEvaluated:
+    """``evaluate_serving(prune=True)`` after the table checks: the stages of ``_replica`` and
+    ``_capacity`` in order of cost, each on the rows the previous ones left."""
+    max_b = np.minimum(max_batch(m, s, k, hw), 1e6)
+    fit = np.flatnonzero(max_b >= s.batch)
+    reason[live[max_b < s.batch]] = MEMORY
+    live = live[fit]
+    m, s, hw, k, knobs_live, disaggregated, precision, max_b = _take_rows(
+        fit, m, s, hw, k, knobs_live, disaggregated, precision, max_b)
+    if live.size == 0:
+        return ServingEvaluated(reason, live)
+    slo = load.tpot_p95_s if load is not None else None
+    roof = serving_roofline(hw, k, s)
+    it = steady_iteration(m, s, hw, k, roof)
+    # Co-located rows run at the steady iteration's time per token: those over the objective
+    # are decided here (disaggregated rows decode at the decode-only iteration, next).
+    keep = np.flatnonzero((disaggregated > 0) | ~(it["total"] > slo)) if slo else np.arange(live.size)
+    if keep.size < live.size:
+        drop = np.ones(live.size, dtype=bool)
+        drop[keep] = False
+        reason[live[drop]] = TPOT_SLO
+        live = live[keep]
+        m, s, hw, k, knobs_live, disaggregated, precision, max_b = _take_rows(
+            keep, m, s, hw, k, knobs_live, disaggregated, precision, max_b)
+        it = {name: v[keep] if np.ndim(v) else v for name, v in it.items()}
+        roof = take_roofline(roof, keep)
+    decode_only = decode_only_iteration(m, s, hw, k, roof)["total"]
+    keep = np.flatnonzero((disaggregated <= 0) | ~(decode_only > slo)) if slo else np.arange(live.size)
+    if keep.size < live.size:
+        drop = np.ones(live.size, dtype=bool)
+        drop[keep] = False
+        reason[live[drop]] = TPOT_SLO
+        live = live[keep]
+        m, s, hw, k, knobs_live, disaggregated, precision, max_b, decode_only = _take_rows(
+            keep, m, s, hw, k, knobs_live, disaggregated, precision, max_b, decode_only)
+        it = {name: v[keep] if np.ndim(v) else v for name, v in it.items()}
+        roof = take_roofline(roof, keep)
+    if live.size == 0:
+        return ServingEvaluated(reason, live)
+    steady = steady_outputs(s, it, decode_only, chunked_ttft(m, s, hw, k, roof))
+    out = _replica(m, s, hw, k, disaggregated, steady=steady, max_b=max_b, roof=roof)
+    out["precision"] = precision
+    if load is not None:
+        slo_reason = _capacity(out, s, load, knobs_live)
+        reason[live[slo_reason > 0]] = slo_reason[slo_reason > 0]
+    return ServingEvaluated(reason, live, s, hw, out, m)
+
+
 def _replica(m: ModelColumns, s: ServingColumns, hw: HardwareColumns, k: ServingKnobs,
-             disaggregated: np.ndarray) -> dict[str, Array]:
+             disaggregated: np.ndarray, *, steady: dict[str, Array] | None = None,
+             max_b: Array | None = None, roof=None) -> dict[str, Array]:
+    """Memory, steady state and the disaggregated pools of a replica per row (``steady``,
+    ``max_b``, ``roof``: when the caller computed them)."""
     mem = serving_memory(m, s, k, hw=hw)
     out: dict[str, Array] = {f"memory_{p}_bytes": mem[p] for p in MEMORY_PARTS}
     out["memory_total_bytes"] = mem.total
     out["memory_capacity_bytes"] = hw.memory_bytes + 0.0 * mem.total
-    out["max_batch"] = np.minimum(max_batch(m, s, k, hw), 1e6)
+    out["max_batch"] = np.minimum(max_batch(m, s, k, hw), 1e6) if max_b is None else max_b
     out["memory_fits"] = out["max_batch"] >= s.batch
-    out.update(steady_state(m, s, hw, k))
+    if steady is None:
+        roof = serving_roofline(hw, k, s)
+        steady = steady_outputs(s, steady_iteration(m, s, hw, k, roof),
+                                decode_only_iteration(m, s, hw, k, roof)["total"],
+                                chunked_ttft(m, s, hw, k, roof))
+    out.update(steady)
     out["disaggregated"] = disaggregated + 0.0 * mem.total
     out.update(prefill_service_s=0.0 * mem.total, decode_service_s=out["service_time_s"],
                kv_transfer_s=0.0 * mem.total)  # the same keys in every chunk
     if np.any(disaggregated > 0):
-        # Separate prefill and decode pools: decode runs without prefill interference.
-        dis = disaggregated_state(m, s, hw, k, out["decode_only_tpot_s"])
+        # Separate prefill and decode pools: decode runs without prefill interference. Only the
+        # disaggregated rows are evaluated.
+        on_rows = np.flatnonzero(disaggregated > 0)
+        m_on = m if np.ndim(m.n_layers) == 0 else m.take(on_rows)
+        dis = disaggregated_state(m_on, s.take(on_rows), hw.take(on_rows), take_knobs(k, on_rows),
+                                  out["decode_only_tpot_s"][on_rows],
+                                  None if roof is None else take_roofline(roof, on_rows))
         on = disaggregated > 0
+
+        def spread(x):  # disaggregated rows' values at their rows (0 elsewhere; masked below)
+            full = np.zeros(np.shape(on))
+            full[on_rows] = x
+            return full
+
+        dis = {name: spread(v) for name, v in dis.items()}
         out["tpot_s"] = np.where(on, out["decode_only_tpot_s"], out["tpot_s"])
         out["ttft_service_s"] = np.where(on, dis["ttft_service_s"], out["ttft_service_s"])
         out["service_time_s"] = np.where(on, dis["ttft_service_s"] + dis["decode_service_s"],
@@ -384,7 +492,7 @@ class ServingJob(JobKind):
     def evaluate(self, ctx: ServingContext, cols: dict[str, np.ndarray], sys_code: np.ndarray) -> ServingEvaluated:
         coded = {k: cols[k] for k in DIMENSIONS[1:]}
         coded.update(input_len=float(ctx.load.input_len), output_len=float(ctx.load.output_len))
-        return evaluate_serving(ctx.model, coded, sys_code, ctx.table, ctx.knobs, ctx.load)
+        return evaluate_serving(ctx.model, coded, sys_code, ctx.table, ctx.knobs, ctx.load, prune=True)
 
     def price(self, ctx: ServingContext, ev: ServingEvaluated, rows: np.ndarray, offer_rows: np.ndarray) -> dict:
         c = ctx.scenario.constraints

@@ -22,7 +22,7 @@ import pandas as pd
 
 from costmodel.formulas.cost import HOURS_PER_MONTH
 from costmodel.formulas.hardware import HardwareColumns
-from costmodel.formulas.queueing import min_servers_groups, utilization, wait_quantile_s
+from costmodel.formulas.queueing import min_servers_groups, utilization
 from costmodel.formulas.serving import (
     ServingKnobs, chunked_ttft, decode_only_iteration, disaggregated_state, max_batch, serving_roofline,
     serving_memory, steady_iteration, steady_outputs, take_knobs, take_roofline,
@@ -281,10 +281,9 @@ def _capacity(out: dict[str, Array], s: ServingColumns, load: ServingLoad, knobs
     prefill, decode, wait = np.zeros(n), np.full(n, np.nan), np.zeros(n)
 
     def pool(rows, svc, slots, share):
-        r = min_servers_groups(lam, svc[rows], slots[rows], load.max_utilization, budget[rows] * share,
-                               q=QUANTILE, service_cv2=cv2[rows])
-        return r, wait_quantile_s(QUANTILE, lam, svc[rows], np.nan_to_num(r, posinf=1.0) * slots[rows],
-                                  service_cv2=cv2[rows])
+        # Replicas and the p95 wait at them (one replica's where none qualifies).
+        return min_servers_groups(lam, svc[rows], slots[rows], load.max_utilization, budget[rows] * share,
+                                  q=QUANTILE, service_cv2=cv2[rows], return_wait=True)
 
     col, dsg = np.flatnonzero(size & ~dis), np.flatnonzero(size & dis)
     decode[col], wait[col] = pool(col, service, batch, 1.0)

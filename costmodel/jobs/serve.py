@@ -398,13 +398,21 @@ def quality_table(model_name: str) -> dict[tuple[int, int, int], tuple[float, st
 
     family, size = family_of(model_name), size_of(model_name)
     effects = load_quality_effects()  # read once, not once per lookup
+    effects = effects[effects["model_family"] == family]  # quality_impact matches the family only
+    impacts: dict[str, dict | None] = {}  # one lookup per technique (they repeat across schemes)
+
+    def impact(tech: str) -> dict | None:
+        if tech not in impacts:
+            impacts[tech] = quality_impact(tech, family, size, table=effects)
+        return impacts[tech]
+
     out = {}
     for qi, scheme in enumerate(SCHEMES):
         for si, sparsity in enumerate(SPARSITIES):
             for kv, ki in KV_BITS_INDEX.items():
                 loss, texts, sources = 0.0, [], []
                 for tech in _techniques(scheme, sparsity, kv):
-                    row = quality_impact(tech, family, size, table=effects)
+                    row = impact(tech)
                     if row is None:
                         loss = float("nan")
                         texts.append(f"{tech}: unknown")

@@ -295,11 +295,13 @@ def test_max_quality_loss_excludes_unknown_and_large_degradations():
 
 # The planner's pruned evaluation ----------------------------------------------------------------
 
+@pytest.mark.parametrize("share", [None, "grid order", "shuffled"])
 @pytest.mark.parametrize("model", ["llama-3.1-70b", "mixtral-8x7b"])
-def test_pruned_evaluation_matches_the_full_one(model):
+def test_pruned_evaluation_matches_the_full_one(model, share):
     """``evaluate_serving(prune=True)`` (the planner's search) drops rows once memory or the TPOT
-    objective decides them; the reason of every row and the outputs of the rows it keeps equal
-    the full evaluation's, and it keeps exactly the full evaluation's rows that pass memory and TPOT."""
+    objective decides them, and with a ``share_key`` evaluates rows that differ only in
+    'disaggregated' once; the reason of every row and the outputs of the rows it keeps equal the
+    full evaluation's, and it keeps exactly the full evaluation's rows that pass memory and TPOT."""
     from costmodel.jobs.serve import MEMORY, TPOT_SLO, evaluate_serving
     from costmodel.specs.serving import SCHEME_CODES
     from costmodel.tables.catalog import engine_catalog, hardware_table
@@ -310,6 +312,10 @@ def test_pruned_evaluation_matches_the_full_one(model):
     grid = np.meshgrid(systems, [1, 2, 4, 8], [1, 2], [1, 4, 32, 256, 1024],
                        [SCHEME_CODES[q] for q in ("bf16", "fp8", "w4a16")], [16, 8], [0.0, 1.0], indexing="ij")
     sys_code, tp, pp, batch, prec, kv, dis = (g.ravel() for g in grid)
+    key = np.arange(tp.size) // 2  # 'disaggregated' is the innermost dimension
+    if share == "shuffled":
+        order = np.random.default_rng(0).permutation(tp.size)
+        sys_code, tp, pp, batch, prec, kv, dis, key = (x[order] for x in (sys_code, tp, pp, batch, prec, kv, dis, key))
     coded = {"tp": tp.astype(float), "pp": pp.astype(float), "ep": np.ones(tp.size), "batch": batch.astype(float),
              "precision": prec.astype(float), "kv_bits": kv.astype(float), "disaggregated": dis,
              "input_len": 2000.0, "output_len": 300.0}
@@ -317,7 +323,8 @@ def test_pruned_evaluation_matches_the_full_one(model):
     m = ModelColumns.from_spec(costmodel.preset(model))
     knobs = knob_columns("nemo")
     full = evaluate_serving(m, coded, sys_code, table, knobs, load)
-    pruned = evaluate_serving(m, coded, sys_code, table, knobs, load, prune=True)
+    pruned = evaluate_serving(m, coded, sys_code, table, knobs, load, prune=True,
+                              share_key=None if share is None else key)
     np.testing.assert_array_equal(pruned.reason, full.reason)
     assert {MEMORY, TPOT_SLO} <= set(np.unique(full.reason))  # both pruning stages were exercised
     kept = ~np.isin(full.reason[full.live], [MEMORY, TPOT_SLO])

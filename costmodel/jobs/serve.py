@@ -87,6 +87,7 @@ def evaluate_serving(
     load: ServingLoad | None = None,
     *,
     prune: bool = False,
+    share_key: np.ndarray | None = None,
 ) -> ServingEvaluated:
     """Reasons and engine outputs of integer-coded replica configurations (see
     ``specs.serving.build_serving_columns``); with a ``load``, also replicas and p95 latencies.
@@ -96,7 +97,10 @@ def evaluate_serving(
     steady-state iteration on the rows that fit, the decode-only iteration on those that meet the
     TPOT objective co-located (and the disaggregated ones), time to first token and the
     disaggregated prefill on the rest. The reasons and the outputs of the rows that stay are the
-    same as without pruning; ``live`` then holds only the rows that went through every stage."""
+    same as without pruning; ``live`` then holds only the rows that went through every stage.
+    ``share_key`` (with ``prune``): one integer per row, equal for rows whose inputs differ at
+    most in ``disaggregated`` (the planner's grid position without that coordinate); the engine
+    then evaluates each such group once."""
     flat, sys_code = flatten_coded(coded, system_code)
     reason = np.zeros(len(sys_code), dtype=np.int8)
     reason[_replica_violations(model, flat["tp"], flat["pp"], flat["ep"])] = LAYOUT
@@ -114,8 +118,9 @@ def evaluate_serving(
     k = serving_knobs(knobs_live)
     disaggregated = np.asarray(flat.get("disaggregated", np.zeros(len(sys_code))), dtype=float)[live]
     if prune:
-        return _evaluate_pruned(reason, live, m, s, hw, k, knobs_live, disaggregated,
-                                flat["precision"][live], load)
+        return _evaluate_pruned(reason, live, _Stage(m, s, hw, k), knobs_live, disaggregated,
+                                flat["precision"][live], load,
+                                None if share_key is None else np.asarray(share_key).reshape(-1)[live])
     out = _replica(m, s, hw, k, disaggregated)
     out["precision"] = flat["precision"][live]
     reason[live[out["max_batch"] < s.batch]] = MEMORY
@@ -142,61 +147,119 @@ def _replica_violations(model: ModelColumns, tp, pp, ep) -> np.ndarray:
     return replica_violations(model, tp, pp, ep)
 
 
-def _take_rows(index, m, s, hw, k, knobs_live, *arrays):
-    """Rows ``index`` of one stage's per-row inputs (the model only when it has rows)."""
-    m = m if np.ndim(m.n_layers) == 0 else m.take(index)
-    knobs_live = {name: (v[index] if np.ndim(v) else v) for name, v in knobs_live.items()}
-    return (m, s.take(index), hw.take(index), take_knobs(k, index), knobs_live,
-            *(np.asarray(a)[index] for a in arrays))
+class _Stage:
+    """Per-row engine inputs of one stage of the pruned evaluation: model, serving columns,
+    hardware, knobs, and the roofline once built."""
+
+    __slots__ = ("m", "s", "hw", "k", "roof")
+
+    def __init__(self, m, s, hw, k, roof=None):
+        self.m, self.s, self.hw, self.k, self.roof = m, s, hw, k, roof
+
+    def take(self, index: np.ndarray) -> _Stage:
+        return _Stage(self.m if np.ndim(self.m.n_layers) == 0 else self.m.take(index),
+                      self.s.take(index), self.hw.take(index), take_knobs(self.k, index),
+                      None if self.roof is None else take_roofline(self.roof, index))
 
 
-def _evaluate_pruned(reason, live, m, s, hw, k, knobs_live, disaggregated, precision, load
-                     ) -> ServingEvaluated:
+def _configurations(key: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(first row of each configuration, configuration of each row) for rows whose engine inputs
+    are equal where ``key`` is equal; (None, None) without a key or when no two rows share one."""
+    if key is None or key.size < 2:
+        return None, None
+    if np.all(key[1:] >= key[:-1]):  # grid order: equal keys are adjacent, no sort needed
+        new = np.empty(key.size, dtype=bool)
+        new[0] = True
+        np.not_equal(key[1:], key[:-1], out=new[1:])
+        first, inverse = np.flatnonzero(new), np.cumsum(new) - 1
+    else:
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return (None, None) if first.size == key.size else (first, inverse)
+
+
+def _narrow(cfg: _Stage, cur: np.ndarray, inverse: np.ndarray, alive: np.ndarray, n_cfg: int,
+            values: list) -> tuple[_Stage, np.ndarray, list]:
+    """The stage's configurations (ids ``cur``) and per-configuration ``values`` (arrays or dicts
+    of arrays) restricted to those that still have a row ``alive``."""
+    needed = np.zeros(n_cfg, dtype=bool)
+    needed[inverse[alive]] = True
+    keep = np.flatnonzero(needed[cur])
+    if keep.size == cur.size:
+        return cfg, cur, values
+    pick = lambda v: {n: (x[keep] if np.ndim(x) else x) for n, x in v.items()} if isinstance(v, dict) else v[keep]  # noqa: E731
+    return cfg.take(keep), cur[keep], [pick(v) for v in values]
+
+
+def _evaluate_pruned(reason, live, st: _Stage, knobs_live, disaggregated, precision, load,
+                     share_key) -> ServingEvaluated:
     """``evaluate_serving(prune=True)`` after the table checks: the stages of ``_replica`` and
-    ``_capacity`` in order of cost, each on the rows the previous ones left."""
-    max_b = np.minimum(max_batch(m, s, k, hw), 1e6)
-    fit = np.flatnonzero(max_b >= s.batch)
-    reason[live[max_b < s.batch]] = MEMORY
-    live = live[fit]
-    m, s, hw, k, knobs_live, disaggregated, precision, max_b = _take_rows(
-        fit, m, s, hw, k, knobs_live, disaggregated, precision, max_b)
-    if live.size == 0:
-        return ServingEvaluated(reason, live)
+    ``_capacity`` in order of cost, each on the configurations the previous ones left. Rows that
+    differ only in ``disaggregated`` (equal ``share_key``) are one configuration for the engine:
+    memory, the steady iteration, the decode-only iteration and time to first token are
+    evaluated once for them; the objectives then apply per row (a co-located row at the steady
+    iteration, a disaggregated one at the decode-only iteration)."""
+    n = live.size
+    per_row_inputs = np.ndim(st.m.n_layers) > 0 or any(np.ndim(v) for v in knobs_live.values())
+    first, inverse = (None, None) if per_row_inputs else _configurations(share_key)
+    if first is None:
+        cfg, inverse = st, np.arange(n)
+    else:
+        cfg = st.take(first)
+    n_cfg = int(inverse.max()) + 1 if n else 0
+    cur = np.arange(n_cfg)  # configuration ids the stage's arrays hold
+    is_dis = disaggregated > 0
     slo = load.tpot_p95_s if load is not None else None
-    roof = serving_roofline(hw, k, s)
-    it = steady_iteration(m, s, hw, k, roof)
-    # Co-located rows run at the steady iteration's time per token: those over the objective
-    # are decided here (disaggregated rows decode at the decode-only iteration, next).
-    keep = np.flatnonzero((disaggregated > 0) | ~(it["total"] > slo)) if slo else np.arange(live.size)
-    if keep.size < live.size:
-        drop = np.ones(live.size, dtype=bool)
-        drop[keep] = False
-        reason[live[drop]] = TPOT_SLO
-        live = live[keep]
-        m, s, hw, k, knobs_live, disaggregated, precision, max_b = _take_rows(
-            keep, m, s, hw, k, knobs_live, disaggregated, precision, max_b)
-        it = {name: v[keep] if np.ndim(v) else v for name, v in it.items()}
-        roof = take_roofline(roof, keep)
-    decode_only = decode_only_iteration(m, s, hw, k, roof)["total"]
-    keep = np.flatnonzero((disaggregated <= 0) | ~(decode_only > slo)) if slo else np.arange(live.size)
-    if keep.size < live.size:
-        drop = np.ones(live.size, dtype=bool)
-        drop[keep] = False
-        reason[live[drop]] = TPOT_SLO
-        live = live[keep]
-        m, s, hw, k, knobs_live, disaggregated, precision, max_b, decode_only = _take_rows(
-            keep, m, s, hw, k, knobs_live, disaggregated, precision, max_b, decode_only)
-        it = {name: v[keep] if np.ndim(v) else v for name, v in it.items()}
-        roof = take_roofline(roof, keep)
-    if live.size == 0:
+
+    def at_rows(cur: np.ndarray) -> np.ndarray:
+        """Position in the stage's arrays of each row's configuration (rows still alive)."""
+        pos = np.zeros(n_cfg, dtype=np.int64)
+        pos[cur] = np.arange(cur.size)
+        return pos[inverse]
+
+    # 1. Memory: the largest batch that fits.
+    max_b = np.minimum(max_batch(cfg.m, cfg.s, cfg.k, cfg.hw), 1e6)
+    over = (max_b < cfg.s.batch)[inverse]
+    reason[live[over]] = MEMORY
+    alive = ~over
+    cfg, cur, (max_b,) = _narrow(cfg, cur, inverse, alive, n_cfg, [max_b])
+    if not alive.any():
+        return ServingEvaluated(reason, live[alive])
+    # 2. The steady iteration: a co-located row's time per output token.
+    cfg.roof = serving_roofline(cfg.hw, cfg.k, cfg.s)
+    it = steady_iteration(cfg.m, cfg.s, cfg.hw, cfg.k, cfg.roof)
+    if slo:
+        over = alive & ~is_dis & (it["total"][at_rows(cur)] > slo)
+        reason[live[over]] = TPOT_SLO
+        alive &= ~over
+        cfg, cur, (max_b, it) = _narrow(cfg, cur, inverse, alive, n_cfg, [max_b, it])
+    # 3. The decode-only iteration: a disaggregated row's time per output token.
+    decode_only = decode_only_iteration(cfg.m, cfg.s, cfg.hw, cfg.k, cfg.roof)["total"]
+    if slo:
+        over = alive & is_dis & (decode_only[at_rows(cur)] > slo)
+        reason[live[over]] = TPOT_SLO
+        alive &= ~over
+        cfg, cur, (max_b, it, decode_only) = _narrow(cfg, cur, inverse, alive, n_cfg,
+                                                     [max_b, it, decode_only])
+    rows = np.flatnonzero(alive)
+    live = live[rows]
+    if rows.size == 0:
         return ServingEvaluated(reason, live)
-    steady = steady_outputs(s, it, decode_only, chunked_ttft(m, s, hw, k, roof))
-    out = _replica(m, s, hw, k, disaggregated, steady=steady, max_b=max_b, roof=roof)
-    out["precision"] = precision
+    # 4. Time to first token, then the rows: disaggregated pools and the replicas under the SLOs.
+    ttft = chunked_ttft(cfg.m, cfg.s, cfg.hw, cfg.k, cfg.roof)
+    p = at_rows(cur)[rows]
+    if p.size != cur.size or np.any(p != np.arange(p.size)):
+        cfg = cfg.take(p)
+        it = {name: (v[p] if np.ndim(v) else v) for name, v in it.items()}
+        max_b, decode_only, ttft = max_b[p], decode_only[p], ttft[p]
+    steady = steady_outputs(cfg.s, it, decode_only, ttft)
+    out = _replica(cfg.m, cfg.s, cfg.hw, cfg.k, disaggregated[rows], steady=steady, max_b=max_b,
+                   roof=cfg.roof)
+    out["precision"] = precision[rows]
     if load is not None:
-        slo_reason = _capacity(out, s, load, knobs_live)
+        slo_reason = _capacity(out, cfg.s, load, {name: (v[rows] if np.ndim(v) else v)
+                                                  for name, v in knobs_live.items()})
         reason[live[slo_reason > 0]] = slo_reason[slo_reason > 0]
-    return ServingEvaluated(reason, live, s, hw, out, m)
+    return ServingEvaluated(reason, live, cfg.s, cfg.hw, out, cfg.m)
 
 
 def _replica(m: ModelColumns, s: ServingColumns, hw: HardwareColumns, k: ServingKnobs,
@@ -499,7 +562,16 @@ class ServingJob(JobKind):
     def evaluate(self, ctx: ServingContext, cols: dict[str, np.ndarray], sys_code: np.ndarray) -> ServingEvaluated:
         coded = {k: cols[k] for k in DIMENSIONS[1:]}
         coded.update(input_len=float(ctx.load.input_len), output_len=float(ctx.load.output_len))
-        return evaluate_serving(ctx.model, coded, sys_code, ctx.table, ctx.knobs, ctx.load, prune=True)
+        # Grid rows that differ only in 'disaggregated' share the engine's figures: their grid
+        # position without that coordinate is the key (the dimensions after it are inner).
+        inner = int(np.prod([len(ctx.choices[d]) for d in DIMENSIONS[DIMENSIONS.index("disaggregated") + 1:]]))
+        n_dis = len(ctx.choices["disaggregated"])
+        key = None
+        if n_dis > 1 and "_flat" in cols:
+            flat = np.asarray(cols["_flat"], dtype=np.int64)
+            key = flat // (inner * n_dis) * inner + flat % inner
+        return evaluate_serving(ctx.model, coded, sys_code, ctx.table, ctx.knobs, ctx.load, prune=True,
+                                share_key=key)
 
     def price(self, ctx: ServingContext, ev: ServingEvaluated, rows: np.ndarray, offer_rows: np.ndarray) -> dict:
         c = ctx.scenario.constraints

@@ -232,6 +232,8 @@ def _evaluate_pruned(reason, live, st: _Stage, knobs_live, disaggregated, precis
         reason[live[over]] = TPOT_SLO
         alive &= ~over
         cfg, cur, (max_b, it) = _narrow(cfg, cur, inverse, alive, n_cfg, [max_b, it])
+        if not alive.any():
+            return ServingEvaluated(reason, live[alive])
     # 3. The decode-only iteration: a disaggregated row's time per output token.
     decode_only = decode_only_iteration(cfg.m, cfg.s, cfg.hw, cfg.k, cfg.roof)["total"]
     if slo:

@@ -333,3 +333,35 @@ def test_pruned_evaluation_matches_the_full_one(model, share):
     for name, v in pruned.out.items():
         np.testing.assert_array_equal(np.broadcast_to(v, pruned.live.shape),
                                       np.broadcast_to(full.out[name], full.live.shape)[kept], err_msg=name)
+
+
+def test_gemm_size_knob_reaches_serving():
+    """The training GEMM-size knob (``gemm_half_efficiency_gflops``, blocks docstring) sets the
+    serving roofline too: serving_knobs carries it, a decode iteration pays G0 of extra work per
+    GEMM at the achieved rate, and a scenario override moves the serving plan (not ignored)."""
+    from costmodel.formulas.serving import serving_roofline
+    from costmodel.jobs.serve import serving_knobs
+    from costmodel.tables.knobs import knob_columns
+
+    k = serving_knobs(knob_columns("nemo"))
+    assert float(k.gemm_half_efficiency_gflops) == 0.6  # data/assumptions.yaml
+    k0 = serving_knobs(knob_columns("nemo", {"gemm_half_efficiency_gflops": 0.0}))
+    m = ModelColumns.from_spec(costmodel.preset("llama-3.1-8b"))
+    s = _columns(64.0, input_len=1000, output_len=200)
+    assert float(serving_roofline(_round_a100(), k, s).gemm_half_flops) == pytest.approx(0.6e9)
+    step = lambda kn: float(iteration_time(m, s, _round_a100(), kn, sequences=64.0, context=1100.0,  # noqa: E731
+                                           prefill_tokens=320.0)["total"])
+    assert step(k) > step(k0)
+    # Compute-bound GEMM: 4096 x 4096 x 4096 at 312 TFLOP/s; with G0 = 0.6 GFLOP it takes
+    # (2 x 4096^3 + 0.6e9) / 312e12 s, the training formula's time.
+    roof = serving_roofline(_round_a100(), ServingKnobs(gemm_kernel_overhead_s=0.0, gemm_half_efficiency_gflops=0.6),
+                            _columns(1.0))
+    t, _ = roof.gemm(4096.0, 4096.0, 4096.0, 2.0)
+    assert float(t) == pytest.approx((2 * 4096.0**3 + 0.6e9) / 312e12, rel=1e-12)
+
+    def best(override):
+        sc = _serving_scenario()
+        sc = sc.model_copy(update={"overrides": {"gemm_half_efficiency_gflops": override}})
+        return costmodel.plan(sc, top=1).plans.iloc[0]
+
+    assert best(100.0)["tpot_p95_s"] > best(0.0)["tpot_p95_s"]

@@ -46,7 +46,10 @@ DECODE_COMPONENTS = ("weights_and_gemms", "attention", "elementwise", "lm_head",
 @dataclass(frozen=True)
 class ServingKnobs:
     """Serving assumptions (data/assumptions.yaml): fixed time per iteration, paged-KV block size,
-    fraction of device memory the engine may use, prefill chunk budget, GEMM overhead."""
+    fraction of device memory the engine may use, prefill chunk budget, GEMM overhead and the
+    GEMM size at half the large-GEMM efficiency (the training knob, ``blocks`` docstring: decode
+    GEMMs of a few rows are small). A field left at its default here is the formula's neutral
+    value; ``jobs.serve.serving_knobs`` fills every field from the knob table."""
 
     step_overhead_s: Array = 0.0
     kv_block_tokens: Array = 16.0
@@ -56,6 +59,7 @@ class ServingKnobs:
     elementwise_traffic_factor: Array = 1.0
     cuda_context_bytes: Array = 0.0
     weight_only_overhead: Array = 0.0  # extra compute time of dequantizing weight-only GEMMs
+    gemm_half_efficiency_gflops: Array = 0.0  # GEMM size (GFLOP) at half the large-GEMM efficiency
 
 
 TWO_FOUR, UNSTRUCTURED = 1.0, 2.0  # codes of specs.serving.SPARSITIES
@@ -112,10 +116,12 @@ def max_batch(m: ModelColumns, s: ServingColumns, k: ServingKnobs, hw) -> Array:
 
 def serving_roofline(hw, k: ServingKnobs, s: ServingColumns) -> Roofline:
     """Achieved rates, with the linear layers' stored weight bytes and their compute-time factor:
-    weight-only schemes dequantize (+ ``weight_only_overhead``), 2:4 runs at the sparse speedup."""
+    weight-only schemes dequantize (+ ``weight_only_overhead``), 2:4 runs at the sparse speedup;
+    every GEMM pays the size term of ``gemm_half_efficiency_gflops`` as in training."""
     scale = (1.0 + as_array(k.weight_only_overhead) * s.weight_only) / sparse_speedup(s, hw)
     return Roofline.from_hardware(hw, k.gemm_kernel_overhead_s, k.elementwise_traffic_factor,
-                                  weight_bytes=stored_weight_bits(s, hw) / 8, weight_compute_scale=scale)
+                                  weight_bytes=stored_weight_bits(s, hw) / 8, weight_compute_scale=scale,
+                                  gemm_half_efficiency_gflops=k.gemm_half_efficiency_gflops)
 
 
 def take_roofline(roof: Roofline, index: np.ndarray) -> Roofline:

@@ -365,3 +365,18 @@ def test_gemm_size_knob_reaches_serving():
         return costmodel.plan(sc, top=1).plans.iloc[0]
 
     assert best(100.0)["tpot_p95_s"] > best(0.0)["tpot_p95_s"]
+
+
+def test_layout_rules_looked_up_per_combination_equal_the_rules():
+    """The planner evaluates the replica layout rules once per (tp, pp, ep) combination of a
+    chunk and looks rows up; the result equals ``replica_violations`` row by row."""
+    from costmodel.jobs.serve import _replica_violations
+    from costmodel.specs.serving import replica_violations
+
+    rng = np.random.default_rng(0)
+    for name in ("llama-3.1-70b", "mixtral-8x7b", "deepseek-v3", "gpt2"):
+        m = ModelColumns.from_spec(costmodel.preset(name))
+        tp = rng.choice([1, 2, 3, 4, 8, 16, 64], 5000).astype(float)
+        pp = rng.choice([1, 2, 4, 5, 7, 8, 16], 5000).astype(float)
+        ep = rng.choice([1, 2, 4, 8, 16, 64], 5000).astype(float)
+        np.testing.assert_array_equal(_replica_violations(m, tp, pp, ep), replica_violations(m, tp, pp, ep))

@@ -133,19 +133,26 @@ def evaluate_serving(
 
 
 def _replica_violations(model: ModelColumns, tp, pp, ep) -> np.ndarray:
-    """``replica_violations`` per row, evaluated once per distinct (tp, pp, ep) when one model
-    serves every row and the degrees are small whole numbers (a grid chunk repeats a few)."""
+    """``replica_violations`` per row, evaluated once per combination of the distinct tp, pp and
+    ep values when one model serves every row and the degrees are small whole numbers (a grid
+    chunk repeats a few); rows look their combination up (no sort)."""
     tp, pp, ep = (np.asarray(x, dtype=np.float64) for x in (tp, pp, ep))
-    if np.ndim(model.n_layers) == 0 and tp.ndim == 1 and tp.size > 64:
-        small = lambda x: bool(np.all((x >= 0) & (x < 1024) & (x == np.floor(x))))  # noqa: E731
-        if small(tp) and small(pp) and small(ep):
-            key = (tp * 1024.0 + pp) * 1024.0 + ep
-            uniq, inverse = np.unique(key, return_inverse=True)
-            utp = np.floor(uniq / 1048576.0)
-            upp = np.floor(uniq / 1024.0) - utp * 1024.0
-            uep = uniq - np.floor(uniq / 1024.0) * 1024.0
-            return replica_violations(model, utp, upp, uep)[inverse]
-    return replica_violations(model, tp, pp, ep)
+    small = lambda x: bool(np.all((x >= 0) & (x < 1024) & (x == np.floor(x))))  # noqa: E731
+    if not (np.ndim(model.n_layers) == 0 and tp.ndim == 1 and tp.size > 64
+            and small(tp) and small(pp) and small(ep)):
+        return replica_violations(model, tp, pp, ep)
+    values, codes = [], []
+    for x in (tp, pp, ep):
+        i = x.astype(np.intp)
+        present = np.zeros(1024, dtype=bool)
+        present[i] = True
+        values.append(np.flatnonzero(present).astype(np.float64))
+        codes.append((np.cumsum(present) - 1)[i])
+    if len(values[0]) * len(values[1]) * len(values[2]) > tp.size:
+        return replica_violations(model, tp, pp, ep)
+    grid = np.meshgrid(*values, indexing="ij")
+    table = replica_violations(model, *(g.ravel() for g in grid))
+    return table[(codes[0] * len(values[1]) + codes[1]) * len(values[2]) + codes[2]]
 
 
 class _Stage:

@@ -198,8 +198,11 @@ def iteration_time(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs, *, s
     kv = kv_cache_read_bytes(m, sequences=B, context=context, tp=s.tp, kv_bytes=s.kv_bytes)
     dec_attn = attention_forward(m, tokens=B, context=context, hw=roof, tp=s.tp, causal_discount=0.0,
                                  kv_read_bytes=kv, act_bytes=s.act_bytes)
-    pre_attn = attention_forward(m, tokens=P, context=s.input_len, hw=roof, tp=s.tp,
-                                 act_bytes=s.act_bytes)
+    if P.ndim == 0 and P == 0:  # decode only: no prompt tokens attend (0 whatever the rows)
+        pre_attn = np.zeros(np.shape(dec_attn))
+    else:
+        pre_attn = attention_forward(m, tokens=P, context=s.input_len, hw=roof, tp=s.tp,
+                                     act_bytes=s.act_bytes)
     head, _ = lm_head_forward(m, tokens=B, hw=roof, tp=s.tp, matmul_bytes=s.matmul_bytes)
     gemms = _layers(m, linear.attention_gemms + linear.dense_mlp, linear.attention_gemms + linear.moe_mlp)
     out = {

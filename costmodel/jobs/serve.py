@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -113,15 +114,15 @@ def evaluate_serving(
     if live.size == 0:
         return ServingEvaluated(reason, live)
     s = s_all.take(live)
-    hw = table.columns(sys_code[live], s.matmul_format, s.attention_format)
     m = model if np.ndim(model.n_layers) == 0 else model.take(live)
     knobs_live = {name: (v[live] if np.ndim(v) else v) for name, v in knobs.items()}
     k = serving_knobs(knobs_live)
     disaggregated = np.asarray(flat.get("disaggregated", np.zeros(len(sys_code))), dtype=float)[live]
     if prune:
-        return _evaluate_pruned(reason, live, _Stage(m, s, hw, k), knobs_live, disaggregated,
-                                flat["precision"][live], load,
+        return _evaluate_pruned(reason, live, _Stage(m, s, None, k, sc=sys_code[live]), table, knobs_live,
+                                disaggregated, flat["precision"][live], load,
                                 None if share_key is None else np.asarray(share_key).reshape(-1)[live])
+    hw = table.columns(sys_code[live], s.matmul_format, s.attention_format)
     out = _replica(m, s, hw, k, disaggregated)
     out["precision"] = flat["precision"][live]
     reason[live[out["max_batch"] < s.batch]] = MEMORY
@@ -157,17 +158,19 @@ def _replica_violations(model: ModelColumns, tp, pp, ep) -> np.ndarray:
 
 class _Stage:
     """Per-row engine inputs of one stage of the pruned evaluation: model, serving columns,
-    hardware, knobs, and the roofline once built."""
+    hardware (None until built: the memory stage reads two table columns), knobs, the roofline
+    once built, and the system codes."""
 
-    __slots__ = ("m", "s", "hw", "k", "roof")
+    __slots__ = ("m", "s", "hw", "k", "roof", "sc")
 
-    def __init__(self, m, s, hw, k, roof=None):
-        self.m, self.s, self.hw, self.k, self.roof = m, s, hw, k, roof
+    def __init__(self, m, s, hw, k, roof=None, sc=None):
+        self.m, self.s, self.hw, self.k, self.roof, self.sc = m, s, hw, k, roof, sc
 
     def take(self, index: np.ndarray) -> _Stage:
         return _Stage(self.m if np.ndim(self.m.n_layers) == 0 else self.m.take(index),
-                      self.s.take(index), self.hw.take(index), take_knobs(self.k, index),
-                      None if self.roof is None else take_roofline(self.roof, index))
+                      self.s.take(index), None if self.hw is None else self.hw.take(index),
+                      take_knobs(self.k, index), None if self.roof is None else take_roofline(self.roof, index),
+                      self.sc[index])
 
 
 def _configurations(key: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -198,8 +201,8 @@ def _narrow(cfg: _Stage, cur: np.ndarray, inverse: np.ndarray, alive: np.ndarray
     return cfg.take(keep), cur[keep], [pick(v) for v in values]
 
 
-def _evaluate_pruned(reason, live, st: _Stage, knobs_live, disaggregated, precision, load,
-                     share_key) -> ServingEvaluated:
+def _evaluate_pruned(reason, live, st: _Stage, table: HardwareTable, knobs_live, disaggregated,
+                     precision, load, share_key) -> ServingEvaluated:
     """``evaluate_serving(prune=True)`` after the table checks: the stages of ``_replica`` and
     ``_capacity`` in order of cost, each on the configurations the previous ones left. Rows that
     differ only in ``disaggregated`` (equal ``share_key``) are one configuration for the engine:
@@ -224,8 +227,10 @@ def _evaluate_pruned(reason, live, st: _Stage, knobs_live, disaggregated, precis
         pos[cur] = np.arange(cur.size)
         return pos[inverse]
 
-    # 1. Memory: the largest batch that fits.
-    max_b = np.minimum(max_batch(cfg.m, cfg.s, cfg.k, cfg.hw), 1e6)
+    # 1. Memory: the largest batch that fits (device memory and sparse storage from the table).
+    memory_hw = SimpleNamespace(memory_bytes=table.memory_bytes[cfg.sc],
+                                sparsity_speedup=table.sparsity_speedup[cfg.sc])
+    max_b = np.minimum(max_batch(cfg.m, cfg.s, cfg.k, memory_hw), 1e6)
     over = (max_b < cfg.s.batch)[inverse]
     reason[live[over]] = MEMORY
     alive = ~over
@@ -233,6 +238,7 @@ def _evaluate_pruned(reason, live, st: _Stage, knobs_live, disaggregated, precis
     if not alive.any():
         return ServingEvaluated(reason, live[alive])
     # 2. The steady iteration: a co-located row's time per output token.
+    cfg.hw = table.columns(cfg.sc, cfg.s.matmul_format, cfg.s.attention_format)
     cfg.roof = serving_roofline(cfg.hw, cfg.k, cfg.s)
     it = steady_iteration(cfg.m, cfg.s, cfg.hw, cfg.k, cfg.roof)
     if slo:
@@ -622,8 +628,6 @@ def autoscaled_cost(rows: dict[str, np.ndarray], load: ServingLoad, knobs) -> np
     """Monthly cost when the fleet follows the 24-hour profile hour by hour (each hour sized for
     its own rate under the same SLOs, by the same ``_capacity``), for comparison with the fixed
     fleet sized for the peak."""
-    from types import SimpleNamespace
-
     if not load.hourly_profile:
         return rows["cost_per_month_usd"]
     keys = ("ttft_service_s", "service_time_s", "tpot_s", "disaggregated", "prefill_service_s",

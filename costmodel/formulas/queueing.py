@@ -207,7 +207,6 @@ def min_servers_groups(arrival_rate_per_s: Array, service_time_s: Array, slots_p
         nan_in |= np.isnan(x)
     a = lam * s
     wait_at = np.full(lam.shape, np.nan)  # wait quantile at each row's feasible hi, once computed
-    have_wait = np.zeros(lam.shape, dtype=bool)
 
     def feasible(groups: Array, rows: np.ndarray) -> Array:
         """Feasibility of ``groups`` groups for the rows ``rows`` only (the others are settled)."""
@@ -220,11 +219,8 @@ def min_servers_groups(arrival_rate_per_s: Array, service_time_s: Array, slots_p
         if check.size:
             r = rows[check]
             wait = wait_quantile_s(q[r], lam[r], s[r], c[check], cv2[r])
-            ok[check] = wait <= budget[r]
-            if return_wait:  # kept where the rows' hi moves to these groups (feasible)
-                good = wait <= budget[r]
-                wait_at[r[good]] = wait[good]
-                have_wait[r[good]] = True
+            ok[check] = good = wait <= budget[r]
+            wait_at[r[good]] = wait[good]  # where the rows' hi moves to these groups (feasible)
         return ok
 
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -260,11 +256,18 @@ def min_servers_groups(arrival_rate_per_s: Array, service_time_s: Array, slots_p
     groups = np.where(nan_in, np.nan, np.where(found, hi, np.inf))
     if not return_wait:
         return groups.reshape(shape)
-    # Rows whose wait was not computed at their answer (no finite budget, or no answer): as
-    # wait_quantile_s at max(groups, 1 where none) x slots.
-    need = ~(have_wait & found & ~nan_in)
+    wait = _wait_at_groups(wait_at, found & ~nan_in, groups, q, lam, s, b, cv2)
+    return groups.reshape(shape), wait.reshape(shape)
+
+
+def _wait_at_groups(wait_at: np.ndarray, found: np.ndarray, groups: np.ndarray, q, lam, s, b, cv2
+                    ) -> np.ndarray:
+    """``min_servers_groups(return_wait=True)``'s wait: the one the search computed at the
+    answer where it did (``wait_at`` not nan), else ``wait_quantile_s`` at max(groups, 1 where
+    none qualifies) x slots (no finite budget, no answer, nan inputs)."""
+    need = ~(found & ~np.isnan(wait_at))
     wait = np.where(need, np.nan, wait_at)
     if np.any(need):
         wait[need] = wait_quantile_s(q[need], lam[need], s[need],
                                      np.nan_to_num(groups[need], posinf=1.0) * b[need], cv2[need])
-    return groups.reshape(shape), wait.reshape(shape)
+    return wait

@@ -306,3 +306,61 @@ def test_min_groups_is_minimal_and_feasible(lam, s, b, umax, budget, q, cv2):
     assert _feasible(r, lam, s, b, umax, budget, q, cv2)
     if r > 1:
         assert not _feasible(r - 1, lam, s, b, umax, budget, q, cv2)
+
+
+# ---------------------------------------------------------------- closed-form shortcuts ------
+
+def test_erlang_c_bound_never_claims_a_small_c_wrongly():
+    """``_erlang_c_below`` (Stirling + Poisson median + 1/(1 - rho)) says C <= level only where
+    the exact Erlang C is at most that level: 1 to 20,000 servers, loads up to rho 0.999."""
+    from costmodel.formulas.queueing import _erlang_c_below
+
+    c = np.unique(np.round(np.geomspace(1, 20_000, 300)))[:, None]
+    rho = np.concatenate([np.linspace(0.001, 0.99, 200), [0.995, 0.999]])[None, :]
+    c, a = np.broadcast_arrays(c, c * rho)
+    exact = erlang_c(c, a)
+    for level in (1e-12, 1e-3, 0.025, 0.5):
+        said = _erlang_c_below(c, a, level)
+        assert said.any()
+        assert np.all(exact[said] <= level)
+    assert not _erlang_c_below(np.array([2.5, 3.0, 0.0]), np.array([0.1, 2.9, 0.0]), 1.0).any()
+
+
+def test_wait_quantile_equals_the_formula_on_every_row():
+    """The bound only skips Erlang C where the quantile is 0 anyway: the results equal
+    ln(C / (1 - q)) / (c mu - lambda) x (1 + cv2) / 2 (0 where C <= 1 - q) bit for bit."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    c = np.floor(rng.uniform(1, 3000, n) ** rng.uniform(0.2, 1.0, n))
+    rho = rng.uniform(0.05, 0.999, n)
+    s = rng.uniform(0.1, 30.0, n)
+    lam = rho * c / s
+    cv2 = rng.uniform(0.0, 2.0, n)
+    q = rng.choice([0.5, 0.9, 0.95, 0.99, 1.0], n)
+    got = wait_quantile_s(q, lam, s, c, cv2)
+    ec = erlang_c(c, lam * s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = np.log(ec / (1 - q)) / (c / s - lam) * (1 + cv2) / 2
+    want = np.where(ec <= 1 - q, 0.0, np.where(ec >= 1.0, np.inf, want))
+    np.testing.assert_array_equal(got, want)
+    assert (got == 0).mean() > 0.3 and (got > 0).mean() > 0.1  # both branches exercised
+
+
+def test_min_groups_returns_the_wait_at_its_answer():
+    """``return_wait=True``: the wait quantile at the replicas found (one replica where none
+    qualifies), equal to wait_quantile_s there; the replicas are those without it."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    lam = rng.uniform(0.1, 200.0, n)
+    s = rng.uniform(0.5, 60.0, n)
+    b = rng.choice([1.0, 4.0, 32.0, 256.0], n)
+    budget = np.where(rng.random(n) < 0.2, np.inf, rng.uniform(-0.5, 3.0, n))
+    budget[:3] = np.nan
+    cv2 = rng.uniform(0.0, 2.0, n)
+    r = min_servers_groups(lam, s, b, 0.8, budget, q=0.95, service_cv2=cv2, max_groups=2000)
+    r2, w = min_servers_groups(lam, s, b, 0.8, budget, q=0.95, service_cv2=cv2, max_groups=2000,
+                               return_wait=True)
+    np.testing.assert_array_equal(r2, r)
+    want = wait_quantile_s(0.95, lam, s, np.nan_to_num(r, posinf=1.0) * b, service_cv2=cv2)
+    np.testing.assert_array_equal(w, want)
+    assert np.isfinite(r).any() and np.isinf(r).any() and np.isnan(r).any()

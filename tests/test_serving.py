@@ -291,3 +291,92 @@ def test_max_quality_loss_excludes_unknown_and_large_degradations():
         "constraints": Constraints(max_quality_loss=0.01)}), top=50)
     assert set(strict.plans["precision"]) == {"bf16"}  # fp8: unknown; w4a16: +6.6% ppl (Llama 3.1)
     assert "quality impact above max_quality_loss or unknown" in set(strict.infeasible["reason"])
+
+
+# The planner's pruned evaluation ----------------------------------------------------------------
+
+@pytest.mark.parametrize("share", [None, "grid order", "shuffled"])
+@pytest.mark.parametrize("model", ["llama-3.1-70b", "mixtral-8x7b"])
+def test_pruned_evaluation_matches_the_full_one(model, share):
+    """``evaluate_serving(prune=True)`` (the planner's search) drops rows once memory or the TPOT
+    objective decides them, and with a ``share_key`` evaluates rows that differ only in
+    'disaggregated' once; the reason of every row and the outputs of the rows it keeps equal the
+    full evaluation's, and it keeps exactly the full evaluation's rows that pass memory and TPOT."""
+    from costmodel.jobs.serve import MEMORY, TPOT_SLO, evaluate_serving
+    from costmodel.specs.serving import SCHEME_CODES
+    from costmodel.tables.catalog import engine_catalog, hardware_table
+    from costmodel.tables.knobs import knob_columns
+
+    table = hardware_table(engine_catalog())
+    systems = [table.system_code(s) for s in ("hgx-h100-8", "hgx-a100-80gb-8", "gb200-nvl72-rack")]
+    grid = np.meshgrid(systems, [1, 2, 4, 8], [1, 2], [1, 4, 32, 256, 1024],
+                       [SCHEME_CODES[q] for q in ("bf16", "fp8", "w4a16")], [16, 8], [0.0, 1.0], indexing="ij")
+    sys_code, tp, pp, batch, prec, kv, dis = (g.ravel() for g in grid)
+    key = np.arange(tp.size) // 2  # 'disaggregated' is the innermost dimension
+    if share == "shuffled":
+        order = np.random.default_rng(0).permutation(tp.size)
+        sys_code, tp, pp, batch, prec, kv, dis, key = (x[order] for x in (sys_code, tp, pp, batch, prec, kv, dis, key))
+    coded = {"tp": tp.astype(float), "pp": pp.astype(float), "ep": np.ones(tp.size), "batch": batch.astype(float),
+             "precision": prec.astype(float), "kv_bits": kv.astype(float), "disaggregated": dis,
+             "input_len": 2000.0, "output_len": 300.0}
+    load = ServingLoad(requests_per_s=10, input_len=2000, output_len=300, ttft_p95_s=2.0, tpot_p95_s=0.05)
+    m = ModelColumns.from_spec(costmodel.preset(model))
+    knobs = knob_columns("nemo")
+    full = evaluate_serving(m, coded, sys_code, table, knobs, load)
+    pruned = evaluate_serving(m, coded, sys_code, table, knobs, load, prune=True,
+                              share_key=None if share is None else key)
+    np.testing.assert_array_equal(pruned.reason, full.reason)
+    assert {MEMORY, TPOT_SLO} <= set(np.unique(full.reason))  # both pruning stages were exercised
+    kept = ~np.isin(full.reason[full.live], [MEMORY, TPOT_SLO])
+    np.testing.assert_array_equal(pruned.live, full.live[kept])
+    assert set(pruned.out) == set(full.out)
+    for name, v in pruned.out.items():
+        np.testing.assert_array_equal(np.broadcast_to(v, pruned.live.shape),
+                                      np.broadcast_to(full.out[name], full.live.shape)[kept], err_msg=name)
+
+
+def test_gemm_size_knob_reaches_serving():
+    """The training GEMM-size knob (``gemm_half_efficiency_gflops``, blocks docstring) sets the
+    serving roofline too: serving_knobs carries it, a decode iteration pays G0 of extra work per
+    GEMM at the achieved rate, and a scenario override moves the serving plan (not ignored)."""
+    from costmodel.formulas.serving import serving_roofline
+    from costmodel.jobs.serve import serving_knobs
+    from costmodel.tables.knobs import knob_columns
+
+    k = serving_knobs(knob_columns("nemo"))
+    assert float(k.gemm_half_efficiency_gflops) == 0.6  # data/assumptions.yaml
+    k0 = serving_knobs(knob_columns("nemo", {"gemm_half_efficiency_gflops": 0.0}))
+    m = ModelColumns.from_spec(costmodel.preset("llama-3.1-8b"))
+    s = _columns(64.0, input_len=1000, output_len=200)
+    assert float(serving_roofline(_round_a100(), k, s).gemm_half_flops) == pytest.approx(0.6e9)
+    step = lambda kn: float(iteration_time(m, s, _round_a100(), kn, sequences=64.0, context=1100.0,  # noqa: E731
+                                           prefill_tokens=320.0)["total"])
+    assert step(k) > step(k0)
+    # Compute-bound GEMM: 4096 x 4096 x 4096 at 312 TFLOP/s; with G0 = 0.6 GFLOP it takes
+    # (2 x 4096^3 + 0.6e9) / 312e12 s, the training formula's time.
+    roof = serving_roofline(_round_a100(), ServingKnobs(gemm_kernel_overhead_s=0.0, gemm_half_efficiency_gflops=0.6),
+                            _columns(1.0))
+    t, _ = roof.gemm(4096.0, 4096.0, 4096.0, 2.0)
+    assert float(t) == pytest.approx((2 * 4096.0**3 + 0.6e9) / 312e12, rel=1e-12)
+
+    def best(override):
+        sc = _serving_scenario()
+        sc = sc.model_copy(update={"overrides": {"gemm_half_efficiency_gflops": override}})
+        return costmodel.plan(sc, top=1).plans.iloc[0]
+
+    assert best(100.0)["tpot_p95_s"] > best(0.0)["tpot_p95_s"]
+
+
+def test_layout_rules_looked_up_per_combination_equal_the_rules():
+    """The planner evaluates the replica layout rules once per (tp, pp, ep) combination of a
+    chunk and looks rows up; the result equals ``replica_violations`` row by row."""
+    from costmodel.jobs.serve import _replica_violations
+    from costmodel.specs.serving import replica_violations
+
+    rng = np.random.default_rng(0)
+    for name in ("llama-3.1-70b", "mixtral-8x7b", "deepseek-v3", "gpt2"):
+        m = ModelColumns.from_spec(costmodel.preset(name))
+        tp = rng.choice([1, 2, 3, 4, 8, 16, 64], 5000).astype(float)
+        pp = rng.choice([1, 2, 4, 5, 7, 8, 16], 5000).astype(float)
+        ep = rng.choice([1, 2, 4, 8, 16, 64], 5000).astype(float)
+        np.testing.assert_array_equal(_replica_violations(m, tp, pp, ep), replica_violations(m, tp, pp, ep))

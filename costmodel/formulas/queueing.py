@@ -91,6 +91,27 @@ def erlang_c(servers: Array, offered_erlangs: Array) -> Array:
     return np.where(np.isnan(c) | np.isnan(a) | (c < 0), np.nan, result)
 
 
+def _erlang_c_below(servers: np.ndarray, offered_erlangs: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """True where C(c, a) <= ``level`` is certain from a closed-form upper bound, no special
+    function evaluated (False where the bound does not apply or is above ``level``).
+
+    For a whole number of servers c >= a + 1/3 (a > 0, rho = a / c < 1):
+    - Stirling, c! >= sqrt(2 pi c) (c/e)^c, bounds the Poisson pmf at c:
+      pmf(c; a) <= exp(-c (rho - 1 - ln rho)) / sqrt(2 pi c);
+    - the Poisson median is below a + 1/3 (Choi 1994, 'Medians of gamma distributions and an
+      equation of Ramanujan'), so cdf(c; a) >= 1/2 and B = pmf / cdf <= 2 pmf;
+    - C = B / (1 - rho (1 - B)) <= B / (1 - rho).
+    The bound is within a few times C where C is small (many servers at moderate load), which is
+    where most rows of a capacity search sit."""
+    c, a = servers, offered_erlangs
+    applies = (a > 0) & (c >= a + 1.0 / 3.0) & (c == np.floor(c)) & np.isfinite(c)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        rho = a / c
+        upper = (2.0 * np.exp(-c * (rho - 1.0 - np.log(rho))) / np.sqrt(2.0 * np.pi * c)
+                 / (1.0 - rho))
+    return applies & (upper <= level)
+
+
 def utilization(arrival_rate_per_s: Array, service_time_s: Array, servers: Array) -> Array:
     """rho = lambda x S / c: the mean fraction of busy servers (offered load per server)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -134,9 +155,18 @@ def wait_quantile_s(q: Array, arrival_rate_per_s: Array, service_time_s: Array, 
     q, lam, s, c, cv2 = np.broadcast_arrays(as_array(q), as_array(arrival_rate_per_s),
                                             as_array(service_time_s), as_array(servers),
                                             as_array(service_cv2))
-    ec = erlang_c(c, lam * s)
-    drain = _drain_rate_per_s(lam, s, c)
+    a = lam * s
     tail = 1.0 - q
+    # Where a closed-form bound puts C below half the tail the quantile is 0 whatever C's exact
+    # value; Erlang C (log-gamma, incomplete gamma) is evaluated on the other rows only.
+    small = _erlang_c_below(c, a, 0.5 * tail) if c.ndim else np.zeros(c.shape, dtype=bool)
+    if np.any(small):
+        ec = np.zeros(c.shape)  # stands for C <= tail / 2: only compared with the tail below
+        rest = ~small
+        ec[rest] = erlang_c(c[rest], a[rest])
+    else:
+        ec = erlang_c(c, a)
+    drain = _drain_rate_per_s(lam, s, c)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.log(ec / tail) / drain * (1.0 + cv2) / 2.0
     t = np.where(ec <= tail, 0.0, t)
@@ -153,7 +183,8 @@ def littles_law_concurrency(arrival_rate_per_s: Array, time_in_system_s: Array) 
 
 def min_servers_groups(arrival_rate_per_s: Array, service_time_s: Array, slots_per_group: Array,
                        max_utilization: Array, wait_budget_s: Array, q: Array = 0.95,
-                       service_cv2: Array = 1.0, max_groups: Array = 1_000_000) -> Array:
+                       service_cv2: Array = 1.0, max_groups: Array = 1_000_000,
+                       return_wait: bool = False) -> Array | tuple[Array, Array]:
     """The smallest whole number of groups (replicas) R >= 1 with c = R x ``slots_per_group``
     servers such that the queue is stable, ``utilization`` <= ``max_utilization`` and
     ``wait_quantile_s(q)`` <= ``wait_budget_s`` (inf: no latency objective). Float array; inf
@@ -161,7 +192,10 @@ def min_servers_groups(arrival_rate_per_s: Array, service_time_s: Array, slots_p
 
     Both constraints only loosen as R grows, so the answer is found by integer bisection between
     the utilization bound floor(a / (B u_max)) - 1 (infeasible) and an upper bound doubled until
-    feasible: at most ~2 log2(max_groups) vectorised steps."""
+    feasible: at most ~2 log2(max_groups) vectorised steps.
+
+    ``return_wait``: also return ``wait_quantile_s(q, ...)`` at the answer's servers (one group's
+    where no R qualifies), the value the search already computed where it checked the budget."""
     arrays = np.broadcast_arrays(
         as_array(arrival_rate_per_s), as_array(service_time_s), as_array(slots_per_group),
         as_array(max_utilization), as_array(wait_budget_s), as_array(q), as_array(service_cv2),
@@ -172,6 +206,7 @@ def min_servers_groups(arrival_rate_per_s: Array, service_time_s: Array, slots_p
     for x in (lam, s, b, umax, budget, q, cv2, gmax):
         nan_in |= np.isnan(x)
     a = lam * s
+    wait_at = np.full(lam.shape, np.nan)  # wait quantile at each row's feasible hi, once computed
 
     def feasible(groups: Array, rows: np.ndarray) -> Array:
         """Feasibility of ``groups`` groups for the rows ``rows`` only (the others are settled)."""
@@ -184,7 +219,8 @@ def min_servers_groups(arrival_rate_per_s: Array, service_time_s: Array, slots_p
         if check.size:
             r = rows[check]
             wait = wait_quantile_s(q[r], lam[r], s[r], c[check], cv2[r])
-            ok[check] = wait <= budget[r]
+            ok[check] = good = wait <= budget[r]
+            wait_at[r[good]] = wait[good]  # where the rows' hi moves to these groups (feasible)
         return ok
 
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -217,4 +253,21 @@ def min_servers_groups(arrival_rate_per_s: Array, service_time_s: Array, slots_p
         hi[active] = np.where(ok_mid, mid, hi[active])
         lo[active] = np.where(ok_mid, lo[active], mid)
 
-    return np.where(nan_in, np.nan, np.where(found, hi, np.inf)).reshape(shape)
+    groups = np.where(nan_in, np.nan, np.where(found, hi, np.inf))
+    if not return_wait:
+        return groups.reshape(shape)
+    wait = _wait_at_groups(wait_at, found & ~nan_in, groups, q, lam, s, b, cv2)
+    return groups.reshape(shape), wait.reshape(shape)
+
+
+def _wait_at_groups(wait_at: np.ndarray, found: np.ndarray, groups: np.ndarray, q, lam, s, b, cv2
+                    ) -> np.ndarray:
+    """``min_servers_groups(return_wait=True)``'s wait: the one the search computed at the
+    answer where it did (``wait_at`` not nan), else ``wait_quantile_s`` at max(groups, 1 where
+    none qualifies) x slots (no finite budget, no answer, nan inputs)."""
+    need = ~(found & ~np.isnan(wait_at))
+    wait = np.where(need, np.nan, wait_at)
+    if np.any(need):
+        wait[need] = wait_quantile_s(q[need], lam[need], s[need],
+                                     np.nan_to_num(groups[need], posinf=1.0) * b[need], cv2[need])
+    return wait

@@ -26,7 +26,7 @@ Sources:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -46,7 +46,10 @@ DECODE_COMPONENTS = ("weights_and_gemms", "attention", "elementwise", "lm_head",
 @dataclass(frozen=True)
 class ServingKnobs:
     """Serving assumptions (data/assumptions.yaml): fixed time per iteration, paged-KV block size,
-    fraction of device memory the engine may use, prefill chunk budget, GEMM overhead."""
+    fraction of device memory the engine may use, prefill chunk budget, GEMM overhead and the
+    GEMM size at half the large-GEMM efficiency (the training knob, ``blocks`` docstring: decode
+    GEMMs of a few rows are small). A field left at its default here is the formula's neutral
+    value; ``jobs.serve.serving_knobs`` fills every field from the knob table."""
 
     step_overhead_s: Array = 0.0
     kv_block_tokens: Array = 16.0
@@ -56,6 +59,7 @@ class ServingKnobs:
     elementwise_traffic_factor: Array = 1.0
     cuda_context_bytes: Array = 0.0
     weight_only_overhead: Array = 0.0  # extra compute time of dequantizing weight-only GEMMs
+    gemm_half_efficiency_gflops: Array = 0.0  # GEMM size (GFLOP) at half the large-GEMM efficiency
 
 
 TWO_FOUR, UNSTRUCTURED = 1.0, 2.0  # codes of specs.serving.SPARSITIES
@@ -110,12 +114,27 @@ def max_batch(m: ModelColumns, s: ServingColumns, k: ServingKnobs, hw) -> Array:
     return np.maximum(np.floor(budget / np.where(per_seq > 0, per_seq, 1.0)), 0.0)
 
 
-def _roofline(hw, k: ServingKnobs, s: ServingColumns) -> Roofline:
+def serving_roofline(hw, k: ServingKnobs, s: ServingColumns) -> Roofline:
     """Achieved rates, with the linear layers' stored weight bytes and their compute-time factor:
-    weight-only schemes dequantize (+ ``weight_only_overhead``), 2:4 runs at the sparse speedup."""
+    weight-only schemes dequantize (+ ``weight_only_overhead``), 2:4 runs at the sparse speedup;
+    every GEMM pays the size term of ``gemm_half_efficiency_gflops`` as in training."""
     scale = (1.0 + as_array(k.weight_only_overhead) * s.weight_only) / sparse_speedup(s, hw)
     return Roofline.from_hardware(hw, k.gemm_kernel_overhead_s, k.elementwise_traffic_factor,
-                                  weight_bytes=stored_weight_bits(s, hw) / 8, weight_compute_scale=scale)
+                                  weight_bytes=stored_weight_bits(s, hw) / 8, weight_compute_scale=scale,
+                                  gemm_half_efficiency_gflops=k.gemm_half_efficiency_gflops)
+
+
+def take_roofline(roof: Roofline, index: np.ndarray) -> Roofline:
+    """Rows ``index`` of a per-row roofline (scalar fields stay as they are): a later stage of the
+    planner evaluates fewer rows with the rates already built."""
+    return replace(roof, **{f.name: np.asarray(v)[index] for f in fields(roof)
+                            if (v := getattr(roof, f.name)) is not None and np.ndim(v) > 0})
+
+
+def take_knobs(k: ServingKnobs, index: np.ndarray) -> ServingKnobs:
+    """Rows ``index`` of per-row serving knobs (scalar knobs stay as they are)."""
+    return replace(k, **{f.name: np.asarray(v)[index] for f in fields(k)
+                         if np.ndim(v := getattr(k, f.name)) > 0})
 
 
 def _layers(m: ModelColumns, dense_block: Array, moe_block: Array) -> Array:
@@ -142,10 +161,11 @@ def _block_args(s: ServingColumns) -> dict:
 
 
 def prefill_time(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs, *, sequences: Array,
-                 prompt: Array) -> dict[str, Array]:
+                 prompt: Array, roof: Roofline | None = None) -> dict[str, Array]:
     """Seconds to prefill ``sequences`` prompts of ``prompt`` tokens on one replica (all layers
-    in sequence through the pipeline), by component, with the first output token's LM head."""
-    roof = _roofline(hw, k, s)
+    in sequence through the pipeline), by component, with the first output token's LM head.
+    ``roof``: the rows' roofline when the caller has built it (default: built here)."""
+    roof = serving_roofline(hw, k, s) if roof is None else roof
     tokens = as_array(sequences) * as_array(prompt)
     bf = block_forward(m, tokens=tokens, context=prompt, hw=roof,
                        experts_touched=expected_experts_touched(m, tokens), **_block_args(s))
@@ -163,12 +183,14 @@ def prefill_time(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs, *, seq
 
 
 def iteration_time(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs, *, sequences: Array,
-                   context: Array, prefill_tokens: Array = 0.0) -> dict[str, Array]:
+                   context: Array, prefill_tokens: Array = 0.0, roof: Roofline | None = None
+                   ) -> dict[str, Array]:
     """One continuous-batching iteration: a decode token for each of ``sequences`` running
     sequences at KV length ``context``, plus ``prefill_tokens`` prompt tokens (chunked prefill)
     attending over their own prompt (``s.input_len``). By component (see ``DECODE_COMPONENTS``)
-    with ``total`` and the share of the linear layers' time that is memory-bound."""
-    roof = _roofline(hw, k, s)
+    with ``total`` and the share of the linear layers' time that is memory-bound. ``roof``: the
+    rows' roofline when the caller has built it (default: built here)."""
+    roof = serving_roofline(hw, k, s) if roof is None else roof
     B, P = as_array(sequences), as_array(prefill_tokens)
     tokens = B + P
     linear = block_forward(m, tokens=tokens, context=context, hw=roof, causal_discount=0.0,
@@ -176,8 +198,11 @@ def iteration_time(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs, *, s
     kv = kv_cache_read_bytes(m, sequences=B, context=context, tp=s.tp, kv_bytes=s.kv_bytes)
     dec_attn = attention_forward(m, tokens=B, context=context, hw=roof, tp=s.tp, causal_discount=0.0,
                                  kv_read_bytes=kv, act_bytes=s.act_bytes)
-    pre_attn = attention_forward(m, tokens=P, context=s.input_len, hw=roof, tp=s.tp,
-                                 act_bytes=s.act_bytes)
+    if P.ndim == 0 and P == 0:  # decode only: no prompt tokens attend (0 whatever the rows)
+        pre_attn = np.zeros(np.shape(dec_attn))
+    else:
+        pre_attn = attention_forward(m, tokens=P, context=s.input_len, hw=roof, tp=s.tp,
+                                     act_bytes=s.act_bytes)
     head, _ = lm_head_forward(m, tokens=B, hw=roof, tp=s.tp, matmul_bytes=s.matmul_bytes)
     gemms = _layers(m, linear.attention_gemms + linear.dense_mlp, linear.attention_gemms + linear.moe_mlp)
     out = {
@@ -197,21 +222,52 @@ def iteration_time(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs, *, s
     return out
 
 
-def steady_state(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs) -> dict[str, Array]:
+def steady_state(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs,
+                 roof: Roofline | None = None) -> dict[str, Array]:
     """A replica's steady state with all ``s.batch`` slots busy (continuous batching with chunked
     prefill): time per output token, output tokens/s, the time a request holds a slot (service
-    time), time to first token without queueing, and the iteration's components."""
+    time), time to first token without queueing, and the iteration's components. The three
+    iterations it takes are ``steady_iteration``, ``decode_only_iteration`` and ``chunked_ttft``
+    (the planner calls them one by one, dropping rows between them)."""
+    roof = serving_roofline(hw, k, s) if roof is None else roof
+    return steady_outputs(s, steady_iteration(m, s, hw, k, roof),
+                          decode_only_iteration(m, s, hw, k, roof)["total"],
+                          chunked_ttft(m, s, hw, k, roof))
+
+
+def steady_iteration(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs,
+                     roof: Roofline | None = None) -> dict[str, Array]:
+    """The steady-state iteration: B decodes at the mean context I + O/2 plus the B x I / O
+    prompt tokens that ride along (its ``total`` is the time per output token)."""
     B, I, O = s.batch, s.input_len, s.output_len
-    mean_context = I + O / 2.0
-    it = iteration_time(m, s, hw, k, sequences=B, context=mean_context, prefill_tokens=B * I / O)
-    decode_only = iteration_time(m, s, hw, k, sequences=B, context=mean_context)["total"]
-    # A new request's prompt is processed in chunks of up to prefill_chunk_tokens alongside the
-    # running decodes (Sarathi-Serve); its first token comes with the last chunk.
+    return iteration_time(m, s, hw, k, sequences=B, context=I + O / 2.0, prefill_tokens=B * I / O,
+                          roof=roof)
+
+
+def decode_only_iteration(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs,
+                          roof: Roofline | None = None) -> dict[str, Array]:
+    """The same B decodes without prompt tokens (disaggregated decode; the prompts' share)."""
+    return iteration_time(m, s, hw, k, sequences=s.batch, context=s.input_len + s.output_len / 2.0,
+                          roof=roof)
+
+
+def chunked_ttft(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs,
+                 roof: Roofline | None = None) -> Array:
+    """Time to first token without queueing: a new request's prompt is processed in chunks of up
+    to prefill_chunk_tokens alongside the B - 1 running decodes (Sarathi-Serve); its first token
+    comes with the last chunk."""
+    B, I, O = s.batch, s.input_len, s.output_len
     chunk = np.minimum(as_array(k.prefill_chunk_tokens), I)
     chunks = np.ceil(I / chunk)
-    with_chunk = iteration_time(m, s, hw, k, sequences=np.maximum(B - 1, 0.0), context=mean_context,
-                                prefill_tokens=chunk)["total"]
-    ttft = chunks * with_chunk
+    with_chunk = iteration_time(m, s, hw, k, sequences=np.maximum(B - 1, 0.0), context=I + O / 2.0,
+                                prefill_tokens=chunk, roof=roof)["total"]
+    return chunks * with_chunk
+
+
+def steady_outputs(s: ServingColumns, it: dict[str, Array], decode_only: Array, ttft: Array
+                   ) -> dict[str, Array]:
+    """``steady_state``'s outputs from its three iterations."""
+    B, O = s.batch, s.output_len
     tpot = it["total"]
     service = ttft + np.maximum(O - 1, 0.0) * tpot
     out = {f"decode_{c}_s": it[c] for c in DECODE_COMPONENTS}
@@ -229,7 +285,7 @@ def steady_state(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs) -> dic
 
 
 def disaggregated_state(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs,
-                        decode_only_tpot_s: Array) -> dict[str, Array]:
+                        decode_only_tpot_s: Array, roof: Roofline | None = None) -> dict[str, Array]:
     """Prefill and decode in separate pools of replicas with this layout (DistServe, Zhong et al.
     2024; Splitwise, Patel et al. 2024; NVIDIA Dynamo): a prefill replica runs one prompt at a
     time at full compute; its KV cache then crosses the scale-out fabric to a decode replica
@@ -238,7 +294,7 @@ def disaggregated_state(m: ModelColumns, s: ServingColumns, hw, k: ServingKnobs,
     the time to first token without queueing."""
     from costmodel.formulas.memory import kv_cache_bytes_per_token
 
-    prefill = prefill_time(m, s, hw, k, sequences=1.0, prompt=s.input_len)["total"]
+    prefill = prefill_time(m, s, hw, k, sequences=1.0, prompt=s.input_len, roof=roof)["total"]
     kv_bytes = s.input_len * kv_cache_bytes_per_token(m, s.kv_bits)
     transfer = s.pp * p2p_time(kv_bytes / (s.tp * s.pp), True, hw.fabric)
     return {"prefill_service_s": prefill, "kv_transfer_s": transfer,

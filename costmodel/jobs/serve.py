@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -22,9 +23,11 @@ import pandas as pd
 
 from costmodel.formulas.cost import HOURS_PER_MONTH
 from costmodel.formulas.hardware import HardwareColumns
-from costmodel.formulas.queueing import min_servers_groups, utilization, wait_quantile_s
-from costmodel.formulas.serving import (ServingKnobs, disaggregated_state, max_batch, serving_memory,
-                                        steady_state)
+from costmodel.formulas.queueing import min_servers_groups, utilization
+from costmodel.formulas.serving import (
+    ServingKnobs, chunked_ttft, decode_only_iteration, disaggregated_state, max_batch, serving_roofline,
+    serving_memory, steady_iteration, steady_outputs, take_knobs, take_roofline,
+)
 from costmodel.jobs.base import JobKind
 from costmodel.specs.serving import QUANT_SCHEMES, SCHEME_CODES, SCHEMES, SPARSITIES, SPARSITY_CODES
 from costmodel.specs.columns import Array, ModelColumns, flatten_coded
@@ -59,6 +62,7 @@ def serving_knobs(knobs: Mapping[str, Array]) -> ServingKnobs:
         memory_utilization=knobs["serving_memory_utilization"],
         prefill_chunk_tokens=knobs["serving_prefill_chunk_tokens"],
         gemm_kernel_overhead_s=knobs["gemm_kernel_overhead_s"],
+        gemm_half_efficiency_gflops=knobs["gemm_half_efficiency_gflops"],
         weight_only_overhead=knobs["serving_weight_only_compute_overhead"],
         elementwise_traffic_factor=knobs["elementwise_traffic_factor"],
         cuda_context_bytes=knobs["cuda_context_bytes"])
@@ -83,12 +87,25 @@ def evaluate_serving(
     table: HardwareTable,
     knobs: Mapping[str, Array],
     load: ServingLoad | None = None,
+    *,
+    prune: bool = False,
+    share_key: np.ndarray | None = None,
 ) -> ServingEvaluated:
     """Reasons and engine outputs of integer-coded replica configurations (see
-    ``specs.serving.build_serving_columns``); with a ``load``, also replicas and p95 latencies."""
+    ``specs.serving.build_serving_columns``); with a ``load``, also replicas and p95 latencies.
+
+    ``prune`` (the planner's search): a row leaves as soon as its reason is decided, so the
+    costlier stages run only on rows that can still be feasible: memory on every live row, the
+    steady-state iteration on the rows that fit, the decode-only iteration on those that meet the
+    TPOT objective co-located (and the disaggregated ones), time to first token and the
+    disaggregated prefill on the rest. The reasons and the outputs of the rows that stay are the
+    same as without pruning; ``live`` then holds only the rows that went through every stage.
+    ``share_key`` (with ``prune``): one integer per row, equal for rows whose inputs differ at
+    most in ``disaggregated`` (the planner's grid position without that coordinate); the engine
+    then evaluates each such group once."""
     flat, sys_code = flatten_coded(coded, system_code)
     reason = np.zeros(len(sys_code), dtype=np.int8)
-    reason[replica_violations(model, flat["tp"], flat["pp"], flat["ep"])] = LAYOUT
+    reason[_replica_violations(model, flat["tp"], flat["pp"], flat["ep"])] = LAYOUT
     s_all = build_serving_columns(flat)
     fmt_ok, data_ok = table.usable(sys_code, s_all.matmul_format, s_all.attention_format)
     reason[(reason == 0) & ~fmt_ok] = FORMAT
@@ -97,36 +114,206 @@ def evaluate_serving(
     if live.size == 0:
         return ServingEvaluated(reason, live)
     s = s_all.take(live)
-    hw = table.columns(sys_code[live], s.matmul_format, s.attention_format)
     m = model if np.ndim(model.n_layers) == 0 else model.take(live)
-    k = serving_knobs({name: (v[live] if np.ndim(v) else v) for name, v in knobs.items()})
-    out = _replica(m, s, hw, k, flat.get("disaggregated", np.zeros(len(sys_code)))[live])
+    knobs_live = {name: (v[live] if np.ndim(v) else v) for name, v in knobs.items()}
+    k = serving_knobs(knobs_live)
+    disaggregated = np.asarray(flat.get("disaggregated", np.zeros(len(sys_code))), dtype=float)[live]
+    if prune:
+        return _evaluate_pruned(reason, live, _Stage(m, s, None, k, sc=sys_code[live]), table, knobs_live,
+                                disaggregated, flat["precision"][live], load,
+                                None if share_key is None else np.asarray(share_key).reshape(-1)[live])
+    hw = table.columns(sys_code[live], s.matmul_format, s.attention_format)
+    out = _replica(m, s, hw, k, disaggregated)
     out["precision"] = flat["precision"][live]
     reason[live[out["max_batch"] < s.batch]] = MEMORY
     if load is not None:
-        slo_reason = _capacity(out, s, load, {n: (v[live] if np.ndim(v) else v) for n, v in knobs.items()},
-                               todo=reason[live] == 0)
+        slo_reason = _capacity(out, s, load, knobs_live, todo=reason[live] == 0)
         bad = (reason[live] == 0) & (slo_reason > 0)
         reason[live[bad]] = slo_reason[bad]
     return ServingEvaluated(reason, live, s, hw, out, m)
 
 
+def _replica_violations(model: ModelColumns, tp, pp, ep) -> np.ndarray:
+    """``replica_violations`` per row, evaluated once per combination of the distinct tp, pp and
+    ep values when one model serves every row and the degrees are small whole numbers (a grid
+    chunk repeats a few); rows look their combination up (no sort)."""
+    tp, pp, ep = (np.asarray(x, dtype=np.float64) for x in (tp, pp, ep))
+    small = lambda x: bool(np.all((x >= 0) & (x < 1024) & (x == np.floor(x))))  # noqa: E731
+    if not (np.ndim(model.n_layers) == 0 and tp.ndim == 1 and tp.size > 64
+            and small(tp) and small(pp) and small(ep)):
+        return replica_violations(model, tp, pp, ep)
+    values, codes = [], []
+    for x in (tp, pp, ep):
+        i = x.astype(np.intp)
+        present = np.zeros(1024, dtype=bool)
+        present[i] = True
+        values.append(np.flatnonzero(present).astype(np.float64))
+        codes.append((np.cumsum(present) - 1)[i])
+    if len(values[0]) * len(values[1]) * len(values[2]) > tp.size:
+        return replica_violations(model, tp, pp, ep)
+    grid = np.meshgrid(*values, indexing="ij")
+    table = replica_violations(model, *(g.ravel() for g in grid))
+    return table[(codes[0] * len(values[1]) + codes[1]) * len(values[2]) + codes[2]]
+
+
+class _Stage:
+    """Per-row engine inputs of one stage of the pruned evaluation: model, serving columns,
+    hardware (None until built: the memory stage reads two table columns), knobs, the roofline
+    once built, and the system codes."""
+
+    __slots__ = ("m", "s", "hw", "k", "roof", "sc")
+
+    def __init__(self, m, s, hw, k, roof=None, sc=None):
+        self.m, self.s, self.hw, self.k, self.roof, self.sc = m, s, hw, k, roof, sc
+
+    def take(self, index: np.ndarray) -> _Stage:
+        return _Stage(self.m if np.ndim(self.m.n_layers) == 0 else self.m.take(index),
+                      self.s.take(index), None if self.hw is None else self.hw.take(index),
+                      take_knobs(self.k, index), None if self.roof is None else take_roofline(self.roof, index),
+                      self.sc[index])
+
+
+def _configurations(key: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(first row of each configuration, configuration of each row) for rows whose engine inputs
+    are equal where ``key`` is equal; (None, None) without a key or when no two rows share one."""
+    if key is None or key.size < 2:
+        return None, None
+    if np.all(key[1:] >= key[:-1]):  # grid order: equal keys are adjacent, no sort needed
+        new = np.empty(key.size, dtype=bool)
+        new[0] = True
+        np.not_equal(key[1:], key[:-1], out=new[1:])
+        first, inverse = np.flatnonzero(new), np.cumsum(new) - 1
+    else:
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return (None, None) if first.size == key.size else (first, inverse)
+
+
+def _narrow(cfg: _Stage, cur: np.ndarray, inverse: np.ndarray, alive: np.ndarray, n_cfg: int,
+            values: list) -> tuple[_Stage, np.ndarray, list]:
+    """The stage's configurations (ids ``cur``) and per-configuration ``values`` (arrays or dicts
+    of arrays) restricted to those that still have a row ``alive``."""
+    needed = np.zeros(n_cfg, dtype=bool)
+    needed[inverse[alive]] = True
+    keep = np.flatnonzero(needed[cur])
+    if keep.size == cur.size:
+        return cfg, cur, values
+    pick = lambda v: {n: (x[keep] if np.ndim(x) else x) for n, x in v.items()} if isinstance(v, dict) else v[keep]  # noqa: E731
+    return cfg.take(keep), cur[keep], [pick(v) for v in values]
+
+
+def _evaluate_pruned(reason, live, st: _Stage, table: HardwareTable, knobs_live, disaggregated,
+                     precision, load, share_key) -> ServingEvaluated:
+    """``evaluate_serving(prune=True)`` after the table checks: the stages of ``_replica`` and
+    ``_capacity`` in order of cost, each on the configurations the previous ones left. Rows that
+    differ only in ``disaggregated`` (equal ``share_key``) are one configuration for the engine:
+    memory, the steady iteration, the decode-only iteration and time to first token are
+    evaluated once for them; the objectives then apply per row (a co-located row at the steady
+    iteration, a disaggregated one at the decode-only iteration)."""
+    n = live.size
+    per_row_inputs = np.ndim(st.m.n_layers) > 0 or any(np.ndim(v) for v in knobs_live.values())
+    first, inverse = (None, None) if per_row_inputs else _configurations(share_key)
+    if first is None:
+        cfg, inverse = st, np.arange(n)
+    else:
+        cfg = st.take(first)
+    n_cfg = int(inverse.max()) + 1 if n else 0
+    cur = np.arange(n_cfg)  # configuration ids the stage's arrays hold
+    is_dis = disaggregated > 0
+    slo = load.tpot_p95_s if load is not None else None
+
+    def at_rows(cur: np.ndarray) -> np.ndarray:
+        """Position in the stage's arrays of each row's configuration (rows still alive)."""
+        pos = np.zeros(n_cfg, dtype=np.int64)
+        pos[cur] = np.arange(cur.size)
+        return pos[inverse]
+
+    # 1. Memory: the largest batch that fits (device memory and sparse storage from the table).
+    memory_hw = SimpleNamespace(memory_bytes=table.memory_bytes[cfg.sc],
+                                sparsity_speedup=table.sparsity_speedup[cfg.sc])
+    max_b = np.minimum(max_batch(cfg.m, cfg.s, cfg.k, memory_hw), 1e6)
+    over = (max_b < cfg.s.batch)[inverse]
+    reason[live[over]] = MEMORY
+    alive = ~over
+    cfg, cur, (max_b,) = _narrow(cfg, cur, inverse, alive, n_cfg, [max_b])
+    if not alive.any():
+        return ServingEvaluated(reason, live[alive])
+    # 2. The steady iteration: a co-located row's time per output token.
+    cfg.hw = table.columns(cfg.sc, cfg.s.matmul_format, cfg.s.attention_format)
+    cfg.roof = serving_roofline(cfg.hw, cfg.k, cfg.s)
+    it = steady_iteration(cfg.m, cfg.s, cfg.hw, cfg.k, cfg.roof)
+    if slo:
+        over = alive & ~is_dis & (it["total"][at_rows(cur)] > slo)
+        reason[live[over]] = TPOT_SLO
+        alive &= ~over
+        cfg, cur, (max_b, it) = _narrow(cfg, cur, inverse, alive, n_cfg, [max_b, it])
+        if not alive.any():
+            return ServingEvaluated(reason, live[alive])
+    # 3. The decode-only iteration: a disaggregated row's time per output token.
+    decode_only = decode_only_iteration(cfg.m, cfg.s, cfg.hw, cfg.k, cfg.roof)["total"]
+    if slo:
+        over = alive & is_dis & (decode_only[at_rows(cur)] > slo)
+        reason[live[over]] = TPOT_SLO
+        alive &= ~over
+        cfg, cur, (max_b, it, decode_only) = _narrow(cfg, cur, inverse, alive, n_cfg,
+                                                     [max_b, it, decode_only])
+    rows = np.flatnonzero(alive)
+    live = live[rows]
+    if rows.size == 0:
+        return ServingEvaluated(reason, live)
+    # 4. Time to first token, then the rows: disaggregated pools and the replicas under the SLOs.
+    ttft = chunked_ttft(cfg.m, cfg.s, cfg.hw, cfg.k, cfg.roof)
+    p = at_rows(cur)[rows]
+    if p.size != cur.size or np.any(p != np.arange(p.size)):
+        cfg = cfg.take(p)
+        it = {name: (v[p] if np.ndim(v) else v) for name, v in it.items()}
+        max_b, decode_only, ttft = max_b[p], decode_only[p], ttft[p]
+    steady = steady_outputs(cfg.s, it, decode_only, ttft)
+    out = _replica(cfg.m, cfg.s, cfg.hw, cfg.k, disaggregated[rows], steady=steady, max_b=max_b,
+                   roof=cfg.roof)
+    out["precision"] = precision[rows]
+    if load is not None:
+        slo_reason = _capacity(out, cfg.s, load, {name: (v[rows] if np.ndim(v) else v)
+                                                  for name, v in knobs_live.items()})
+        reason[live[slo_reason > 0]] = slo_reason[slo_reason > 0]
+    return ServingEvaluated(reason, live, cfg.s, cfg.hw, out, cfg.m)
+
+
 def _replica(m: ModelColumns, s: ServingColumns, hw: HardwareColumns, k: ServingKnobs,
-             disaggregated: np.ndarray) -> dict[str, Array]:
+             disaggregated: np.ndarray, *, steady: dict[str, Array] | None = None,
+             max_b: Array | None = None, roof=None) -> dict[str, Array]:
+    """Memory, steady state and the disaggregated pools of a replica per row (``steady``,
+    ``max_b``, ``roof``: when the caller computed them)."""
     mem = serving_memory(m, s, k, hw=hw)
     out: dict[str, Array] = {f"memory_{p}_bytes": mem[p] for p in MEMORY_PARTS}
     out["memory_total_bytes"] = mem.total
     out["memory_capacity_bytes"] = hw.memory_bytes + 0.0 * mem.total
-    out["max_batch"] = np.minimum(max_batch(m, s, k, hw), 1e6)
+    out["max_batch"] = np.minimum(max_batch(m, s, k, hw), 1e6) if max_b is None else max_b
     out["memory_fits"] = out["max_batch"] >= s.batch
-    out.update(steady_state(m, s, hw, k))
+    if steady is None:
+        roof = serving_roofline(hw, k, s)
+        steady = steady_outputs(s, steady_iteration(m, s, hw, k, roof),
+                                decode_only_iteration(m, s, hw, k, roof)["total"],
+                                chunked_ttft(m, s, hw, k, roof))
+    out.update(steady)
     out["disaggregated"] = disaggregated + 0.0 * mem.total
     out.update(prefill_service_s=0.0 * mem.total, decode_service_s=out["service_time_s"],
                kv_transfer_s=0.0 * mem.total)  # the same keys in every chunk
     if np.any(disaggregated > 0):
-        # Separate prefill and decode pools: decode runs without prefill interference.
-        dis = disaggregated_state(m, s, hw, k, out["decode_only_tpot_s"])
+        # Separate prefill and decode pools: decode runs without prefill interference. Only the
+        # disaggregated rows are evaluated.
+        on_rows = np.flatnonzero(disaggregated > 0)
+        m_on = m if np.ndim(m.n_layers) == 0 else m.take(on_rows)
+        dis = disaggregated_state(m_on, s.take(on_rows), hw.take(on_rows), take_knobs(k, on_rows),
+                                  out["decode_only_tpot_s"][on_rows],
+                                  None if roof is None else take_roofline(roof, on_rows))
         on = disaggregated > 0
+
+        def spread(x):  # disaggregated rows' values at their rows (0 elsewhere; masked below)
+            full = np.zeros(np.shape(on))
+            full[on_rows] = x
+            return full
+
+        dis = {name: spread(v) for name, v in dis.items()}
         out["tpot_s"] = np.where(on, out["decode_only_tpot_s"], out["tpot_s"])
         out["ttft_service_s"] = np.where(on, dis["ttft_service_s"], out["ttft_service_s"])
         out["service_time_s"] = np.where(on, dis["ttft_service_s"] + dis["decode_service_s"],
@@ -173,10 +360,9 @@ def _capacity(out: dict[str, Array], s: ServingColumns, load: ServingLoad, knobs
     prefill, decode, wait = np.zeros(n), np.full(n, np.nan), np.zeros(n)
 
     def pool(rows, svc, slots, share):
-        r = min_servers_groups(lam, svc[rows], slots[rows], load.max_utilization, budget[rows] * share,
-                               q=QUANTILE, service_cv2=cv2[rows])
-        return r, wait_quantile_s(QUANTILE, lam, svc[rows], np.nan_to_num(r, posinf=1.0) * slots[rows],
-                                  service_cv2=cv2[rows])
+        # Replicas and the p95 wait at them (one replica's where none qualifies).
+        return min_servers_groups(lam, svc[rows], slots[rows], load.max_utilization, budget[rows] * share,
+                                  q=QUANTILE, service_cv2=cv2[rows], return_wait=True)
 
     col, dsg = np.flatnonzero(size & ~dis), np.flatnonzero(size & dis)
     decode[col], wait[col] = pool(col, service, batch, 1.0)
@@ -291,13 +477,21 @@ def quality_table(model_name: str) -> dict[tuple[int, int, int], tuple[float, st
 
     family, size = family_of(model_name), size_of(model_name)
     effects = load_quality_effects()  # read once, not once per lookup
+    effects = effects[effects["model_family"] == family]  # quality_impact matches the family only
+    impacts: dict[str, dict | None] = {}  # one lookup per technique (they repeat across schemes)
+
+    def impact(tech: str) -> dict | None:
+        if tech not in impacts:
+            impacts[tech] = quality_impact(tech, family, size, table=effects)
+        return impacts[tech]
+
     out = {}
     for qi, scheme in enumerate(SCHEMES):
         for si, sparsity in enumerate(SPARSITIES):
             for kv, ki in KV_BITS_INDEX.items():
                 loss, texts, sources = 0.0, [], []
                 for tech in _techniques(scheme, sparsity, kv):
-                    row = quality_impact(tech, family, size, table=effects)
+                    row = impact(tech)
                     if row is None:
                         loss = float("nan")
                         texts.append(f"{tech}: unknown")
@@ -384,7 +578,16 @@ class ServingJob(JobKind):
     def evaluate(self, ctx: ServingContext, cols: dict[str, np.ndarray], sys_code: np.ndarray) -> ServingEvaluated:
         coded = {k: cols[k] for k in DIMENSIONS[1:]}
         coded.update(input_len=float(ctx.load.input_len), output_len=float(ctx.load.output_len))
-        return evaluate_serving(ctx.model, coded, sys_code, ctx.table, ctx.knobs, ctx.load)
+        # Grid rows that differ only in 'disaggregated' share the engine's figures: their grid
+        # position without that coordinate is the key (the dimensions after it are inner).
+        inner = int(np.prod([len(ctx.choices[d]) for d in DIMENSIONS[DIMENSIONS.index("disaggregated") + 1:]]))
+        n_dis = len(ctx.choices["disaggregated"])
+        key = None
+        if n_dis > 1 and "_flat" in cols:
+            flat = np.asarray(cols["_flat"], dtype=np.int64)
+            key = flat // (inner * n_dis) * inner + flat % inner
+        return evaluate_serving(ctx.model, coded, sys_code, ctx.table, ctx.knobs, ctx.load, prune=True,
+                                share_key=key)
 
     def price(self, ctx: ServingContext, ev: ServingEvaluated, rows: np.ndarray, offer_rows: np.ndarray) -> dict:
         c = ctx.scenario.constraints
@@ -425,8 +628,6 @@ def autoscaled_cost(rows: dict[str, np.ndarray], load: ServingLoad, knobs) -> np
     """Monthly cost when the fleet follows the 24-hour profile hour by hour (each hour sized for
     its own rate under the same SLOs, by the same ``_capacity``), for comparison with the fixed
     fleet sized for the peak."""
-    from types import SimpleNamespace
-
     if not load.hourly_profile:
         return rows["cost_per_month_usd"]
     keys = ("ttft_service_s", "service_time_s", "tpot_s", "disaggregated", "prefill_service_s",

@@ -367,6 +367,25 @@ def test_gemm_size_knob_reaches_serving():
     assert best(100.0)["tpot_p95_s"] > best(0.0)["tpot_p95_s"]
 
 
+def test_expert_gemm_knob_reaches_serving():
+    """``expert_gemm_efficiency_scale`` is a knob of the one engine: serving_knobs carries it into
+    the serving roofline, and a prefill-heavy Mixtral iteration (routed experts compute-bound)
+    takes longer at half the expert rate; a dense model's does not move."""
+    from costmodel.formulas.serving import serving_roofline
+    from costmodel.jobs.serve import serving_knobs
+    from costmodel.tables.knobs import knob_columns
+
+    k = serving_knobs(knob_columns("nemo"))
+    k_half = serving_knobs(knob_columns("nemo", {"expert_gemm_efficiency_scale": 0.5}))
+    s = _columns(64.0, input_len=1000, output_len=200)
+    assert float(serving_roofline(_round_a100(), k_half, s).expert_compute_scale) == 2.0
+    for name, moves in (("mixtral-8x7b", True), ("llama-3.1-8b", False)):
+        m = ModelColumns.from_spec(costmodel.preset(name))
+        step = lambda kn: float(iteration_time(m, s, _round_a100(), kn, sequences=64.0,  # noqa: E731
+                                               context=1100.0, prefill_tokens=4096.0)["total"])
+        assert (step(k_half) > step(k)) is moves, name
+
+
 def test_layout_rules_looked_up_per_combination_equal_the_rules():
     """The planner evaluates the replica layout rules once per (tp, pp, ep) combination of a
     chunk and looks rows up; the result equals ``replica_violations`` row by row."""

@@ -60,6 +60,7 @@ class ServingKnobs:
     cuda_context_bytes: Array = 0.0
     weight_only_overhead: Array = 0.0  # extra compute time of dequantizing weight-only GEMMs
     gemm_half_efficiency_gflops: Array = 0.0  # GEMM size (GFLOP) at half the large-GEMM efficiency
+    expert_gemm_efficiency_scale: Array = 1.0  # routed experts' grouped GEMMs relative to dense ones
 
 
 TWO_FOUR, UNSTRUCTURED = 1.0, 2.0  # codes of specs.serving.SPARSITIES
@@ -117,11 +118,13 @@ def max_batch(m: ModelColumns, s: ServingColumns, k: ServingKnobs, hw) -> Array:
 def serving_roofline(hw, k: ServingKnobs, s: ServingColumns) -> Roofline:
     """Achieved rates, with the linear layers' stored weight bytes and their compute-time factor:
     weight-only schemes dequantize (+ ``weight_only_overhead``), 2:4 runs at the sparse speedup;
-    every GEMM pays the size term of ``gemm_half_efficiency_gflops`` as in training."""
+    every GEMM pays the size term of ``gemm_half_efficiency_gflops`` and the routed experts run at
+    ``expert_gemm_efficiency_scale``, as in training."""
     scale = (1.0 + as_array(k.weight_only_overhead) * s.weight_only) / sparse_speedup(s, hw)
     return Roofline.from_hardware(hw, k.gemm_kernel_overhead_s, k.elementwise_traffic_factor,
                                   weight_bytes=stored_weight_bits(s, hw) / 8, weight_compute_scale=scale,
-                                  gemm_half_efficiency_gflops=k.gemm_half_efficiency_gflops)
+                                  gemm_half_efficiency_gflops=k.gemm_half_efficiency_gflops,
+                                  expert_gemm_efficiency_scale=k.expert_gemm_efficiency_scale)
 
 
 def take_roofline(roof: Roofline, index: np.ndarray) -> Roofline:

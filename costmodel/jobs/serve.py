@@ -63,6 +63,7 @@ def serving_knobs(knobs: Mapping[str, Array]) -> ServingKnobs:
         prefill_chunk_tokens=knobs["serving_prefill_chunk_tokens"],
         gemm_kernel_overhead_s=knobs["gemm_kernel_overhead_s"],
         gemm_half_efficiency_gflops=knobs["gemm_half_efficiency_gflops"],
+        expert_gemm_efficiency_scale=knobs["expert_gemm_efficiency_scale"],
         weight_only_overhead=knobs["serving_weight_only_compute_overhead"],
         elementwise_traffic_factor=knobs["elementwise_traffic_factor"],
         cuda_context_bytes=knobs["cuda_context_bytes"])

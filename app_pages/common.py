@@ -524,11 +524,13 @@ def _serving_summary(sc: Scenario, spec_name: str) -> str:
 
 
 def scenario_summary(sc: Scenario, spec_name: str) -> str:
+    from costmodel.jobs.train import batch_sequences
+
     job = sc.job
     if job.kind == "serve":
         return _serving_summary(sc, spec_name)
     return (f"**{spec_name}** · {JOB_KINDS.get(job.kind, job.kind).lower()} on "
-            f"{job.train_tokens:,.4g} tokens · {sc.batch_sequences:,} x {job.seq_len:,}-token "
+            f"{job.train_tokens:,.4g} tokens · {batch_sequences(sc):,} x {job.seq_len:,}-token "
             f"sequences per step · framework {job.framework} · objective {sc.objective}")
 
 

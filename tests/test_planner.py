@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from costmodel.jobs.train import batch_sequences
+
 from costmodel import ParallelLayout, TrainingSetup
 from costmodel.faces.api import estimate_training
 from costmodel.tables.catalog import engine_catalog
@@ -62,7 +64,7 @@ def test_best_plan_equals_brute_force_through_scalar_api():
                             layout = ParallelLayout(tp=tp, pp=pp, dp=dp, zero_stage=1,
                                                     sequence_parallel=tp > 1)
                             setup = TrainingSetup(micro_batch=mb, seq_len=4096, recompute=rec,
-                                                  global_batch=sc.batch_sequences)
+                                                  global_batch=batch_sequences(sc))
                             e = estimate_training("llama-3.1-8b", "h100-sxm5-80gb", layout, setup,
                                                   train_tokens=1e11, system=offer.system,
                                                   offer=offer.offer, framework="nemo")
@@ -264,5 +266,5 @@ def test_plan_batch_default_follows_the_model_size_like_train():
 
     small = Scenario(model="gpt2", job=Job(train_tokens=1e10))
     large = Scenario(model="llama-3.1-70b", job=Job(train_tokens=1e12))
-    assert small.batch_sequences == 128 and large.batch_sequences == 1024
-    assert Scenario(model="gpt2", job=Job(train_tokens=1e10, global_batch=64)).batch_sequences == 64
+    assert batch_sequences(small) == 128 and batch_sequences(large) == 1024
+    assert batch_sequences(Scenario(model="gpt2", job=Job(train_tokens=1e10, global_batch=64))) == 64

@@ -642,6 +642,8 @@ def _closest(result) -> str:
 
 
 def _plan_heading(sc) -> str:
+    from costmodel.jobs.train import batch_sequences
+
     job = sc.job
     if job.kind == "serve":
         ld = job.load
@@ -650,7 +652,7 @@ def _plan_heading(sc) -> str:
     deadline = sc.constraints.deadline_for(job.kind)
     auto = " (default)" if sc.constraints.deadline_days == "auto" else ""
     return (f"{sc.model_spec().name}: {job.kind} on {job.train_tokens:.4g} tokens, "
-            f"{sc.batch_sequences} x {job.seq_len}-token sequences per step, framework "
+            f"{batch_sequences(sc)} x {job.seq_len}-token sequences per step, framework "
             f"{job.framework}; objective {sc.objective}; deadline "
             f"{'none' if deadline is None else f'{deadline:g} days{auto}'}; memory headroom "
             f"{sc.constraints.min_memory_headroom:.0%}")

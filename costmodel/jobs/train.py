@@ -311,7 +311,7 @@ class TrainingJob(JobKind):
         dp = np.where(whole, dp, 1.0)
         grid = {k: cols[k] for k in ("tp", "pp", "vpp", "cp", "ep")}
         reason[(reason == 0) & _breaks_layout(ctx.model, {**grid, "dp": dp})] = LAYOUT
-        n_micro = float(ctx.scenario.batch_sequences) / (dp * mb)
+        n_micro = float(batch_sequences(ctx.scenario)) / (dp * mb)
         batch_ok = (n_micro == np.floor(n_micro)) & (n_micro >= 1)
         reason[(reason == 0) & ~batch_ok] = BATCH
         coded = {**ctx.fixed, **{k: cols[k] for k in DIMENSIONS[2:]}, "dp": dp,
@@ -389,6 +389,14 @@ def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray]
             df[k] = v
     df["plan_id"] = rows["_key"].astype(np.int64)
     return df.reset_index(drop=True)
+
+
+def batch_sequences(scenario) -> int:
+    """Sequences per step of a training scenario: the job's global batch, or the default for the
+    model's size (specs.setup.default_global_batch), the rule every face uses."""
+    if scenario.job.global_batch is not None:
+        return scenario.job.global_batch
+    return scenario.job.batch_sequences(float(parameter_count(scenario.model_spec()).total))
 
 
 def efficiency_basis(catalog, accelerators, precisions) -> list[str]:

@@ -34,7 +34,7 @@ import pandas as pd
 from hardware_catalog import Catalog
 
 from costmodel.jobs import job_kind
-from costmodel.jobs.train import MEMORY
+from costmodel.jobs.train import MEMORY, batch_sequences
 from costmodel.search.grid import DEFAULT_CHUNK, Prepared, apply_overrides, evaluate_chunk
 from costmodel.search.pareto import Running
 from costmodel.specs.scenario import DEFAULT_DEADLINE_DAYS, Constraints, Job, Scenario, SearchSpace
@@ -240,7 +240,7 @@ def _nothing_feasible(prep: Prepared, infeasible: dict[str, int], sc: Scenario) 
     counts_n = sc.search.device_counts if len(sc.search.device_counts) < 4 else "the counts searched"
     return (f"binding constraint: {top}: no layout of the search space splits {counts_n} devices "
             f"into tp x pp x cp x dp with dp x micro-batch dividing the global batch of "
-            f"{sc.batch_sequences} sequences and the model's layers, heads and experts evenly. "
+            f"{batch_sequences(sc)} sequences and the model's layers, heads and experts evenly. "
             f"Searched {prep.size:,} configurations ({counts})")
 
 

@@ -88,7 +88,7 @@ class Job(_Frozen):
 
     def batch_sequences(self, n_params: float | None = None) -> int:
         """The global batch in sequences: ``global_batch``, else the default for a model of
-        ``n_params`` parameters (``Scenario.batch_sequences`` passes the model's; the same rule as
+        ``n_params`` parameters (``jobs.train.batch_sequences`` passes the model's; the same rule as
         ``costmodel train`` and the validation rows)."""
         if self.global_batch is not None:
             return self.global_batch
@@ -293,15 +293,6 @@ class Scenario(_Frozen):
 
     def model_spec(self) -> ModelSpec:
         return resolve_model(self.model)
-
-    @property
-    def batch_sequences(self) -> int:
-        """Sequences per step: the job's global batch, or the default for this model's size."""
-        if self.job.global_batch is not None:
-            return self.job.global_batch
-        from costmodel.formulas.params import parameter_count
-
-        return self.job.batch_sequences(float(parameter_count(self.model_spec()).total))
 
     # Persistence ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

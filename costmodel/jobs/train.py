@@ -30,7 +30,7 @@ from costmodel.jobs.base import JobKind
 from costmodel.specs.codes import (
     PRECISION_CODES, PRECISION_FORMATS, PRECISION_NAMES, RANK_ORDER_CODES, RECOMPUTE_CODES, RECOMPUTE_NAMES,
 )
-from costmodel.specs.columns import Array, ModelColumns, flatten_coded
+from costmodel.specs.columns import Array, Breakdown, ModelColumns, flatten_coded
 from costmodel.specs.layout import layout_violations
 from costmodel.specs.setup import (LORA_TARGETS, PEFT_MODES, TrainingColumns, build_training_columns,
                                    job_setup_codes, precision_formats)
@@ -66,10 +66,14 @@ def evaluate_training(
     t: TrainingColumns,
     hw: HardwareColumns,
     knobs: Mapping[str, Array],
+    memory: Mapping[str, Array] | None = None,
 ) -> dict[str, Array]:
     """Memory (bytes, by component), feasibility against device memory, step time (s, by
-    component, with bounds), FLOPs, throughput and MFU/HFU for every row."""
-    mem = training_memory_per_device(m, t, **{k: knobs[k] for k in MEMORY_KNOBS})
+    component, with bounds), FLOPs, throughput and MFU/HFU for every row. ``memory``: the memory
+    components of these rows when already known (``training_memory_per_device`` of the same
+    columns, as the planner's sub-grid holds them)."""
+    mem = (training_memory_per_device(m, t, **{k: knobs[k] for k in MEMORY_KNOBS}) if memory is None
+           else Breakdown(memory))
     timing = training_step_time(m, t, hw, TimingKnobs(**{k: knobs[k] for k in TIMING_KNOBS}))
     out: dict[str, Array] = {f"memory_{k}_bytes": v for k, v in mem.items()}
     total = mem.total
@@ -238,6 +242,32 @@ class TrainingContext:
     offers: OfferTable
     fixed: dict[str, float]
     choices: dict[str, np.ndarray]
+    sub: SubGrid | None = None
+
+
+#: Largest sub-grid (every dimension but the system) whose system-independent checks the planner
+#: evaluates once in ``prepare`` and looks up per grid row (memory: ~15 float arrays of this size).
+SUBGRID_LIMIT = 1 << 18
+
+
+@dataclass
+class SubGrid:
+    """What the grid's rows share across systems, evaluated once per configuration of the other
+    dimensions (``system`` is the grid's first, slowest dimension, so a grid row is
+    ``system x size + sub-grid row``): the whole-number and layout reason (0, LAYOUT, BATCH), dp,
+    micro-batches per step and the memory components (system-independent: the memory formulas
+    read no hardware column); per searched system, the number-format and data reason of each
+    precision choice and the memory a plan may use (capacity less the headroom)."""
+
+    shape: tuple[int, ...]
+    size: int
+    reason: np.ndarray
+    dp: np.ndarray
+    n_micro: np.ndarray
+    memory: dict[str, np.ndarray]
+    memory_total: np.ndarray
+    format_reason: np.ndarray  # [system index, precision index]
+    usable_bytes: np.ndarray  # per system index
 
 
 class TrainingJob(JobKind):
@@ -295,26 +325,21 @@ class TrainingJob(JobKind):
         fixed = {**job_setup_codes(scenario.job), "seq_len": float(scenario.job.seq_len),
                  "sequence_parallel": float(s.sequence_parallel),
                  "rank_order": float(RANK_ORDER_CODES[s.rank_order])}
-        return TrainingContext(scenario, ModelColumns.from_spec(spec),
-                               knob_columns(scenario.job.framework, scenario.overrides),
-                               table, offers, fixed, choices)
+        ctx = TrainingContext(scenario, ModelColumns.from_spec(spec),
+                              knob_columns(scenario.job.framework, scenario.overrides),
+                              table, offers, fixed, choices)
+        ctx.sub = _sub_grid(ctx, systems)
+        return ctx
 
-    def evaluate(self, ctx: TrainingContext, cols: dict[str, np.ndarray], sys_code: np.ndarray) -> Evaluated:
+    def evaluate(self, ctx: TrainingContext, cols: Mapping[str, np.ndarray], sys_code: np.ndarray) -> Evaluated:
         """Whole-number checks of the grid (dp = n / (tp pp cp), micro-batches per step), then
-        ``evaluate_configurations``."""
-        n, tp, pp, cp, mb = (cols[k] for k in ("n_devices", "tp", "pp", "cp", "micro_batch"))
-        reason = np.zeros(len(n), dtype=np.int8)
-        dp = n / (tp * pp * cp)
-        whole = (dp == np.floor(dp)) & (dp >= 1)
-        reason[~whole] = LAYOUT
-        dp = np.where(whole, dp, 1.0)
-        grid = {k: cols[k] for k in ("tp", "pp", "vpp", "cp", "ep")}
-        reason[(reason == 0) & _breaks_layout(ctx.model, {**grid, "dp": dp})] = LAYOUT
-        n_micro = float(ctx.scenario.job.batch_sequences) / (dp * mb)
-        batch_ok = (n_micro == np.floor(n_micro)) & (n_micro >= 1)
-        reason[(reason == 0) & ~batch_ok] = BATCH
-        coded = {**ctx.fixed, **{k: cols[k] for k in DIMENSIONS[2:]}, "dp": dp,
-                 "n_micro": np.where(batch_ok, n_micro, 1.0)}
+        ``evaluate_configurations``. Grid rows given by flat index (``cols["_flat"]``, the
+        planner's chunks) read the system-independent checks from the context's sub-grid and go
+        through the engine only when they fit in memory (same figures, fewer rows computed)."""
+        if ctx.sub is not None and "_flat" in cols:
+            return _evaluate_sub_grid(ctx, ctx.sub, cols["_flat"], cols["system"], sys_code)
+        reason, dp, n_micro = _structure(ctx, cols)
+        coded = {**ctx.fixed, **{k: cols[k] for k in DIMENSIONS[2:]}, "dp": dp, "n_micro": n_micro}
         return evaluate_configurations(ctx.model, coded, sys_code, ctx.table, ctx.knobs,
                                        memory_headroom=ctx.scenario.constraints.min_memory_headroom,
                                        reason=reason, layout_checked=True)
@@ -343,6 +368,87 @@ class TrainingJob(JobKind):
     def frame(self, ctx: TrainingContext, rows: dict[str, np.ndarray]) -> pd.DataFrame:
         return training_plan_frame(ctx.offers, ctx.table.catalog, rows, ctx.scenario.job.framework,
                                    ctx.scenario.model_spec().name)
+
+
+def _structure(ctx: TrainingContext, cols: Mapping[str, np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whole-number and layout checks of grid rows: (reason 0/LAYOUT/BATCH, dp, micro-batches per
+    step; dp and micro-batches are 1 where they are not whole)."""
+    n, tp, pp, cp, mb = (cols[k] for k in ("n_devices", "tp", "pp", "cp", "micro_batch"))
+    reason = np.zeros(len(n), dtype=np.int8)
+    dp = n / (tp * pp * cp)
+    whole = (dp == np.floor(dp)) & (dp >= 1)
+    reason[~whole] = LAYOUT
+    dp = np.where(whole, dp, 1.0)
+    grid = {k: cols[k] for k in ("tp", "pp", "vpp", "cp", "ep")}
+    reason[(reason == 0) & _breaks_layout(ctx.model, {**grid, "dp": dp})] = LAYOUT
+    n_micro = float(ctx.scenario.job.batch_sequences) / (dp * mb)
+    batch_ok = (n_micro == np.floor(n_micro)) & (n_micro >= 1)
+    reason[(reason == 0) & ~batch_ok] = BATCH
+    return reason, dp, np.where(batch_ok, n_micro, 1.0)
+
+
+def _sub_grid(ctx: TrainingContext, system_codes: np.ndarray) -> SubGrid | None:
+    """The ``SubGrid`` of a training context; None when it is too large or when knobs or the
+    model vary per row (then every grid row is evaluated in full)."""
+    dims = DIMENSIONS[1:]
+    shape = tuple(len(ctx.choices[d]) for d in dims)
+    size = int(np.prod(shape))
+    if size > SUBGRID_LIMIT or np.ndim(ctx.model.n_layers) or any(np.ndim(v) for v in ctx.knobs.values()):
+        return None
+    idx = np.unravel_index(np.arange(size, dtype=np.int64), shape)
+    cols = {d: ctx.choices[d][i] for d, i in zip(dims, idx)}
+    reason, dp, n_micro = _structure(ctx, cols)
+    ok = np.flatnonzero(reason == 0)
+    coded = {**ctx.fixed, **{k: cols[k][ok] for k in DIMENSIONS[2:]}, "dp": dp[ok], "n_micro": n_micro[ok]}
+    flat, _ = flatten_coded(coded, np.zeros(ok.size, dtype=np.int64))
+    t = build_training_columns(flat)
+    mem = training_memory_per_device(ctx.model, t, **{k: ctx.knobs[k] for k in MEMORY_KNOBS})
+    memory = {}
+    for k, v in mem.items():
+        full = np.full(size, np.nan)
+        full[ok] = np.broadcast_to(np.asarray(v, dtype=np.float64), ok.shape)
+        memory[k] = full
+    total = np.full(size, np.nan)
+    total[ok] = np.broadcast_to(np.asarray(mem.total, dtype=np.float64), ok.shape)
+    # Number formats and data per (system, precision), in the order evaluate_configurations checks.
+    prec = ctx.choices["precision"]
+    sc = np.repeat(np.asarray(system_codes, dtype=np.int64), len(prec))
+    mm_fmt, attn_fmt = precision_formats(np.tile(prec, len(system_codes)))
+    fmt_ok, data_ok = ctx.table.usable(sc, mm_fmt, attn_fmt)
+    fmt_reason = np.where(~fmt_ok, FORMAT, np.where(~data_ok, DATA, 0)).astype(np.int8)
+    headroom = ctx.scenario.constraints.min_memory_headroom
+    usable = ctx.table.memory_bytes[np.asarray(system_codes, dtype=np.int64)] * (1.0 - headroom)
+    return SubGrid(shape, size, reason, dp, n_micro, memory, total,
+                   fmt_reason.reshape(len(system_codes), len(prec)), usable)
+
+
+def _evaluate_sub_grid(ctx: TrainingContext, sub: SubGrid, flat: np.ndarray, system: np.ndarray,
+                       sys_code: np.ndarray) -> Evaluated:
+    """``evaluate`` of grid rows by flat index: reasons looked up in the sub-grid (layout, batch,
+    then format and data per system and precision, then memory against the system's capacity),
+    and the engine run on the rows that pass, with their memory read from the sub-grid. ``live``
+    holds only those rows (out-of-memory rows get their reason without engine outputs)."""
+    sidx = np.asarray(system, dtype=np.int64)
+    row = np.asarray(flat, dtype=np.int64) - sidx * sub.size
+    reason = sub.reason[row]
+    ok = reason == 0
+    fmt = sub.format_reason[sidx, row % sub.shape[-1]]  # precision is the last dimension
+    reason = np.where(ok & (fmt != 0), fmt, reason)
+    oom = (reason == 0) & (sub.memory_total[row] > sub.usable_bytes[sidx])
+    reason[oom] = MEMORY
+    live = np.flatnonzero(reason == 0)
+    if live.size == 0:
+        return Evaluated(reason, live)
+    r = row[live]
+    idx = np.unravel_index(r, sub.shape)
+    vals = {d: ctx.choices[d][i] for d, i in zip(DIMENSIONS[1:], idx)}
+    coded = {**ctx.fixed, **{k: vals[k] for k in DIMENSIONS[2:]}, "dp": sub.dp[r], "n_micro": sub.n_micro[r]}
+    cflat, sc = flatten_coded(coded, sys_code[live])
+    t = build_training_columns(cflat)
+    hw = ctx.table.columns(sc, t.matmul_format, t.attention_format)
+    out = evaluate_training(ctx.model, t, hw, ctx.knobs, memory={k: v[r] for k, v in sub.memory.items()})
+    return Evaluated(reason, live, t, hw, out, ctx.model)
 
 
 def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray], framework: str,

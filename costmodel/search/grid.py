@@ -136,13 +136,29 @@ class Candidates:
     materialize: Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
+class _Columns(dict):
+    """Grid rows by flat index: ``_flat`` and each dimension's values, a dimension decoded on first
+    use (a job that reads few dimensions of most rows decodes only those)."""
+
+    def __init__(self, prep: Prepared, flat: np.ndarray):
+        super().__init__(_flat=flat)
+        self._prep = prep
+
+    def __missing__(self, dim: str) -> np.ndarray:
+        prep = self._prep
+        pos = prep.job.dimensions.index(dim)
+        stride = math.prod(prep.shape[pos + 1:])
+        i = self["_flat"] // stride if stride > 1 else self["_flat"]
+        if pos > 0:
+            i = i % prep.shape[pos]
+        self[dim] = value = prep.choices[dim][i]
+        return value
+
+
 def _decode(prep: Prepared, start: int, stop: int, flat: np.ndarray | None) -> dict[str, np.ndarray]:
     if flat is None:
         flat = np.arange(start, stop, dtype=np.int64)
-    idx = np.unravel_index(flat, prep.shape)
-    cols = {d: prep.choices[d][i] for d, i in zip(prep.job.dimensions, idx)}
-    cols["_flat"] = flat
-    return cols
+    return _Columns(prep, flat)
 
 
 def _join_offers(prep: Prepared, sys_idx: np.ndarray, cfg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

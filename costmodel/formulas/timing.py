@@ -400,6 +400,56 @@ def training_step_time(
     return _outputs(t, hw, a, comm, model_flops.total, hw_flops.total)
 
 
+def compute_floor_flops(model: ModelColumns, t: TrainingColumns, k: TimingKnobs | None = None) -> Array:
+    """A floor of ``training_step_time``'s step time times the achieved matmul rate (FLOP/s of the
+    matmul format x matmul efficiency x ``matmul_efficiency_scale``): the step's block GEMMs on
+    the least loaded candidate stage, with attention, memory traffic, kernel overheads, the GEMM
+    size term, the LM head and all communication, bubble and optimizer time taken as free.
+
+    It reads no hardware column, so a planner computes it once per configuration and divides by
+    each system's rate. It is a floor only where every other step component is >= 0, which holds
+    for overlap fractions and ``selective_keep_fraction`` in [0, 1] and non-negative overheads,
+    GEMM size term and traffic factor (``floor_knobs_ok``): each GEMM's time is max(FLOPs / rate
+    (+ size term), bytes / bandwidth) + overhead >= FLOPs / rate, the blocks combine their parts
+    with positive weights, and the stage that sets the pace holds at least the fewest blocks of
+    any candidate stage."""
+    k = k or TimingKnobs()
+    m = model_columns(model)
+    p = layer_params(m)
+    inf = np.inf
+    roof = Roofline(1.0, inf, inf, inf, 0.0, 0.0, None, 1.0, 0.0)  # 1 FLOP/s GEMMs, all else free
+    keep = as_array(k.selective_keep_fraction)
+    blk = block_forward(m, tokens=t.micro_batch * t.seq_len / t.cp, context=t.seq_len, hw=roof,
+                        tp=t.tp, sequence_parallel=t.sp, ep=t.ep, act_bytes=t.act_bytes,
+                        matmul_bytes=t.matmul_bytes, flash=t.flash, dropout=t.dropout,
+                        causal_discount=t.causal_discount)
+    peft = _peft_block(m, t, roof, p) if np.any(t.frozen > 0) else None
+    dense_block, moe_block, _ = _block_times(m, t, blk, roof, keep, peft)
+    block = np.where(m.n_experts > 0, np.minimum(dense_block, moe_block), dense_block)
+    pipe = pipeline_of(m, t)
+    fewest = None
+    for stage in pipeline_stages(m, pipe):
+        dense_n, moe_n, _, _ = stage_parameters(m, p, stage, pipe, t.tp, t.expert_shard)
+        fewest = dense_n + moe_n if fewest is None else np.minimum(fewest, dense_n + moe_n)
+    return t.n_micro * fewest * block
+
+
+def floor_knobs_ok(k: TimingKnobs) -> bool:
+    """Whether ``compute_floor_flops`` is a floor under these knobs (scalars; see there)."""
+    v = {f: np.asarray(getattr(k, f), dtype=np.float64) for f in (
+        "tp_comm_overlap", "ep_comm_overlap", "pp_comm_overlap", "cp_comm_overlap", "selective_keep_fraction",
+        "overlap_grad_reduce", "overlap_param_gather", "zero3_prefetch", "elementwise_traffic_factor",
+        "gemm_kernel_overhead_s", "gemm_half_efficiency_gflops", "matmul_efficiency_scale")}
+    if any(x.ndim for x in v.values()) or not all(np.isfinite(x) for x in v.values()):
+        return False
+    fractions = ("tp_comm_overlap", "ep_comm_overlap", "pp_comm_overlap", "selective_keep_fraction")
+    return (all(0.0 <= v[f] <= 1.0 for f in fractions)
+            and all(v[f] >= 0.0 for f in ("cp_comm_overlap", "overlap_grad_reduce", "overlap_param_gather",
+                                          "zero3_prefetch", "elementwise_traffic_factor",
+                                          "gemm_kernel_overhead_s", "gemm_half_efficiency_gflops"))
+            and v["matmul_efficiency_scale"] > 0.0)
+
+
 def _outputs(t: TrainingColumns, hw: HardwareColumns, a: SimpleNamespace, comm: dict[str, tuple],
              model_flops_per_token: Array, hw_flops_per_token: Array) -> dict[str, Array]:
     """The output columns: components, bounds, throughput, utilisation, per-collective report."""

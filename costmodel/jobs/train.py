@@ -15,6 +15,7 @@ benchmarks all call these; none assembles a figure of its own.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -25,7 +26,8 @@ from costmodel.formulas.cost import checkpoint_bytes, training_run_cost
 from costmodel.formulas.hardware import HardwareColumns
 from costmodel.formulas.memory import TRAIN_MEMORY_COMPONENTS, training_memory_per_device
 from costmodel.formulas.params import adapter_parameter_count, parameter_count
-from costmodel.formulas.timing import STEP_COMPONENTS, TimingKnobs, training_step_time
+from costmodel.formulas.timing import (STEP_COMPONENTS, TimingKnobs, compute_floor_flops, floor_knobs_ok,
+                                       training_step_time)
 from costmodel.jobs.base import JobKind
 from costmodel.specs.codes import (
     PRECISION_CODES, PRECISION_FORMATS, PRECISION_NAMES, RANK_ORDER_CODES, RECOMPUTE_CODES, RECOMPUTE_NAMES,
@@ -243,6 +245,9 @@ class TrainingContext:
     fixed: dict[str, float]
     choices: dict[str, np.ndarray]
     sub: SubGrid | None = None
+    #: The planner's best run time and cost among plans ruled out by a limit so far (``Prepared.near``,
+    #: bound by ``TrainingJob.bind_near``); None: no deadline pruning.
+    near: dict[str, float] | None = None
 
 
 #: Largest sub-grid (every dimension but the system) whose system-independent checks the planner
@@ -268,6 +273,15 @@ class SubGrid:
     memory_total: np.ndarray
     format_reason: np.ndarray  # [system index, precision index]
     usable_bytes: np.ndarray  # per system index
+    #: Deadline pruning (None when it does not apply): run hours x achieved matmul rate below
+    #: which no configuration runs (``timing.compute_floor_flops`` x steps / goodput), the achieved
+    #: matmul rate [system index, precision index], the least (billed devices x device-hour price)
+    #: over each system's offers [system index, device-count index] (NaN where an offer's price
+    #: is unknown or negative), and the deadline in hours.
+    floor_hours_flops: np.ndarray | None = None
+    matmul_rate: np.ndarray | None = None
+    least_rate_usd: np.ndarray | None = None
+    deadline_hours: float | None = None
 
 
 class TrainingJob(JobKind):
@@ -330,6 +344,10 @@ class TrainingJob(JobKind):
                               table, offers, fixed, choices)
         ctx.sub = _sub_grid(ctx, systems)
         return ctx
+
+    def bind_near(self, ctx: TrainingContext, near: dict[str, float]) -> None:
+        """Let ``evaluate`` read the planner's closest misses (deadline pruning, ``SubGrid``)."""
+        ctx.near = near
 
     def evaluate(self, ctx: TrainingContext, cols: Mapping[str, np.ndarray], sys_code: np.ndarray) -> Evaluated:
         """Whole-number checks of the grid (dp = n / (tp pp cp), micro-batches per step), then
@@ -419,8 +437,44 @@ def _sub_grid(ctx: TrainingContext, system_codes: np.ndarray) -> SubGrid | None:
     fmt_reason = np.where(~fmt_ok, FORMAT, np.where(~data_ok, DATA, 0)).astype(np.int8)
     headroom = ctx.scenario.constraints.min_memory_headroom
     usable = ctx.table.memory_bytes[np.asarray(system_codes, dtype=np.int64)] * (1.0 - headroom)
-    return SubGrid(shape, size, reason, dp, n_micro, memory, total,
-                   fmt_reason.reshape(len(system_codes), len(prec)), usable)
+    sub = SubGrid(shape, size, reason, dp, n_micro, memory, total,
+                  fmt_reason.reshape(len(system_codes), len(prec)), usable)
+    _deadline_floor(ctx, sub, t, ok, sc, mm_fmt, attn_fmt)
+    return sub
+
+
+def _deadline_floor(ctx: TrainingContext, sub: SubGrid, t: TrainingColumns, ok: np.ndarray,
+                    sc: np.ndarray, mm_fmt: np.ndarray, attn_fmt: np.ndarray) -> None:
+    """The ``SubGrid`` arrays of deadline pruning: configurations whose run-time floor is over the
+    deadline on a system miss it with every offer, and when their cost floor is no lower than the
+    planner's closest miss so far they change nothing the search reports but the reason counts
+    (``_evaluate_sub_grid``)."""
+    deadline = _hours(ctx.scenario.constraints.deadline_for(ctx.scenario.job.kind))
+    k = TimingKnobs(**{name: ctx.knobs[name] for name in TIMING_KNOBS})
+    goodput = float(ctx.knobs["goodput_fraction"])
+    if deadline is None or not floor_knobs_ok(k) or not goodput > 0:
+        return
+    floor = compute_floor_flops(ctx.model, t, k)
+    steps = np.ceil(float(ctx.scenario.job.train_tokens) / (t.global_batch * t.seq_len))
+    hours = np.full(sub.size, np.nan)
+    hours[ok] = np.broadcast_to(steps * floor / 3600.0 / goodput, ok.shape)
+    hw = ctx.table.columns(sc, mm_fmt, attn_fmt)
+    rate = hw.peak_matmul_flops_per_s * (hw.matmul_efficiency * np.asarray(k.matmul_efficiency_scale))
+    offers = ctx.offers
+    n = ctx.choices["n_devices"]
+    least = np.full((sub.format_reason.shape[0], len(n)), np.nan)
+    for i, code in enumerate(np.unique(offers.system_code)):
+        rows = np.flatnonzero(offers.system_code == code)
+        price = offers.usd_per_device_hour[rows]
+        storage = offers.storage_usd_per_gb_month[rows]
+        if not (np.all(np.isfinite(price)) and np.all(price >= 0) and np.all(np.isfinite(storage))
+                and np.all(storage >= 0)):
+            continue  # an unknown price makes a cost NaN: those rows are always priced
+        dpi = offers.devices_per_instance[rows]
+        least[i] = np.min(np.ceil(n[:, None] / dpi[None, :]) * dpi[None, :] * price[None, :], axis=1)
+    sub.floor_hours_flops, sub.deadline_hours = hours, deadline
+    sub.matmul_rate = rate.reshape(sub.format_reason.shape)
+    sub.least_rate_usd = least
 
 
 def _evaluate_sub_grid(ctx: TrainingContext, sub: SubGrid, flat: np.ndarray, system: np.ndarray,
@@ -437,6 +491,19 @@ def _evaluate_sub_grid(ctx: TrainingContext, sub: SubGrid, flat: np.ndarray, sys
     reason = np.where(ok & (fmt != 0), fmt, reason)
     oom = (reason == 0) & (sub.memory_total[row] > sub.usable_bytes[sidx])
     reason[oom] = MEMORY
+    near = ctx.near
+    if (sub.floor_hours_flops is not None and near is not None and "binding:deadline_days" in near
+            and "time_total_hours" in near and "cost_total_usd" in near):
+        # Rows whose run-time floor is over the deadline miss it with every offer; when neither
+        # floor (time, and cost with the cheapest offer) is below the closest miss so far they
+        # cannot change it either: they are counted as missing the deadline, not computed.
+        fit = np.flatnonzero(reason == 0)
+        r = row[fit]
+        hours = sub.floor_hours_flops[r] / sub.matmul_rate[sidx[fit], r % sub.shape[-1]] * (1.0 - 1e-9)
+        cost = hours * sub.least_rate_usd[sidx[fit], r // math.prod(sub.shape[1:])]
+        miss = ((hours > sub.deadline_hours) & (hours >= near["time_total_hours"])
+                & (cost >= near["cost_total_usd"]))
+        reason[fit[miss]] = DEADLINE
     live = np.flatnonzero(reason == 0)
     if live.size == 0:
         return Evaluated(reason, live)

@@ -119,6 +119,7 @@ def prepare(scenario: Scenario, catalog: Catalog | None = None, job: JobKind | N
     systems, start, count = offers.blocks()
     ctx = job.prepare(scenario, table, offers, systems)
     prep = Prepared(scenario, catalog, job, ctx, offers, systems, start, count)
+    job.bind_near(ctx, prep.near)
     if prep.size > MAX_CONFIGURATIONS:
         dims = " x ".join(f"{d} {n}" for d, n in zip(job.dimensions, prep.shape))
         raise ScenarioError(f"search space of {prep.size:,} configurations ({dims}) is over the limit of "
@@ -182,6 +183,9 @@ def evaluate_chunk(prep: Prepared, start: int, stop: int, flat: np.ndarray | Non
     counts = np.zeros(len(job.reasons), dtype=np.int64)
     bad = ev.reason != 0
     np.add.at(counts, ev.reason[bad], n_offers[bad])
+    for code, name in getattr(job, "limit_reasons", {}).items():
+        if counts[code]:  # ruled out by a limit before pricing (see JobKind.evaluate)
+            prep.near[f"binding:{name}"] = prep.near.get(f"binding:{name}", 0) + int(counts[code])
     ok_live = np.flatnonzero(ev.reason[ev.live] == 0)  # positions in the live arrays
     if ok_live.size == 0:
         return None, counts

@@ -138,22 +138,24 @@ class Candidates:
 
 
 class _Columns(dict):
-    """Grid rows by flat index: ``_flat`` and each dimension's values, a dimension decoded on first
-    use (a job that reads few dimensions of most rows decodes only those)."""
+    """Grid rows by flat index: ``_flat`` and the ``system`` index at once, the other dimensions'
+    values decoded together on first use (a job that reads only the system of most rows skips
+    the decoding)."""
 
     def __init__(self, prep: Prepared, flat: np.ndarray):
         super().__init__(_flat=flat)
         self._prep = prep
+        first = prep.job.dimensions[0]
+        self[first] = prep.choices[first][flat // math.prod(prep.shape[1:])]
 
     def __missing__(self, dim: str) -> np.ndarray:
         prep = self._prep
-        pos = prep.job.dimensions.index(dim)
-        stride = math.prod(prep.shape[pos + 1:])
-        i = self["_flat"] // stride if stride > 1 else self["_flat"]
-        if pos > 0:
-            i = i % prep.shape[pos]
-        self[dim] = value = prep.choices[dim][i]
-        return value
+        if dim not in prep.job.dimensions:
+            raise KeyError(dim)
+        idx = np.unravel_index(self["_flat"], prep.shape)
+        for d, i in zip(prep.job.dimensions[1:], idx[1:]):
+            self[d] = prep.choices[d][i]
+        return self[dim]
 
 
 def _decode(prep: Prepared, start: int, stop: int, flat: np.ndarray | None) -> dict[str, np.ndarray]:

@@ -309,3 +309,24 @@ def test_run_time_floor_is_below_every_run_time():
         assert np.all(floor <= hours * (1 + 1e-12))
         checked += ev.live.size
     assert checked > 1000
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_running_sets_equal_one_pass_over_all_rows(seed):
+    """Running top-k and Pareto over chunks (with its pre-filters against the running sets) equal
+    the top-k and front of all rows at once, with many ties."""
+    from costmodel.search.pareto import Running
+
+    rng = np.random.default_rng(seed)
+    n = 5000
+    rows = {"cost": rng.integers(0, 60, n).astype(float), "time": rng.integers(0, 60, n).astype(float),
+            "mem": rng.integers(0, 3, n).astype(float), "_key": rng.permutation(n).astype(float)}
+    keys = ("cost", "time", "mem", "_key")
+    running = Running(25, keys, ("cost", "time"))
+    for start in range(0, n, 300):
+        chunk = {k: v[start:start + 300] for k, v in rows.items()}
+        running.add(chunk, lambda idx, chunk=chunk: {k: v[idx] for k, v in chunk.items()})
+    order = np.lexsort(tuple(rows[k] for k in reversed(keys)))[:25]
+    assert running.top["_key"].tolist() == rows["_key"][order].tolist()
+    front = pareto_mask(rows["cost"], rows["time"], rows["_key"])
+    assert sorted(running.front["_key"].tolist()) == sorted(rows["_key"][front].tolist())

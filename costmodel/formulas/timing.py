@@ -368,8 +368,10 @@ def training_step_time(
     t: TrainingColumns,
     hw: HardwareColumns,
     k: TimingKnobs | None = None,
+    report: bool = True,
 ) -> dict[str, Array]:
-    """Step time (s) by component plus bounds, throughput and utilisation, for every row."""
+    """Step time (s) by component plus bounds, throughput and utilisation, for every row;
+    ``report`` False leaves out the per-collective columns (``comm_*``: same other values)."""
     k = k or TimingKnobs()
     m = model_columns(model)
     hw = replace(hw, matmul_efficiency=hw.matmul_efficiency * as_array(k.matmul_efficiency_scale),
@@ -389,7 +391,7 @@ def training_step_time(
     st = _slowest_stage(m, p, t, dense_block, moe_block, head, c, peft)
     d = _data_parallel(t, hw, st, c)
     a = _assemble_step(t, k, hw.achieved_memory_bandwidth, st, c, d)
-    comm = _collective_report(t, k, st, c, d, a)
+    comm = _collective_report(t, k, st, c, d, a) if report else {}
 
     fwd = forward_flops_per_token(m, s, causal_discount=t.causal_discount, vocab_head=t.vocab_head)
     peft_flops = {} if peft is None else {

@@ -69,11 +69,19 @@ def evaluate_training(
     hw: HardwareColumns,
     knobs: Mapping[str, Array],
     memory: Mapping[str, Array] | None = None,
+    report: bool = True,
 ) -> dict[str, Array]:
     """Memory (bytes, by component), feasibility against device memory, step time (s, by
     component, with bounds), FLOPs, throughput and MFU/HFU for every row. ``memory``: the memory
     components of these rows when already known (``training_memory_per_device`` of the same
-    columns, as the planner's sub-grid holds them)."""
+    columns, as the planner's sub-grid holds them). ``report`` False: step time without the
+    per-collective columns, and of the memory only ``memory_total_bytes`` (``memory`` then may
+    hold just ``total``)."""
+    if not report and memory is not None and "total" in memory:
+        out = dict(training_step_time(m, t, hw, TimingKnobs(**{k: knobs[k] for k in TIMING_KNOBS}),
+                                      report=False))
+        out["memory_total_bytes"] = memory["total"]
+        return out
     mem = (training_memory_per_device(m, t, **{k: knobs[k] for k in MEMORY_KNOBS}) if memory is None
            else Breakdown(memory))
     timing = training_step_time(m, t, hw, TimingKnobs(**{k: knobs[k] for k in TIMING_KNOBS}))
@@ -97,6 +105,9 @@ class Evaluated:
     hw: HardwareColumns | None = None
     out: dict[str, Array] | None = None
     model: ModelColumns | None = None
+    #: Every engine output of live positions ``pos`` (``evaluate_training`` in full), where ``out``
+    #: holds only what pricing and ranking read (the planner's fast path); None: ``out`` is full.
+    report: Any = None
 
 
 def _take_model(m: ModelColumns, idx: np.ndarray) -> ModelColumns:
@@ -373,8 +384,9 @@ class TrainingJob(JobKind):
     def row_values(self, ctx: TrainingContext, ev: Evaluated, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Every engine output and configuration column of live rows ``rows`` (for full plan rows)."""
         t = ev.t
-        vals = {k: np.asarray(v, dtype=np.float64)[rows] if np.ndim(v) else np.full(len(rows), float(v))
-                for k, v in ev.out.items()}
+        out, at = (ev.out, rows) if ev.report is None else (ev.report(rows), np.arange(len(rows)))
+        vals = {k: np.asarray(v, dtype=np.float64)[at] if np.ndim(v) else np.full(len(rows), float(v))
+                for k, v in out.items()}
         for name in ("tp", "pp", "vpp", "dp", "cp", "ep", "zero_stage", "recompute", "micro_batch",
                      "precision", "n_micro", "peft", "lora_rank", "lora_targets", "base_weight_bits",
                      "weight_bits"):
@@ -514,8 +526,14 @@ def _evaluate_sub_grid(ctx: TrainingContext, sub: SubGrid, flat: np.ndarray, sys
     cflat, sc = flatten_coded(coded, sys_code[live])
     t = build_training_columns(cflat)
     hw = ctx.table.columns(sc, t.matmul_format, t.attention_format)
-    out = evaluate_training(ctx.model, t, hw, ctx.knobs, memory={k: v[r] for k, v in sub.memory.items()})
-    return Evaluated(reason, live, t, hw, out, ctx.model)
+    out = evaluate_training(ctx.model, t, hw, ctx.knobs, memory={"total": sub.memory_total[r]}, report=False)
+
+    def report(pos: np.ndarray) -> dict[str, Array]:
+        """The full outputs of live positions ``pos`` (the same elementwise formulas on those rows)."""
+        return evaluate_training(ctx.model, t.take(pos), hw.take(pos), ctx.knobs,
+                                 memory={k: v[r[pos]] for k, v in sub.memory.items()})
+
+    return Evaluated(reason, live, t, hw, out, ctx.model, report)
 
 
 def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray], framework: str,

@@ -34,7 +34,10 @@ from costmodel.tables.offers import OfferTable
 
 __all__ = ["DEFAULT_CHUNK", "PlanResult", "Prepared", "evaluate_chunk", "pareto_mask", "plan", "prepare"]
 
-DEFAULT_CHUNK = 1 << 15  # 32768 rows: arrays of 256 KiB stay cache-resident (see benchmarks/sweep.py)
+#: 65,536 rows: the training engine sees only a chunk's rows that fit in memory (about a third),
+#: so its arrays stay small; 32,768 was 10-15 % slower, 131,072 no faster for the 70B default and
+#: +90 MiB peak RSS (benchmarks/sweep.py, README "Performance").
+DEFAULT_CHUNK = 1 << 16
 OFFER_KEY = 4096  # plan key = grid position x OFFER_KEY + offer row (a stable plan_id)
 #: Largest grid searched: about 15 minutes at 2 M configurations/s on two cores (benchmarks/sweep.py),
 #: and far below the plan_id range (grid position x OFFER_KEY must stay below 2^53).

@@ -40,7 +40,7 @@ from costmodel.formulas.flops import forward_flops_per_token, training_flops_per
 from costmodel.formulas.hardware import HardwareColumns
 from costmodel.formulas.blocks import (  # noqa: F401  (_gemm_time: re-exported for callers)
     BlockForward, Roofline, _gemm_time, block_forward, kv_widths, lm_head_forward)
-from costmodel.formulas.pipeline import (bubble_microbatches, pipeline_bubble, pipeline_of, pipeline_stages,
+from costmodel.formulas.pipeline import (Pipeline, bubble_microbatches, pipeline_bubble, pipeline_of, pipeline_stages,
                                          select_stage, stage_parameters, stage_peft_parameters)
 from costmodel.formulas.params import (adapter_forward_flops_per_token, adapter_params, frozen_linear_params,
                                        layer_params, linear_layers, lora_targeted)
@@ -189,11 +189,12 @@ def _block_comm(m: ModelColumns, t: TrainingColumns, hw: HardwareColumns, k: Tim
 
 
 def _slowest_stage(m: ModelColumns, p, t: TrainingColumns, dense_block: Array, moe_block: Array,
-                   head: Array, c: SimpleNamespace, peft: SimpleNamespace | None = None) -> dict[str, Array]:
+                   head: Array, c: SimpleNamespace, peft: SimpleNamespace | None = None,
+                   pipe: Pipeline | None = None) -> dict[str, Array]:
     """Per-micro-batch compute and communication of the slowest of the first, second and last
     pipeline stages (it sets the pace), and the largest parameter counts of any of them (with
     ``peft``, also the largest adapter counts and frozen-weight bytes, ``_peft_stage_counts``)."""
-    pipe = pipeline_of(m, t)
+    pipe = pipeline_of(m, t) if pipe is None else pipe
     last = t.pp - 1
     candidates = []
     params_dense = params_expert = None
@@ -369,9 +370,11 @@ def training_step_time(
     hw: HardwareColumns,
     k: TimingKnobs | None = None,
     report: bool = True,
+    pipe: Pipeline | None = None,
 ) -> dict[str, Array]:
     """Step time (s) by component plus bounds, throughput and utilisation, for every row;
-    ``report`` False leaves out the per-collective columns (``comm_*``: same other values)."""
+    ``report`` False leaves out the per-collective columns (``comm_*``: same other values).
+    ``pipe``: ``pipeline.pipeline_of(model, t)`` when the caller already has it."""
     k = k or TimingKnobs()
     m = model_columns(model)
     hw = replace(hw, matmul_efficiency=hw.matmul_efficiency * as_array(k.matmul_efficiency_scale),
@@ -388,7 +391,7 @@ def training_step_time(
     peft = _peft_block(m, t, roof, p) if np.any(t.frozen > 0) else None
     dense_block, moe_block, head = _block_times(m, t, blk, roof, keep, peft)
     c = _block_comm(m, t, hw, k, blk.attention_core)
-    st = _slowest_stage(m, p, t, dense_block, moe_block, head, c, peft)
+    st = _slowest_stage(m, p, t, dense_block, moe_block, head, c, peft, pipe)
     d = _data_parallel(t, hw, st, c)
     a = _assemble_step(t, k, hw.achieved_memory_bandwidth, st, c, d)
     comm = _collective_report(t, k, st, c, d, a) if report else {}

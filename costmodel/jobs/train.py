@@ -26,6 +26,7 @@ from costmodel.formulas.cost import checkpoint_bytes, training_run_cost
 from costmodel.formulas.hardware import HardwareColumns
 from costmodel.formulas.memory import TRAIN_MEMORY_COMPONENTS, training_memory_per_device
 from costmodel.formulas.params import adapter_parameter_count, parameter_count
+from costmodel.formulas.pipeline import Pipeline, pipeline_of
 from costmodel.formulas.timing import (STEP_COMPONENTS, TimingKnobs, compute_floor_flops, floor_knobs_ok,
                                        training_step_time)
 from costmodel.jobs.base import JobKind
@@ -33,7 +34,7 @@ from costmodel.specs.codes import (
     PRECISION_CODES, PRECISION_FORMATS, PRECISION_NAMES, RANK_ORDER_CODES, RECOMPUTE_CODES, RECOMPUTE_NAMES,
 )
 from costmodel.specs.columns import Array, Breakdown, ModelColumns, flatten_coded
-from costmodel.specs.layout import layout_violations
+from costmodel.specs.layout import StageSplit, layout_violations
 from costmodel.specs.setup import (LORA_TARGETS, PEFT_MODES, TrainingColumns, build_training_columns,
                                    job_setup_codes, precision_formats)
 from costmodel.tables.hardware import HardwareTable
@@ -70,16 +71,17 @@ def evaluate_training(
     knobs: Mapping[str, Array],
     memory: Mapping[str, Array] | None = None,
     report: bool = True,
+    pipe: Pipeline | None = None,
 ) -> dict[str, Array]:
     """Memory (bytes, by component), feasibility against device memory, step time (s, by
     component, with bounds), FLOPs, throughput and MFU/HFU for every row. ``memory``: the memory
     components of these rows when already known (``training_memory_per_device`` of the same
     columns, as the planner's sub-grid holds them). ``report`` False: step time without the
     per-collective columns, and of the memory only ``memory_total_bytes`` (``memory`` then may
-    hold just ``total``)."""
+    hold just ``total``; ``pipe``: the rows' pipeline split, when known)."""
     if not report and memory is not None and "total" in memory:
         out = dict(training_step_time(m, t, hw, TimingKnobs(**{k: knobs[k] for k in TIMING_KNOBS}),
-                                      report=False))
+                                      report=False, pipe=pipe))
         out["memory_total_bytes"] = memory["total"]
         return out
     mem = (training_memory_per_device(m, t, **{k: knobs[k] for k in MEMORY_KNOBS}) if memory is None
@@ -284,6 +286,7 @@ class SubGrid:
     memory_total: np.ndarray
     format_reason: np.ndarray  # [system index, precision index]
     usable_bytes: np.ndarray  # per system index
+    split: dict[str, np.ndarray] | None = None  # pipeline split (``StageSplit`` fields) per configuration
     #: Deadline pruning (None when it does not apply): run hours x achieved matmul rate below
     #: which no configuration runs (``timing.compute_floor_flops`` x steps / goodput), the achieved
     #: matmul rate [system index, precision index], the least (billed devices x device-hour price)
@@ -449,8 +452,14 @@ def _sub_grid(ctx: TrainingContext, system_codes: np.ndarray) -> SubGrid | None:
     fmt_reason = np.where(~fmt_ok, FORMAT, np.where(~data_ok, DATA, 0)).astype(np.int8)
     headroom = ctx.scenario.constraints.min_memory_headroom
     usable = ctx.table.memory_bytes[np.asarray(system_codes, dtype=np.int64)] * (1.0 - headroom)
+    pipe = pipeline_of(ctx.model, t)
+    split = {}
+    for f in ("first", "middle", "last", "ok"):
+        full = np.zeros(size, dtype=bool) if f == "ok" else np.full(size, np.nan)
+        full[ok] = np.broadcast_to(getattr(pipe.split, f), ok.shape)
+        split[f] = full
     sub = SubGrid(shape, size, reason, dp, n_micro, memory, total,
-                  fmt_reason.reshape(len(system_codes), len(prec)), usable)
+                  fmt_reason.reshape(len(system_codes), len(prec)), usable, split)
     _deadline_floor(ctx, sub, t, ok, sc, mm_fmt, attn_fmt)
     return sub
 
@@ -526,7 +535,9 @@ def _evaluate_sub_grid(ctx: TrainingContext, sub: SubGrid, flat: np.ndarray, sys
     cflat, sc = flatten_coded(coded, sys_code[live])
     t = build_training_columns(cflat)
     hw = ctx.table.columns(sc, t.matmul_format, t.attention_format)
-    out = evaluate_training(ctx.model, t, hw, ctx.knobs, memory={"total": sub.memory_total[r]}, report=False)
+    pipe = Pipeline(t.pp, StageSplit(**{f: v[r] for f, v in sub.split.items()}))
+    out = evaluate_training(ctx.model, t, hw, ctx.knobs, memory={"total": sub.memory_total[r]}, report=False,
+                            pipe=pipe)
 
     def report(pos: np.ndarray) -> dict[str, Array]:
         """The full outputs of live positions ``pos`` (the same elementwise formulas on those rows)."""

@@ -235,7 +235,7 @@ def run_child(args: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="skip the 1e7 grid")
-    ap.add_argument("--chunk", type=int, default=1 << 15)
+    ap.add_argument("--chunk", type=int, default=1 << 16)
     ap.add_argument("--child", choices=("search", "engine", "default", "llm", "serve", "serve-default"))
     ap.add_argument("--rows", type=int, default=0)
     args = ap.parse_args()

@@ -268,3 +268,80 @@ def test_plan_batch_default_follows_the_model_size_like_train():
     large = Scenario(model="llama-3.1-70b", job=Job(train_tokens=1e12))
     assert batch_sequences(small) == 128 and batch_sequences(large) == 1024
     assert batch_sequences(Scenario(model="gpt2", job=Job(train_tokens=1e10, global_batch=64))) == 64
+
+
+FAST_PATH_SCENARIOS = {
+    "default-8b": lambda: Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12)),
+    "deadline-energy": lambda: Scenario(model="gpt2", job=Job(train_tokens=1e10), objective="energy",
+                                        constraints=Constraints(deadline_days=0.5, max_instances_per_offer=4)),
+    "qlora": lambda: Scenario(model="llama-3.1-8b", job=Job(kind="finetune", train_tokens=1e9, peft="qlora"),
+                              objective="cost-per-token"),
+    "moe": lambda: Scenario(model="mixtral-8x7b", job=Job(train_tokens=1e10),
+                            search=SearchSpace(device_counts=[8, 64, 512], accelerators=["h100-sxm5-80gb",
+                                                                                         "a100-sxm4-80gb"])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAST_PATH_SCENARIOS))
+def test_sub_grid_and_deadline_pruning_change_nothing(name, monkeypatch):
+    """The planner's fast path (system-independent checks looked up in a sub-grid, the engine only
+    on rows that fit, configurations whose run-time floor misses the deadline counted without the
+    engine) gives exactly the result of evaluating every row in full."""
+    import costmodel.jobs.train as train
+
+    sc = FAST_PATH_SCENARIOS[name]()
+    fast = plan(sc, top=30)
+    monkeypatch.setattr(train, "SUBGRID_LIMIT", 0)
+    full = plan(sc, top=30)
+    for attr in ("plans", "pareto", "infeasible"):
+        pd.testing.assert_frame_equal(getattr(fast, attr), getattr(full, attr), check_exact=True)
+    assert (fast.n_plans, fast.n_configurations) == (full.n_plans, full.n_configurations)
+    assert fast.context == full.context
+
+
+def test_run_time_floor_is_below_every_run_time():
+    """``timing.compute_floor_flops`` / the achieved matmul rate never exceeds the step time
+    (every row of a grid of layouts, recomputation, precisions and systems)."""
+    import costmodel.jobs.train as train
+    from costmodel.search.grid import _decode, prepare
+
+    sc = Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12))
+    prep = prepare(sc)
+    sub = prep.ctx.sub
+    assert sub is not None and sub.floor_hours_flops is not None
+    checked = 0
+    for start in range(0, prep.size, 1 << 15):
+        cols = _decode(prep, start, min(prep.size, start + (1 << 15)), None)
+        sidx = cols["system"].astype(np.int64)
+        ev = prep.job.evaluate(prep.ctx, cols, prep.system_codes[sidx])
+        if ev.live.size == 0:
+            continue
+        r = cols["_flat"][ev.live] - sidx[ev.live] * sub.size
+        floor = sub.floor_hours_flops[r] / sub.matmul_rate[sidx[ev.live], r % sub.shape[-1]]
+        goodput = float(prep.ctx.knobs["goodput_fraction"])
+        steps = np.ceil(1e12 / ev.out["tokens_per_step"])
+        hours = steps * ev.out["step_time_s"] / 3600.0 / goodput
+        assert np.all(floor <= hours * (1 + 1e-12))
+        checked += ev.live.size
+    assert checked > 1000
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_running_sets_equal_one_pass_over_all_rows(seed):
+    """Running top-k and Pareto over chunks (with its pre-filters against the running sets) equal
+    the top-k and front of all rows at once, with many ties."""
+    from costmodel.search.pareto import Running
+
+    rng = np.random.default_rng(seed)
+    n = 5000
+    rows = {"cost": rng.integers(0, 60, n).astype(float), "time": rng.integers(0, 60, n).astype(float),
+            "mem": rng.integers(0, 3, n).astype(float), "_key": rng.permutation(n).astype(float)}
+    keys = ("cost", "time", "mem", "_key")
+    running = Running(25, keys, ("cost", "time"))
+    for start in range(0, n, 300):
+        chunk = {k: v[start:start + 300] for k, v in rows.items()}
+        running.add(chunk, lambda idx, chunk=chunk: {k: v[idx] for k, v in chunk.items()})
+    order = np.lexsort(tuple(rows[k] for k in reversed(keys)))[:25]
+    assert running.top["_key"].tolist() == rows["_key"][order].tolist()
+    front = pareto_mask(rows["cost"], rows["time"], rows["_key"])
+    assert sorted(running.front["_key"].tolist()) == sorted(rows["_key"][front].tolist())

@@ -31,7 +31,6 @@ An unstable queue (rho >= 1, or no servers) has Erlang C = 1 and infinite waits.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import gammaincc, gammaln, xlogy
 
 from costmodel.specs.columns import Array, as_array
 
@@ -62,6 +61,8 @@ def erlang_b(servers: Array, offered_erlangs: Array) -> Array:
     Log space: B = pmf(c; a) / cdf(c; a) of a Poisson(a) variable. Stable for c up to 10^5 and
     beyond, a near c. Worked example: c = 2, a = 1: (1/2) / (1 + 1 + 1/2) = 1/5. No servers: 1;
     no load: 0."""
+    from scipy.special import gammaincc, gammaln, xlogy  # here: scipy loads on the first serving plan
+
     c, a = np.broadcast_arrays(as_array(servers), as_array(offered_erlangs))
     c = np.where(c < 0, np.nan, c)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):

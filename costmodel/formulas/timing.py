@@ -40,7 +40,7 @@ from costmodel.formulas.flops import forward_flops_per_token, training_flops_per
 from costmodel.formulas.hardware import HardwareColumns
 from costmodel.formulas.blocks import (  # noqa: F401  (_gemm_time: re-exported for callers)
     BlockForward, Roofline, _gemm_time, block_forward, kv_widths, lm_head_forward)
-from costmodel.formulas.pipeline import (bubble_microbatches, pipeline_bubble, pipeline_of, pipeline_stages,
+from costmodel.formulas.pipeline import (Pipeline, bubble_microbatches, pipeline_bubble, pipeline_of, pipeline_stages,
                                          select_stage, stage_parameters, stage_peft_parameters)
 from costmodel.formulas.params import (adapter_forward_flops_per_token, adapter_params, frozen_linear_params,
                                        layer_params, linear_layers, lora_targeted)
@@ -190,11 +190,12 @@ def _block_comm(m: ModelColumns, t: TrainingColumns, hw: HardwareColumns, k: Tim
 
 
 def _slowest_stage(m: ModelColumns, p, t: TrainingColumns, dense_block: Array, moe_block: Array,
-                   head: Array, c: SimpleNamespace, peft: SimpleNamespace | None = None) -> dict[str, Array]:
+                   head: Array, c: SimpleNamespace, peft: SimpleNamespace | None = None,
+                   pipe: Pipeline | None = None) -> dict[str, Array]:
     """Per-micro-batch compute and communication of the slowest of the first, second and last
     pipeline stages (it sets the pace), and the largest parameter counts of any of them (with
     ``peft``, also the largest adapter counts and frozen-weight bytes, ``_peft_stage_counts``)."""
-    pipe = pipeline_of(m, t)
+    pipe = pipeline_of(m, t) if pipe is None else pipe
     last = t.pp - 1
     candidates = []
     params_dense = params_expert = None
@@ -369,8 +370,12 @@ def training_step_time(
     t: TrainingColumns,
     hw: HardwareColumns,
     k: TimingKnobs | None = None,
+    report: bool = True,
+    pipe: Pipeline | None = None,
 ) -> dict[str, Array]:
-    """Step time (s) by component plus bounds, throughput and utilisation, for every row."""
+    """Step time (s) by component plus bounds, throughput and utilisation, for every row;
+    ``report`` False leaves out the per-collective columns (``comm_*``: same other values).
+    ``pipe``: ``pipeline.pipeline_of(model, t)`` when the caller already has it."""
     k = k or TimingKnobs()
     m = model_columns(model)
     hw = replace(hw, matmul_efficiency=hw.matmul_efficiency * as_array(k.matmul_efficiency_scale),
@@ -388,10 +393,10 @@ def training_step_time(
     peft = _peft_block(m, t, roof, p) if np.any(t.frozen > 0) else None
     dense_block, moe_block, head = _block_times(m, t, blk, roof, keep, peft)
     c = _block_comm(m, t, hw, k, blk.attention_core)
-    st = _slowest_stage(m, p, t, dense_block, moe_block, head, c, peft)
+    st = _slowest_stage(m, p, t, dense_block, moe_block, head, c, peft, pipe)
     d = _data_parallel(t, hw, st, c)
     a = _assemble_step(t, k, hw.achieved_memory_bandwidth, st, c, d)
-    comm = _collective_report(t, k, st, c, d, a)
+    comm = _collective_report(t, k, st, c, d, a) if report else {}
 
     fwd = forward_flops_per_token(m, s, causal_discount=t.causal_discount, vocab_head=t.vocab_head)
     peft_flops = {} if peft is None else {
@@ -400,6 +405,56 @@ def training_step_time(
         m, s, t.recompute, causal_discount=t.causal_discount, vocab_head=t.vocab_head,
         selective_keep_fraction=keep, forward=fwd, **peft_flops)
     return _outputs(t, hw, a, comm, model_flops.total, hw_flops.total)
+
+
+def compute_floor_flops(model: ModelColumns, t: TrainingColumns, k: TimingKnobs | None = None) -> Array:
+    """A floor of ``training_step_time``'s step time times the achieved matmul rate (FLOP/s of the
+    matmul format x matmul efficiency x ``matmul_efficiency_scale``): the step's block GEMMs on
+    the least loaded candidate stage, with attention, memory traffic, kernel overheads, the GEMM
+    size term, the LM head and all communication, bubble and optimizer time taken as free.
+
+    It reads no hardware column, so a planner computes it once per configuration and divides by
+    each system's rate. It is a floor only where every other step component is >= 0, which holds
+    for overlap fractions and ``selective_keep_fraction`` in [0, 1] and non-negative overheads,
+    GEMM size term and traffic factor (``floor_knobs_ok``): each GEMM's time is max(FLOPs / rate
+    (+ size term), bytes / bandwidth) + overhead >= FLOPs / rate, the blocks combine their parts
+    with positive weights, and the stage that sets the pace holds at least the fewest blocks of
+    any candidate stage."""
+    k = k or TimingKnobs()
+    m = model_columns(model)
+    p = layer_params(m)
+    inf = np.inf
+    roof = Roofline(1.0, inf, inf, inf, 0.0, 0.0, None, 1.0, 0.0)  # 1 FLOP/s GEMMs, all else free
+    keep = as_array(k.selective_keep_fraction)
+    blk = block_forward(m, tokens=t.micro_batch * t.seq_len / t.cp, context=t.seq_len, hw=roof,
+                        tp=t.tp, sequence_parallel=t.sp, ep=t.ep, act_bytes=t.act_bytes,
+                        matmul_bytes=t.matmul_bytes, flash=t.flash, dropout=t.dropout,
+                        causal_discount=t.causal_discount)
+    peft = _peft_block(m, t, roof, p) if np.any(t.frozen > 0) else None
+    dense_block, moe_block, _ = _block_times(m, t, blk, roof, keep, peft)
+    block = np.where(m.n_experts > 0, np.minimum(dense_block, moe_block), dense_block)
+    pipe = pipeline_of(m, t)
+    fewest = None
+    for stage in pipeline_stages(m, pipe):
+        dense_n, moe_n, _, _ = stage_parameters(m, p, stage, pipe, t.tp, t.expert_shard)
+        fewest = dense_n + moe_n if fewest is None else np.minimum(fewest, dense_n + moe_n)
+    return t.n_micro * fewest * block
+
+
+def floor_knobs_ok(k: TimingKnobs) -> bool:
+    """Whether ``compute_floor_flops`` is a floor under these knobs (scalars; see there)."""
+    v = {f: np.asarray(getattr(k, f), dtype=np.float64) for f in (
+        "tp_comm_overlap", "ep_comm_overlap", "pp_comm_overlap", "cp_comm_overlap", "selective_keep_fraction",
+        "overlap_grad_reduce", "overlap_param_gather", "zero3_prefetch", "elementwise_traffic_factor",
+        "gemm_kernel_overhead_s", "gemm_half_efficiency_gflops", "matmul_efficiency_scale")}
+    if any(x.ndim for x in v.values()) or not all(np.isfinite(x) for x in v.values()):
+        return False
+    fractions = ("tp_comm_overlap", "ep_comm_overlap", "pp_comm_overlap", "selective_keep_fraction")
+    return (all(0.0 <= v[f] <= 1.0 for f in fractions)
+            and all(v[f] >= 0.0 for f in ("cp_comm_overlap", "overlap_grad_reduce", "overlap_param_gather",
+                                          "zero3_prefetch", "elementwise_traffic_factor",
+                                          "gemm_kernel_overhead_s", "gemm_half_efficiency_gflops"))
+            and v["matmul_efficiency_scale"] > 0.0)
 
 
 def _outputs(t: TrainingColumns, hw: HardwareColumns, a: SimpleNamespace, comm: dict[str, tuple],

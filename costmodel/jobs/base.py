@@ -31,8 +31,15 @@ class JobKind:
         raise NotImplementedError
 
     def evaluate(self, ctx: Any, cols: dict[str, np.ndarray], sys_code: np.ndarray) -> Any:
-        """Reason code per configuration (``.reason``), engine outputs of the live ones."""
+        """Reason code per configuration (``.reason``), engine outputs of the live ones. A
+        configuration may get a limit reason (``limit_reasons``) here, before pricing, only when
+        the limit provably binds for every offer of its system and its plans could not improve
+        the closest misses bound by ``bind_near`` (the search counts it as it would have)."""
         raise NotImplementedError
+
+    def bind_near(self, ctx: Any, near: dict[str, float]) -> None:
+        """The search's closest misses so far (``Prepared.near``), for pruning in ``evaluate``;
+        by default unused."""
 
     def price(self, ctx: Any, ev: Any, rows: np.ndarray, offer_rows: np.ndarray) -> dict[str, np.ndarray]:
         """Cost and ranking columns of live rows ``rows`` billed with ``offer_rows``, with a

@@ -15,6 +15,7 @@ benchmarks all call these; none assembles a figure of its own.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -25,13 +26,15 @@ from costmodel.formulas.cost import checkpoint_bytes, training_run_cost
 from costmodel.formulas.hardware import HardwareColumns
 from costmodel.formulas.memory import TRAIN_MEMORY_COMPONENTS, training_memory_per_device
 from costmodel.formulas.params import adapter_parameter_count, parameter_count
-from costmodel.formulas.timing import STEP_COMPONENTS, TimingKnobs, training_step_time
+from costmodel.formulas.pipeline import Pipeline, pipeline_of
+from costmodel.formulas.timing import (STEP_COMPONENTS, TimingKnobs, compute_floor_flops, floor_knobs_ok,
+                                       training_step_time)
 from costmodel.jobs.base import JobKind
 from costmodel.specs.codes import (
     PRECISION_CODES, PRECISION_FORMATS, PRECISION_NAMES, RANK_ORDER_CODES, RECOMPUTE_CODES, RECOMPUTE_NAMES,
 )
-from costmodel.specs.columns import Array, ModelColumns, flatten_coded
-from costmodel.specs.layout import layout_violations
+from costmodel.specs.columns import Array, Breakdown, ModelColumns, flatten_coded
+from costmodel.specs.layout import StageSplit, layout_violations
 from costmodel.specs.setup import (LORA_TARGETS, PEFT_MODES, TrainingColumns, build_training_columns,
                                    job_setup_codes, precision_formats)
 from costmodel.tables.hardware import HardwareTable
@@ -66,10 +69,23 @@ def evaluate_training(
     t: TrainingColumns,
     hw: HardwareColumns,
     knobs: Mapping[str, Array],
+    memory: Mapping[str, Array] | None = None,
+    report: bool = True,
+    pipe: Pipeline | None = None,
 ) -> dict[str, Array]:
     """Memory (bytes, by component), feasibility against device memory, step time (s, by
-    component, with bounds), FLOPs, throughput and MFU/HFU for every row."""
-    mem = training_memory_per_device(m, t, **{k: knobs[k] for k in MEMORY_KNOBS})
+    component, with bounds), FLOPs, throughput and MFU/HFU for every row. ``memory``: the memory
+    components of these rows when already known (``training_memory_per_device`` of the same
+    columns, as the planner's sub-grid holds them). ``report`` False: step time without the
+    per-collective columns, and of the memory only ``memory_total_bytes`` (``memory`` then may
+    hold just ``total``; ``pipe``: the rows' pipeline split, when known)."""
+    if not report and memory is not None and "total" in memory:
+        out = dict(training_step_time(m, t, hw, TimingKnobs(**{k: knobs[k] for k in TIMING_KNOBS}),
+                                      report=False, pipe=pipe))
+        out["memory_total_bytes"] = memory["total"]
+        return out
+    mem = (training_memory_per_device(m, t, **{k: knobs[k] for k in MEMORY_KNOBS}) if memory is None
+           else Breakdown(memory))
     timing = training_step_time(m, t, hw, TimingKnobs(**{k: knobs[k] for k in TIMING_KNOBS}))
     out: dict[str, Array] = {f"memory_{k}_bytes": v for k, v in mem.items()}
     total = mem.total
@@ -91,6 +107,9 @@ class Evaluated:
     hw: HardwareColumns | None = None
     out: dict[str, Array] | None = None
     model: ModelColumns | None = None
+    #: Every engine output of live positions ``pos`` (``evaluate_training`` in full), where ``out``
+    #: holds only what pricing and ranking read (the planner's fast path); None: ``out`` is full.
+    report: Any = None
 
 
 def _take_model(m: ModelColumns, idx: np.ndarray) -> ModelColumns:
@@ -239,6 +258,45 @@ class TrainingContext:
     offers: OfferTable
     fixed: dict[str, float]
     choices: dict[str, np.ndarray]
+    sub: SubGrid | None = None
+    #: The planner's best run time and cost among plans ruled out by a limit so far (``Prepared.near``,
+    #: bound by ``TrainingJob.bind_near``); None: no deadline pruning.
+    near: dict[str, float] | None = None
+
+
+#: Largest sub-grid (every dimension but the system) whose system-independent checks the planner
+#: evaluates once in ``prepare`` and looks up per grid row (memory: ~15 float arrays of this size).
+SUBGRID_LIMIT = 1 << 18
+
+
+@dataclass
+class SubGrid:
+    """What the grid's rows share across systems, evaluated once per configuration of the other
+    dimensions (``system`` is the grid's first, slowest dimension, so a grid row is
+    ``system x size + sub-grid row``): the whole-number and layout reason (0, LAYOUT, BATCH), dp,
+    micro-batches per step and the memory components (system-independent: the memory formulas
+    read no hardware column); per searched system, the number-format and data reason of each
+    precision choice and the memory a plan may use (capacity less the headroom)."""
+
+    shape: tuple[int, ...]
+    size: int
+    reason: np.ndarray
+    dp: np.ndarray
+    n_micro: np.ndarray
+    memory: dict[str, np.ndarray]
+    memory_total: np.ndarray
+    format_reason: np.ndarray  # [system index, precision index]
+    usable_bytes: np.ndarray  # per system index
+    split: dict[str, np.ndarray] | None = None  # pipeline split (``StageSplit`` fields) per configuration
+    #: Deadline pruning (None when it does not apply): run hours x achieved matmul rate below
+    #: which no configuration runs (``timing.compute_floor_flops`` x steps / goodput), the achieved
+    #: matmul rate [system index, precision index], the least (billed devices x device-hour price)
+    #: over each system's offers [system index, device-count index] (NaN where an offer's price
+    #: is unknown or negative), and the deadline in hours.
+    floor_hours_flops: np.ndarray | None = None
+    matmul_rate: np.ndarray | None = None
+    least_rate_usd: np.ndarray | None = None
+    deadline_hours: float | None = None
 
 
 class TrainingJob(JobKind):
@@ -296,26 +354,25 @@ class TrainingJob(JobKind):
         fixed = {**job_setup_codes(scenario.job), "seq_len": float(scenario.job.seq_len),
                  "sequence_parallel": float(s.sequence_parallel),
                  "rank_order": float(RANK_ORDER_CODES[s.rank_order])}
-        return TrainingContext(scenario, ModelColumns.from_spec(spec),
-                               knob_columns(scenario.job.framework, scenario.overrides),
-                               table, offers, fixed, choices)
+        ctx = TrainingContext(scenario, ModelColumns.from_spec(spec),
+                              knob_columns(scenario.job.framework, scenario.overrides),
+                              table, offers, fixed, choices)
+        ctx.sub = _sub_grid(ctx, systems)
+        return ctx
 
-    def evaluate(self, ctx: TrainingContext, cols: dict[str, np.ndarray], sys_code: np.ndarray) -> Evaluated:
+    def bind_near(self, ctx: TrainingContext, near: dict[str, float]) -> None:
+        """Let ``evaluate`` read the planner's closest misses (deadline pruning, ``SubGrid``)."""
+        ctx.near = near
+
+    def evaluate(self, ctx: TrainingContext, cols: Mapping[str, np.ndarray], sys_code: np.ndarray) -> Evaluated:
         """Whole-number checks of the grid (dp = n / (tp pp cp), micro-batches per step), then
-        ``evaluate_configurations``."""
-        n, tp, pp, cp, mb = (cols[k] for k in ("n_devices", "tp", "pp", "cp", "micro_batch"))
-        reason = np.zeros(len(n), dtype=np.int8)
-        dp = n / (tp * pp * cp)
-        whole = (dp == np.floor(dp)) & (dp >= 1)
-        reason[~whole] = LAYOUT
-        dp = np.where(whole, dp, 1.0)
-        grid = {k: cols[k] for k in ("tp", "pp", "vpp", "cp", "ep")}
-        reason[(reason == 0) & _breaks_layout(ctx.model, {**grid, "dp": dp})] = LAYOUT
-        n_micro = float(batch_sequences(ctx.scenario)) / (dp * mb)
-        batch_ok = (n_micro == np.floor(n_micro)) & (n_micro >= 1)
-        reason[(reason == 0) & ~batch_ok] = BATCH
-        coded = {**ctx.fixed, **{k: cols[k] for k in DIMENSIONS[2:]}, "dp": dp,
-                 "n_micro": np.where(batch_ok, n_micro, 1.0)}
+        ``evaluate_configurations``. Grid rows given by flat index (``cols["_flat"]``, the
+        planner's chunks) read the system-independent checks from the context's sub-grid and go
+        through the engine only when they fit in memory (same figures, fewer rows computed)."""
+        if ctx.sub is not None and "_flat" in cols:
+            return _evaluate_sub_grid(ctx, ctx.sub, cols["_flat"], cols["system"], sys_code)
+        reason, dp, n_micro = _structure(ctx, cols)
+        coded = {**ctx.fixed, **{k: cols[k] for k in DIMENSIONS[2:]}, "dp": dp, "n_micro": n_micro}
         return evaluate_configurations(ctx.model, coded, sys_code, ctx.table, ctx.knobs,
                                        memory_headroom=ctx.scenario.constraints.min_memory_headroom,
                                        reason=reason, layout_checked=True)
@@ -331,8 +388,9 @@ class TrainingJob(JobKind):
     def row_values(self, ctx: TrainingContext, ev: Evaluated, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Every engine output and configuration column of live rows ``rows`` (for full plan rows)."""
         t = ev.t
-        vals = {k: np.asarray(v, dtype=np.float64)[rows] if np.ndim(v) else np.full(len(rows), float(v))
-                for k, v in ev.out.items()}
+        out, at = (ev.out, rows) if ev.report is None else (ev.report(rows), np.arange(len(rows)))
+        vals = {k: np.asarray(v, dtype=np.float64)[at] if np.ndim(v) else np.full(len(rows), float(v))
+                for k, v in out.items()}
         for name in ("tp", "pp", "vpp", "dp", "cp", "ep", "zero_stage", "recompute", "micro_batch",
                      "precision", "n_micro", "peft", "lora_rank", "lora_targets", "base_weight_bits",
                      "weight_bits"):
@@ -344,6 +402,150 @@ class TrainingJob(JobKind):
     def frame(self, ctx: TrainingContext, rows: dict[str, np.ndarray]) -> pd.DataFrame:
         return training_plan_frame(ctx.offers, ctx.table.catalog, rows, ctx.scenario.job.framework,
                                    ctx.scenario.model_spec().name)
+
+
+def _structure(ctx: TrainingContext, cols: Mapping[str, np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whole-number and layout checks of grid rows: (reason 0/LAYOUT/BATCH, dp, micro-batches per
+    step; dp and micro-batches are 1 where they are not whole)."""
+    n, tp, pp, cp, mb = (cols[k] for k in ("n_devices", "tp", "pp", "cp", "micro_batch"))
+    reason = np.zeros(len(n), dtype=np.int8)
+    dp = n / (tp * pp * cp)
+    whole = (dp == np.floor(dp)) & (dp >= 1)
+    reason[~whole] = LAYOUT
+    dp = np.where(whole, dp, 1.0)
+    grid = {k: cols[k] for k in ("tp", "pp", "vpp", "cp", "ep")}
+    reason[(reason == 0) & _breaks_layout(ctx.model, {**grid, "dp": dp})] = LAYOUT
+    n_micro = float(batch_sequences(ctx.scenario)) / (dp * mb)
+    batch_ok = (n_micro == np.floor(n_micro)) & (n_micro >= 1)
+    reason[(reason == 0) & ~batch_ok] = BATCH
+    return reason, dp, np.where(batch_ok, n_micro, 1.0)
+
+
+def _sub_grid(ctx: TrainingContext, system_codes: np.ndarray) -> SubGrid | None:
+    """The ``SubGrid`` of a training context; None when it is too large or when knobs or the
+    model vary per row (then every grid row is evaluated in full)."""
+    dims = DIMENSIONS[1:]
+    shape = tuple(len(ctx.choices[d]) for d in dims)
+    size = int(np.prod(shape))
+    if size > SUBGRID_LIMIT or np.ndim(ctx.model.n_layers) or any(np.ndim(v) for v in ctx.knobs.values()):
+        return None
+    idx = np.unravel_index(np.arange(size, dtype=np.int64), shape)
+    cols = {d: ctx.choices[d][i] for d, i in zip(dims, idx)}
+    reason, dp, n_micro = _structure(ctx, cols)
+    ok = np.flatnonzero(reason == 0)
+    coded = {**ctx.fixed, **{k: cols[k][ok] for k in DIMENSIONS[2:]}, "dp": dp[ok], "n_micro": n_micro[ok]}
+    flat, _ = flatten_coded(coded, np.zeros(ok.size, dtype=np.int64))
+    t = build_training_columns(flat)
+    mem = training_memory_per_device(ctx.model, t, **{k: ctx.knobs[k] for k in MEMORY_KNOBS})
+    memory = {}
+    for k, v in mem.items():
+        full = np.full(size, np.nan)
+        full[ok] = np.broadcast_to(np.asarray(v, dtype=np.float64), ok.shape)
+        memory[k] = full
+    total = np.full(size, np.nan)
+    total[ok] = np.broadcast_to(np.asarray(mem.total, dtype=np.float64), ok.shape)
+    # Number formats and data per (system, precision), in the order evaluate_configurations checks.
+    prec = ctx.choices["precision"]
+    sc = np.repeat(np.asarray(system_codes, dtype=np.int64), len(prec))
+    mm_fmt, attn_fmt = precision_formats(np.tile(prec, len(system_codes)))
+    fmt_ok, data_ok = ctx.table.usable(sc, mm_fmt, attn_fmt)
+    fmt_reason = np.where(~fmt_ok, FORMAT, np.where(~data_ok, DATA, 0)).astype(np.int8)
+    headroom = ctx.scenario.constraints.min_memory_headroom
+    usable = ctx.table.memory_bytes[np.asarray(system_codes, dtype=np.int64)] * (1.0 - headroom)
+    pipe = pipeline_of(ctx.model, t)
+    split = {}
+    for f in ("first", "middle", "last", "ok"):
+        full = np.zeros(size, dtype=bool) if f == "ok" else np.full(size, np.nan)
+        full[ok] = np.broadcast_to(getattr(pipe.split, f), ok.shape)
+        split[f] = full
+    sub = SubGrid(shape, size, reason, dp, n_micro, memory, total,
+                  fmt_reason.reshape(len(system_codes), len(prec)), usable, split)
+    _deadline_floor(ctx, sub, t, ok, sc, mm_fmt, attn_fmt)
+    return sub
+
+
+def _deadline_floor(ctx: TrainingContext, sub: SubGrid, t: TrainingColumns, ok: np.ndarray,
+                    sc: np.ndarray, mm_fmt: np.ndarray, attn_fmt: np.ndarray) -> None:
+    """The ``SubGrid`` arrays of deadline pruning: configurations whose run-time floor is over the
+    deadline on a system miss it with every offer, and when their cost floor is no lower than the
+    planner's closest miss so far they change nothing the search reports but the reason counts
+    (``_evaluate_sub_grid``)."""
+    deadline = _hours(ctx.scenario.constraints.deadline_for(ctx.scenario.job.kind))
+    k = TimingKnobs(**{name: ctx.knobs[name] for name in TIMING_KNOBS})
+    goodput = float(ctx.knobs["goodput_fraction"])
+    if deadline is None or not floor_knobs_ok(k) or not goodput > 0:
+        return
+    floor = compute_floor_flops(ctx.model, t, k)
+    steps = np.ceil(float(ctx.scenario.job.train_tokens) / (t.global_batch * t.seq_len))
+    hours = np.full(sub.size, np.nan)
+    hours[ok] = np.broadcast_to(steps * floor / 3600.0 / goodput, ok.shape)
+    hw = ctx.table.columns(sc, mm_fmt, attn_fmt)
+    rate = hw.peak_matmul_flops_per_s * (hw.matmul_efficiency * np.asarray(k.matmul_efficiency_scale))
+    offers = ctx.offers
+    n = ctx.choices["n_devices"]
+    least = np.full((sub.format_reason.shape[0], len(n)), np.nan)
+    for i, code in enumerate(np.unique(offers.system_code)):
+        rows = np.flatnonzero(offers.system_code == code)
+        price = offers.usd_per_device_hour[rows]
+        storage = offers.storage_usd_per_gb_month[rows]
+        if not (np.all(np.isfinite(price)) and np.all(price >= 0) and np.all(np.isfinite(storage))
+                and np.all(storage >= 0)):
+            continue  # an unknown price makes a cost NaN: those rows are always priced
+        dpi = offers.devices_per_instance[rows]
+        least[i] = np.min(np.ceil(n[:, None] / dpi[None, :]) * dpi[None, :] * price[None, :], axis=1)
+    sub.floor_hours_flops, sub.deadline_hours = hours, deadline
+    sub.matmul_rate = rate.reshape(sub.format_reason.shape)
+    sub.least_rate_usd = least
+
+
+def _evaluate_sub_grid(ctx: TrainingContext, sub: SubGrid, flat: np.ndarray, system: np.ndarray,
+                       sys_code: np.ndarray) -> Evaluated:
+    """``evaluate`` of grid rows by flat index: reasons looked up in the sub-grid (layout, batch,
+    then format and data per system and precision, then memory against the system's capacity),
+    and the engine run on the rows that pass, with their memory read from the sub-grid. ``live``
+    holds only those rows (out-of-memory rows get their reason without engine outputs)."""
+    sidx = np.asarray(system, dtype=np.int64)
+    row = np.asarray(flat, dtype=np.int64) - sidx * sub.size
+    reason = sub.reason[row]
+    ok = reason == 0
+    fmt = sub.format_reason[sidx, row % sub.shape[-1]]  # precision is the last dimension
+    reason = np.where(ok & (fmt != 0), fmt, reason)
+    oom = (reason == 0) & (sub.memory_total[row] > sub.usable_bytes[sidx])
+    reason[oom] = MEMORY
+    near = ctx.near
+    if (sub.floor_hours_flops is not None and near is not None and "binding:deadline_days" in near
+            and "time_total_hours" in near and "cost_total_usd" in near):
+        # Rows whose run-time floor is over the deadline miss it with every offer; when neither
+        # floor (time, and cost with the cheapest offer) is below the closest miss so far they
+        # cannot change it either: they are counted as missing the deadline, not computed.
+        fit = np.flatnonzero(reason == 0)
+        r = row[fit]
+        hours = sub.floor_hours_flops[r] / sub.matmul_rate[sidx[fit], r % sub.shape[-1]] * (1.0 - 1e-9)
+        cost = hours * sub.least_rate_usd[sidx[fit], r // math.prod(sub.shape[1:])]
+        miss = ((hours > sub.deadline_hours) & (hours >= near["time_total_hours"])
+                & (cost >= near["cost_total_usd"]))
+        reason[fit[miss]] = DEADLINE
+    live = np.flatnonzero(reason == 0)
+    if live.size == 0:
+        return Evaluated(reason, live)
+    r = row[live]
+    idx = np.unravel_index(r, sub.shape)
+    vals = {d: ctx.choices[d][i] for d, i in zip(DIMENSIONS[1:], idx)}
+    coded = {**ctx.fixed, **{k: vals[k] for k in DIMENSIONS[2:]}, "dp": sub.dp[r], "n_micro": sub.n_micro[r]}
+    cflat, sc = flatten_coded(coded, sys_code[live])
+    t = build_training_columns(cflat)
+    hw = ctx.table.columns(sc, t.matmul_format, t.attention_format)
+    pipe = Pipeline(t.pp, StageSplit(**{f: v[r] for f, v in sub.split.items()}))
+    out = evaluate_training(ctx.model, t, hw, ctx.knobs, memory={"total": sub.memory_total[r]}, report=False,
+                            pipe=pipe)
+
+    def report(pos: np.ndarray) -> dict[str, Array]:
+        """The full outputs of live positions ``pos`` (the same elementwise formulas on those rows)."""
+        return evaluate_training(ctx.model, t.take(pos), hw.take(pos), ctx.knobs,
+                                 memory={k: v[r[pos]] for k, v in sub.memory.items()})
+
+    return Evaluated(reason, live, t, hw, out, ctx.model, report)
 
 
 def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray], framework: str,

@@ -34,7 +34,10 @@ from costmodel.tables.offers import OfferTable
 
 __all__ = ["DEFAULT_CHUNK", "PlanResult", "Prepared", "evaluate_chunk", "pareto_mask", "plan", "prepare"]
 
-DEFAULT_CHUNK = 1 << 15  # 32768 rows: arrays of 256 KiB stay cache-resident (see benchmarks/sweep.py)
+#: 65,536 rows: the training engine sees only a chunk's rows that fit in memory (about a third),
+#: so its arrays stay small; 32,768 was 10-15 % slower, 131,072 no faster for the 70B default and
+#: +90 MiB peak RSS (benchmarks/sweep.py, README "Performance").
+DEFAULT_CHUNK = 1 << 16
 OFFER_KEY = 4096  # plan key = grid position x OFFER_KEY + offer row (a stable plan_id)
 #: Largest grid searched: about 15 minutes at 2 M configurations/s on two cores (benchmarks/sweep.py),
 #: and far below the plan_id range (grid position x OFFER_KEY must stay below 2^53).
@@ -119,6 +122,7 @@ def prepare(scenario: Scenario, catalog: Catalog | None = None, job: JobKind | N
     systems, start, count = offers.blocks()
     ctx = job.prepare(scenario, table, offers, systems)
     prep = Prepared(scenario, catalog, job, ctx, offers, systems, start, count)
+    job.bind_near(ctx, prep.near)
     if prep.size > MAX_CONFIGURATIONS:
         dims = " x ".join(f"{d} {n}" for d, n in zip(job.dimensions, prep.shape))
         raise ScenarioError(f"search space of {prep.size:,} configurations ({dims}) is over the limit of "
@@ -136,13 +140,31 @@ class Candidates:
     materialize: Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
+class _Columns(dict):
+    """Grid rows by flat index: ``_flat`` and the ``system`` index at once, the other dimensions'
+    values decoded together on first use (a job that reads only the system of most rows skips
+    the decoding)."""
+
+    def __init__(self, prep: Prepared, flat: np.ndarray):
+        super().__init__(_flat=flat)
+        self._prep = prep
+        first = prep.job.dimensions[0]
+        self[first] = prep.choices[first][flat // math.prod(prep.shape[1:])]
+
+    def __missing__(self, dim: str) -> np.ndarray:
+        prep = self._prep
+        if dim not in prep.job.dimensions:
+            raise KeyError(dim)
+        idx = np.unravel_index(self["_flat"], prep.shape)
+        for d, i in zip(prep.job.dimensions[1:], idx[1:]):
+            self[d] = prep.choices[d][i]
+        return self[dim]
+
+
 def _decode(prep: Prepared, start: int, stop: int, flat: np.ndarray | None) -> dict[str, np.ndarray]:
     if flat is None:
         flat = np.arange(start, stop, dtype=np.int64)
-    idx = np.unravel_index(flat, prep.shape)
-    cols = {d: prep.choices[d][i] for d, i in zip(prep.job.dimensions, idx)}
-    cols["_flat"] = flat
-    return cols
+    return _Columns(prep, flat)
 
 
 def _join_offers(prep: Prepared, sys_idx: np.ndarray, cfg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +188,9 @@ def evaluate_chunk(prep: Prepared, start: int, stop: int, flat: np.ndarray | Non
     counts = np.zeros(len(job.reasons), dtype=np.int64)
     bad = ev.reason != 0
     np.add.at(counts, ev.reason[bad], n_offers[bad])
+    for code, name in getattr(job, "limit_reasons", {}).items():
+        if counts[code]:  # ruled out by a limit before pricing (see JobKind.evaluate)
+            prep.near[f"binding:{name}"] = prep.near.get(f"binding:{name}", 0) + int(counts[code])
     ok_live = np.flatnonzero(ev.reason[ev.live] == 0)  # positions in the live arrays
     if ok_live.size == 0:
         return None, counts

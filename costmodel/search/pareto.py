@@ -46,20 +46,42 @@ class Running:
     def _front(self, rows: Rows) -> np.ndarray:
         return pareto_mask(rows[self.axes[0]], rows[self.axes[1]], rows["_key"])
 
+    def _undominated(self, rows: Rows) -> np.ndarray:
+        """Indices of ``rows`` that no point of the running front dominates (exact duplicates of a
+        front point are kept: the key decides between them)."""
+        c, t = rows[self.axes[0]], rows[self.axes[1]]
+        if self.front is None or len(self.front["_key"]) == 0:
+            return np.arange(len(c))
+        fc, ft = self.front[self.axes[0]], self.front[self.axes[1]]  # cost ascending, time descending
+        j = np.searchsorted(fc, c, side="right") - 1  # the front point of largest cost <= c
+        jj = np.maximum(j, 0)
+        dominated = (j >= 0) & (ft[jj] <= t) & ~((fc[jj] == c) & (ft[jj] == t))
+        return np.flatnonzero(~dominated)
+
     def add(self, light: Rows, materialize: Callable[[np.ndarray], Rows]) -> None:
         """``light``: ranking columns of a chunk's feasible rows; ``materialize(idx)``: full rows."""
         n = len(light["_key"])
         if n == 0:
             return
-        # The Pareto filter sees every feasible row of the chunk (exact); the top-k pre-selects the
-        # chunk's best k on the primary key (ties at the bound kept) before the exact sort.
-        front_idx = self._front(light)
+        # The Pareto filter sees every feasible row of the chunk not dominated by the running front
+        # (exact: a dominated row stays dominated); the top-k pre-selects the chunk's best k on the
+        # primary key (ties at the bound kept) among the rows not worse than the running k-th
+        # (exact: k rows are already better) before the exact sort.
+        front_idx = self._undominated(light)
+        if front_idx.size:
+            front_idx = front_idx[self._front(_take(light, front_idx))]
         first = light[self.keys[0]]
-        if n > self.k:
-            bound = first[np.argpartition(first, self.k - 1)[: self.k]].max()
-            top_idx = np.flatnonzero(first <= bound)
+        cand = np.arange(n)
+        if self.top is not None and len(self.top["_key"]) >= self.k:
+            cand = np.flatnonzero(first <= self.top[self.keys[0]][self.k - 1])
+        if cand.size > self.k:
+            sub = first[cand]
+            bound = sub[np.argpartition(sub, self.k - 1)[: self.k]].max()
+            top_idx = cand[sub <= bound]
         else:
-            top_idx = np.arange(n)
+            top_idx = cand
+        if front_idx.size == 0 and top_idx.size == 0:
+            return
         survivors = np.union1d(front_idx, top_idx)
         rows = materialize(survivors)
         pos = np.searchsorted(survivors, front_idx), np.searchsorted(survivors, top_idx)

@@ -847,8 +847,8 @@ def usd_column(label: str, values: Any = None, **kw: Any) -> Any:
 
 TABLE_COLUMNS = ("rank", "accelerator", "n_devices", "provider", "offer", "cost_total_usd",
                  "time_total_hours", "cost_per_million_tokens_usd", "memory_per_device_gib",
-                 "memory_capacity_gib", "mfu", "layout", "precision", "zero_stage", "recompute",
-                 "micro_batch", "pricing_model", "region", "usd_per_device_hour", "pareto")
+                 "memory_capacity_gib", "mfu", "efficiency_basis", "layout", "precision", "zero_stage",
+                 "recompute", "micro_batch", "pricing_model", "region", "usd_per_device_hour", "pareto")
 
 
 #: The ranked table of a serving job (``replica_layout`` is tp/pp/ep).
@@ -918,6 +918,9 @@ def table_config(df: pd.DataFrame | None = None) -> dict[str, Any]:
         "memory_per_device_gib": cc.NumberColumn("Memory (GiB/device)", format="%.1f"),
         "memory_capacity_gib": cc.NumberColumn("Capacity (GiB)", format="%.0f"),
         "mfu": cc.NumberColumn("MFU", format="percent"),
+        "efficiency_basis": cc.TextColumn(
+            "GEMM efficiency basis", help="fitted on measured training runs of this part's die, or "
+            "transferred from other parts (no measured run: expect a larger error; see README)"),
         "pareto": cc.CheckboxColumn("Pareto", help="On the cost-vs-time Pareto front"),
     }
 

@@ -60,6 +60,7 @@ ROWS = (
     ("memory_per_device_gib", "Memory per device (GiB)", "f1"),
     ("memory_capacity_gib", "Device memory (GiB)", "f0"),
     ("mfu", "MFU (model FLOPs utilisation)", "pct"), ("hfu", "HFU (hardware FLOPs utilisation)", "pct"),
+    ("efficiency_basis", "GEMM efficiency basis", "s"),
     ("energy_kwh", "Energy (kWh)", "f0"), ("price_as_of", "Price as of", "s"),
     ("price_source", "Price source", "s"),
     ("usd_per_device_hour_low", "Spot price sampled, low (USD per device-hour)", "usd4"),

@@ -28,7 +28,7 @@ def _training_job_form() -> None:
                     persist_state=c.PERSIST)
     st.number_input("Global batch (sequences per step)", min_value=1, step=64, value=None,
                     key="in_global_batch", persist_state=c.PERSIST,
-                    placeholder="default: ~4M tokens (pre-training), 128 (fine-tuning)")
+                    placeholder="default: by model size (~0.5M-16M tokens), 128 (fine-tuning)")
     col1, col2 = st.columns(2)
     col1.selectbox("Optimizer", c.OPTIMIZERS, key="in_optimizer", persist_state=c.PERSIST)
     col2.selectbox("Framework", sorted(c.frameworks()), key="in_framework",

@@ -116,3 +116,20 @@ def test_plans_say_what_their_gemm_efficiency_rests_on():
     assert basis[0].startswith("fitted") and basis[1].startswith("fitted")
     assert basis[2].startswith("transferred") and basis[3].startswith("transferred")
     assert "efficiency_basis" in PLAN_COLUMNS
+
+
+def test_cv_and_calibrate_on_files_with_nothing_to_fit(tmp_path, capsys):
+    """A user file without training rows (one serving row) cross-validates to its in-sample
+    figures; `calibrate` on a file with no fittable rows exits 2 naming the rule and writes nothing."""
+    public = (data_dir() / "validation" / "public.csv").read_text().splitlines()
+    header = public[0]
+    serving = tmp_path / "serving.csv"
+    serving.write_text("\n".join([header, next(l for l in public if l.startswith("IT-001,"))]) + "\n")
+    one = tmp_path / "one.csv"
+    one.write_text("\n".join([header, next(l for l in public if l.startswith("TT-010,"))]) + "\n")
+    cv = cross_validate([serving])
+    assert len(cv) == 1 and cv["cv_rel_error"].iloc[0] == pytest.approx(cv["rel_error"].iloc[0])
+    for path in (serving, one):
+        out = tmp_path / "fit" / "fitted.csv"
+        assert main(["calibrate", "--write", str(out), str(path)]) == 2
+        assert "nothing to fit" in capsys.readouterr().err and not out.exists()

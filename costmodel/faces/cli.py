@@ -745,6 +745,13 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from costmodel.validation.calibration import fit, median_abs_error_pct, write_fitted
 
     result = fit(args.files or None)
+    if not result.rows_used:
+        from costmodel.validation.calibration import MIN_FIT_ROWS, REFERENCE_FRAMEWORKS
+
+        raise ValueError(
+            f"nothing to fit: no (compute die, format) has {MIN_FIT_ROWS} or more train_throughput rows "
+            f"on the catalog's exact hardware with a reference framework ({', '.join(REFERENCE_FRAMEWORKS)})"
+            + ("; nothing written" if args.write else ""))
     rows = [{"accelerator": a, "quantity": q, "precision": f, "fitted": f"{v:.3f}"}
             for (a, q, f), v in sorted(result.values.items())]
     rows += [{"accelerator": f"framework {fw}", "quantity": "matmul_efficiency_scale",

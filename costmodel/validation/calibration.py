@@ -101,6 +101,9 @@ class _Rows:
 
 
 def _rows(batch: ValidationBatch, catalog) -> _Rows:
+    if not batch.train:  # nothing the engine evaluates: nothing to fit
+        e = np.array([], dtype=str)
+        return _Rows([], e, e, e, e, e, np.array([], dtype=bool), np.array([]), np.array([]))
     precision_names = list(PRECISION_TABLE)
     prec = [precision_names[int(c)] for c in np.atleast_1d(batch.columns.precision)]
     ids, die, group, kind, fw, src, clean = [], [], [], [], [], [], []
@@ -174,6 +177,8 @@ def _grid_search(abs_log_ratio, param: np.ndarray, masks: list[np.ndarray], grid
 
 def _fit(batch: ValidationBatch, rows: _Rows, exclude: set[str] = frozenset()) -> Fit:
     """Fit on ``batch`` without the rows of the sources in ``exclude``."""
+    if not rows.ids:
+        return Fit({}, {}, {}, {}, {})
     use = rows.clean & ~np.isin(rows.source, list(exclude))
     ref = use & np.isin(rows.framework, REFERENCE_FRAMEWORKS)
     keys = sorted({(str(d), str(g)) for d, g in zip(rows.die[ref], rows.group[ref])})
@@ -226,6 +231,8 @@ def _fit(batch: ValidationBatch, rows: _Rows, exclude: set[str] = frozenset()) -
 
 
 def _apply(batch: ValidationBatch, rows: _Rows, fit: Fit) -> pd.DataFrame:
+    if not batch.train:
+        return evaluate_validation(batch)
     per_row = np.array([fit.ratio(d, k, g)[0] for d, k, g in zip(rows.die, rows.kind, rows.group)])
     hw = replace(batch.hardware, matmul_efficiency=np.minimum(1.0, rows.base_mm * per_row))
     knobs = dict(batch.knobs)

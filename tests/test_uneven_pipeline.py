@@ -234,6 +234,15 @@ def test_framework_inferred_from_the_source_when_the_column_is_blank():
     assert row_framework(Row("f", 2, {k: str(v) for k, v in res_row.items()})) == "jax"
     assert row_framework(Row("f", 2, {"accelerator": "tpu-v5e", "source": "blog"})) == "jax"
     assert row_framework(Row("f", 2, {"accelerator": "h100-sxm5-80gb", "source": "blog"})) == "nemo"
+    # A stack's own name in the framework cell is read as its profile; an unknown one is an error
+    # naming the column and the profiles.
+    for cell, profile in (("MaxText", "jax"), ("Megatron-LM", "megatron"), ("llm-foundry", "fsdp"),
+                          ("PyTorch FSDP", "fsdp"), ("Megatron-DeepSpeed", "megatron_deepspeed")):
+        row = Row("f", 2, {"accelerator": "h100-sxm5-80gb", "source": "blog", "framework": cell})
+        assert row_framework(row) == profile, cell
+        assert f"framework={profile} (from framework: {cell!r})" in row.defaults
+    with pytest.raises(ValueError, match="framework"):
+        row_framework(Row("f", 2, {"accelerator": "h100-sxm5-80gb", "source": "blog", "framework": "bespoke"}))
 
 
 def test_cli_takes_the_stage_and_expert_flags(capsys):

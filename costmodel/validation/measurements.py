@@ -356,7 +356,9 @@ def _folded_etp(tp: int, dp: int, cp: int, ep: int) -> int:
 #: TPU training stack: MaxText, Paxml); anything else takes ``DEFAULTS['framework']``. Profiles
 #: missing from data/frameworks.yaml are skipped.
 FRAMEWORK_KEYWORDS = (
-    ("torchtitan", "torchtitan"), ("maxtext", "jax"), ("paxml", "jax"), ("jax", "jax"),
+    ("torchtitan", "torchtitan"), ("maxtext", "jax"), ("paxml", "jax"), ("praxis", "jax"),
+    ("t5x", "jax"), ("levanter", "jax"), ("jax", "jax"),
+    ("pytorch fsdp", "fsdp"), ("fully sharded data parallel", "fsdp"),
     ("llm-foundry", "fsdp"), ("llm foundry", "fsdp"), ("composer", "fsdp"), ("mosaicml", "fsdp"),
     ("megatron-deepspeed", "megatron_deepspeed"), ("deepspeed", "deepspeed"),
     ("neuronx", "neuronx"), ("aws neuron", "neuronx"), ("optimum-habana", "gaudi"),
@@ -371,7 +373,14 @@ def row_framework(row: Row) -> str:
     from costmodel.specs.assumptions import frameworks as framework_names
 
     names = tuple(framework_names())
-    if row.text("framework"):
+    cell = row.text("framework")
+    if cell and cell not in names:
+        # A stack's own name (MaxText, Megatron-LM, llm-foundry, ...) is read as its profile.
+        for keyword, name in FRAMEWORK_KEYWORDS:
+            if name in names and keyword in cell.lower().replace("_", "-"):
+                row.defaults.append(f"framework={name} (from framework: {cell!r})")
+                return name
+    if cell:
         return row.choice("framework", names)
     for column in ("source", "notes"):
         text = row.text(column).lower()

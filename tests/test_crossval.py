@@ -133,3 +133,41 @@ def test_cv_and_calibrate_on_files_with_nothing_to_fit(tmp_path, capsys):
         out = tmp_path / "fit" / "fitted.csv"
         assert main(["calibrate", "--write", str(out), str(path)]) == 2
         assert "nothing to fit" in capsys.readouterr().err and not out.exists()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_source_key_of_any_text_is_deterministic_and_nonempty(text):
+    """Any source text (a user's file) gives a key: deterministic, non-empty unless the text is blank."""
+    key = source_key(text)
+    assert isinstance(key, str) and key == source_key(text)
+    assert bool(key) == bool(text.strip())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,12}", fullmatch=True),
+       st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,12}", fullmatch=True),
+       st.from_regex(r"[0-9a-f]{7,12}", fullmatch=True), st.text(max_size=60))
+def test_rows_of_one_repository_commit_share_a_source(owner, repo, commit, tail):
+    """Whatever follows the commit (path, table, date), rows of one repository at one commit are one
+    source, and another commit is another source."""
+    key = source_key(f"{owner}/{repo} @{commit} {tail}")
+    assert key == f"{owner}/{repo} @{commit}"
+    assert source_key(f"{owner}/{repo} @{commit}0 {tail}") != key
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_framework_cell_is_a_profile_or_an_error_naming_the_column(cell):
+    """Any framework cell: a profile of data/frameworks.yaml (listed among the defaults when read
+    from a stack's name), or a ValueError that names the column; never another exception."""
+    from costmodel.specs.assumptions import frameworks
+    from costmodel.validation.measurements import Row, row_framework
+
+    row = Row("f.csv", 2, {"accelerator": "h100-sxm5-80gb", "source": "blog", "framework": cell})
+    try:
+        name = row_framework(row)
+    except ValueError as exc:
+        assert "framework" in str(exc)
+    else:
+        assert name in frameworks()

@@ -36,7 +36,7 @@ from costmodel.specs.assumptions import AssumptionError, Assumptions, frameworks
 from costmodel.tables.catalog import engine_catalog
 from costmodel.specs.layout import RANK_DIMENSIONS
 from costmodel.search.grid import apply_overrides, plan
-from costmodel.faces.report import metadata, report_bytes
+from costmodel.faces.report import HOURS_UNDER_DAYS, duration_text, metadata, report_bytes
 from costmodel.specs.scenario import (
     OBJECTIVES,
     Constraints,
@@ -642,8 +642,6 @@ def plan_row(view: Mapping[str, Any], key: float) -> pd.Series | None:
 
 MISSING = "—"
 GIB, TB, TERA = 2**30, 1e12, 1e12
-#: Days below which a duration reads in hours (never "0.0 days").
-HOURS_UNDER_DAYS = 3
 
 
 def is_missing(x: Any) -> bool:
@@ -695,15 +693,11 @@ def number(x: Any, digits: int = 3) -> str:
 
 
 def duration(h: Any) -> str:
-    """A duration given in hours: minutes under an hour, hours under three days, else days."""
+    """A duration given in hours: minutes under an hour, hours under three days, else days
+    (``costmodel.faces.report.duration_text``, as the CLI prints it)."""
     if is_missing(h):
         return MISSING
-    h = float(h)
-    if h < 1:
-        return f"{h * 60:,.1f} min"
-    if h < 24 * HOURS_UNDER_DAYS:
-        return f"{h:,.1f} h"
-    return f"{h / 24:,.1f} days"
+    return duration_text(h)
 
 
 def hours(h: Any) -> str:

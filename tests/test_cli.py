@@ -135,3 +135,33 @@ def test_plan_bad_input_is_one_line(capsys, argv, needle):
     code, out, err = run(capsys, *argv)
     assert code == 2
     assert needle in err and "Traceback" not in err
+
+
+def test_plan_with_a_user_catalog_file(capsys, tmp_path):
+    """`costmodel plan --catalog FILE`: a negotiated H100 price at $0.50 per device-hour (user
+    price quality) ranks first and is billed at that rate; a malformed file is one clear line."""
+    import pandas as pd
+
+    mine = tmp_path / "my_prices.csv"
+    mine.write_text("provider,offer,accelerator,system,devices_per_instance,region,pricing_model,"
+                    "usd_per_instance_hour,usd_per_device_hour,as_of,source,notes\n"
+                    "MyCloud,h100-reserved,h100-sxm5-80gb,hgx-h100-8,8,on-prem,on-demand,4.0,0.5,"
+                    "2026-12-01,our contract,negotiated\n")
+    code, out, err = run(capsys, "plan", *PLAN_FLAGS, "--catalog", str(mine), "--csv", str(tmp_path / "p.csv"))
+    assert code == 0, err
+    wide = pd.read_csv(tmp_path / "p.csv")
+    assert wide.loc[0, "provider"] == "MyCloud" and wide.loc[0, "price_quality"] == "user"
+    assert wide.loc[0, "usd_per_device_hour"] == pytest.approx(0.5)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("provider,offer\nX,1,2\n")
+    code, out, err = run(capsys, "plan", *PLAN_FLAGS, "--catalog", str(bad))
+    assert code == 2 and "bad.csv" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("hours", "text"), [(0.5, "30.0 min"), (4.2, "4.2 h"), (71.9, "71.9 h"),
+                                             (72.0, "3.0 days"), (24 * 400, "400.0 days")])
+def test_durations_read_in_the_unit_a_person_uses(hours, text):
+    """CLI and web page print times with one rule: minutes under an hour, hours under three days."""
+    from costmodel.faces.report import duration_text
+
+    assert duration_text(hours) == text

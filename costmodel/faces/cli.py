@@ -576,12 +576,17 @@ class _Progress:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from costmodel.search.grid import plan
-    from costmodel.faces.report import plans_table, write_reports
+    from costmodel.faces.report import duration_text, plans_table, write_reports
 
     sc = scenario_from_args(args)
     if args.save_scenario:
         sc.save(args.save_scenario)
-    result = plan(sc, top=args.top, progress=_Progress(not args.no_progress))
+    catalog = None
+    if args.catalog:
+        from costmodel.tables.catalog import engine_catalog
+
+        catalog = engine_catalog(args.catalog)  # errors name the file, line and column
+    result = plan(sc, top=args.top, progress=_Progress(not args.no_progress), catalog=catalog)
     table = plans_table(result)
     print(_plan_heading(sc))
     print(f"searched {result.n_configurations:,} configurations x offers = {result.n_plans:,} plans "
@@ -595,11 +600,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             "pricing": r["pricing_model"], "devices": r["n_devices"],
             "tp/pp/vpp/dp/cp/ep": f"{r['tp']}/{r['pp']}/{r['vpp']}/{r['dp']}/{r['cp']}/{r['ep']}",
             "zero": r["zero_stage"], "recompute": r["recompute"], "mb": r["micro_batch"],
-            "prec": r["precision"], "days": f"{r['time_total_hours'] / 24:,.1f}",
+            "prec": r["precision"], "time": duration_text(r["time_total_hours"]),
             "cost_usd": f"{r['cost_total_usd']:,.0f}", "mem_gib": f"{r['memory_per_device_gib']:.1f}",
             "mfu": f"{r['mfu']:.1%}",
         } for _, r in show.iterrows()]
-        print(format_table(rows, align_right=("rank", "devices", "days", "cost_usd", "mem_gib", "mfu",
+        print(format_table(rows, align_right=("rank", "devices", "time", "cost_usd", "mem_gib", "mfu",
                                               "replicas", "usd_month", "ttft_p95", "usd_per_m_out",
                                               "api_usd_per_m_out")))
     knee = result.knee
@@ -608,7 +613,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print(f"Pareto knee (best trade of cost against {'latency' if axes else 'time'}): "
               f"{knee['accelerator']} x{knee['n_devices']} on {knee['provider']} {knee['offer']}, "
               + (f"${knee['cost_per_month_usd']:,.0f}/month, p95 e2e {knee['e2e_p95_s']:.2f} s" if axes else
-                 f"${knee['cost_total_usd']:,.0f}, {knee['time_total_hours'] / 24:,.1f} days"))
+                 f"${knee['cost_total_usd']:,.0f}, {duration_text(knee['time_total_hours'])}"))
     if "efficiency_basis" in table.columns and not table.empty:
         # Say when the ranking rests on parts no measured training run supports.
         for acc, basis in dict(zip(table.head(args.top)["accelerator"], table.head(args.top)["efficiency_basis"])).items():
@@ -797,6 +802,9 @@ def _add_serve_parser(sub) -> None:
 def _add_plan_parser(sub) -> None:
     p = sub.add_parser("plan", help="search every training or serving configuration and rank the feasible ones")
     p.add_argument("scenario", nargs="?", help="scenario YAML/JSON (flags below override it)")
+    p.add_argument("--catalog", action="append", metavar="FILE", default=None,
+                   help="your own catalog file (CSV with a shipped file's header, or YAML; "
+                        "docs/catalog.md) merged over the shipped catalog; repeat for several")
     p.add_argument("--model", help="preset name or path to a config.json")
     p.add_argument("--train-tokens", type=float, help="tokens of the whole run")
     p.add_argument("--seq-len", type=int, help="tokens per sequence")

@@ -28,6 +28,23 @@ __all__ = ["COST_PARTS", "MEMORY_PARTS", "PLAN_COLUMNS", "breakdown_table", "gua
 MEMORY_PARTS = TRAIN_MEMORY_COMPONENTS
 COST_PARTS = tuple(f"cost_{p}_usd" for p in train.COST_PARTS)
 
+#: Durations under this many days read in hours (a 5-hour run is not "0.2 days").
+HOURS_UNDER_DAYS = 3
+
+
+def duration_text(hours: float) -> str:
+    """A duration given in hours, for people: minutes under an hour, hours under three days, else
+    days. The CLI and the web page print times with it."""
+    h = float(hours)
+    if h != h:
+        return "-"
+    if h < 1:
+        return f"{h * 60:,.1f} min"
+    if h < 24 * HOURS_UNDER_DAYS:
+        return f"{h:,.1f} h"
+    return f"{h / 24:,.1f} days"
+
+
 def _csv_bytes(df: pd.DataFrame) -> bytes:
     """CSV text with formula cells guarded and line breaks inside cells quoted."""
     buf = io.StringIO()

@@ -152,6 +152,9 @@ def test_plan_with_a_user_catalog_file(capsys, tmp_path):
     wide = pd.read_csv(tmp_path / "p.csv")
     assert wide.loc[0, "provider"] == "MyCloud" and wide.loc[0, "price_quality"] == "user"
     assert wide.loc[0, "usd_per_device_hour"] == pytest.approx(0.5)
+    code, out, err = run(capsys, "train", "llama-3.1-8b", "--accelerator", "h100-sxm5-80gb", "--devices", "8",
+                         "--dp", "8", "--train-tokens", "1e10", "--catalog", str(mine))
+    assert code == 0 and "MyCloud h100-reserved" in out and "$0.50/device-hour" in out, err
     bad = tmp_path / "bad.csv"
     bad.write_text("provider,offer\nX,1,2\n")
     code, out, err = run(capsys, "plan", *PLAN_FLAGS, "--catalog", str(bad))

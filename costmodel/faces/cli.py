@@ -252,10 +252,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from costmodel.specs.setup import micro_batches
 
     layout, setup, n_devices = _train_layout(args)
+    catalog = None
+    if args.catalog:
+        from costmodel.tables.catalog import engine_catalog
+
+        catalog = engine_catalog(args.catalog)
     est = estimate_training(args.model, args.accelerator, layout, setup,
                             train_tokens=args.train_tokens, n_devices=n_devices, system=args.system,
                             offer=args.offer, pricing_model=args.pricing, framework=args.framework,
-                            overrides=_overrides(args.set))
+                            overrides=_overrides(args.set), catalog=catalog)
     if args.format == "json":
         print(est.model_dump_json())
         return 0
@@ -874,6 +879,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "would choose, or the one given)")
     p.add_argument("model", help="preset name or path to a config.json")
     p.add_argument("--accelerator", required=True, help="catalog id, e.g. h100-sxm5-80gb")
+    p.add_argument("--catalog", action="append", metavar="FILE", default=None,
+                   help="your own catalog file merged over the shipped catalog; repeat for several")
     p.add_argument("--devices", type=int, default=None,
                    help="device count (no layout flags: the fastest layout at this count; neither: "
                    "the fewest device-hours within the default deadline)")

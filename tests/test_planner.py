@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import costmodel
+
 from costmodel.jobs.train import batch_sequences
 
 from costmodel import ParallelLayout, TrainingSetup
@@ -279,6 +281,12 @@ FAST_PATH_SCENARIOS = {
     "moe": lambda: Scenario(model="mixtral-8x7b", job=Job(train_tokens=1e10),
                             search=SearchSpace(device_counts=[8, 64, 512], accelerators=["h100-sxm5-80gb",
                                                                                          "a100-sxm4-80gb"])),
+    # Experts faster than dense GEMMs (the knob's upper range) under a deadline that binds: the
+    # run-time floor must use the same expert rate as the engine or it stops being a floor.
+    "moe-fast-experts": lambda: Scenario(
+        model="mixtral-8x7b", job=Job(train_tokens=3e11), overrides={"expert_gemm_efficiency_scale": 1.5},
+        constraints=Constraints(deadline_days=2),
+        search=SearchSpace(device_counts=[64, 128, 256], accelerators=["h100-sxm5-80gb", "a100-sxm4-80gb"])),
 }
 
 
@@ -299,13 +307,20 @@ def test_sub_grid_and_deadline_pruning_change_nothing(name, monkeypatch):
     assert fast.context == full.context
 
 
-def test_run_time_floor_is_below_every_run_time():
+@pytest.mark.parametrize("sc", [
+    Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12)),
+    # Routed experts faster than dense GEMMs (the knob's upper range): the floor follows the knob.
+    # DeepSeek-V3's MoE block (8 x 2048 routed + 2048 shared) is lighter than its dense block
+    # (18432) only once the experts run faster, so the floor's least loaded block must follow it.
+    Scenario(model="deepseek-v3", job=Job(train_tokens=1e12), overrides={"expert_gemm_efficiency_scale": 1.5},
+             search=SearchSpace(device_counts=[1024, 2048], accelerators=["h100-sxm5-80gb"])),
+], ids=["llama-3.1-8b", "deepseek-fast-experts"])
+def test_run_time_floor_is_below_every_run_time(sc):
     """``timing.compute_floor_flops`` / the achieved matmul rate never exceeds the step time
     (every row of a grid of layouts, recomputation, precisions and systems)."""
     import costmodel.jobs.train as train
     from costmodel.search.grid import _decode, prepare
 
-    sc = Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12))
     prep = prepare(sc)
     sub = prep.ctx.sub
     assert sub is not None and sub.floor_hours_flops is not None
@@ -319,11 +334,26 @@ def test_run_time_floor_is_below_every_run_time():
         r = cols["_flat"][ev.live] - sidx[ev.live] * sub.size
         floor = sub.floor_hours_flops[r] / sub.matmul_rate[sidx[ev.live], r % sub.shape[-1]]
         goodput = float(prep.ctx.knobs["goodput_fraction"])
-        steps = np.ceil(1e12 / ev.out["tokens_per_step"])
+        steps = np.ceil(sc.job.train_tokens / ev.out["tokens_per_step"])
         hours = steps * ev.out["step_time_s"] / 3600.0 / goodput
         assert np.all(floor <= hours * (1 + 1e-12))
         checked += ev.live.size
     assert checked > 1000
+
+
+def test_run_time_floor_follows_the_expert_gemm_rate():
+    """The floor prices routed experts at ``expert_gemm_efficiency_scale`` like the engine: for
+    DeepSeek-V3 (8 x 2048 routed + 2048 shared vs an 18432-wide dense MLP) at 1.5 the MoE block is
+    the lighter one and the floor drops; at 0.5 the dense block stays the lighter one."""
+    from costmodel.formulas.timing import TimingKnobs, compute_floor_flops
+    from costmodel.specs.columns import ModelColumns
+    from costmodel.specs.layout import ParallelLayout
+    from costmodel.specs.setup import TrainingSetup, training_columns
+
+    m = ModelColumns.from_spec(costmodel.preset("deepseek-v3"))
+    t = training_columns(ParallelLayout(tp=8, pp=16, dp=8, ep=8), TrainingSetup(global_batch=64, seq_len=4096))
+    floor = {s: float(compute_floor_flops(m, t, TimingKnobs(expert_gemm_efficiency_scale=s))) for s in (0.5, 1.0, 1.5)}
+    assert floor[1.5] < floor[1.0] and floor[0.5] == floor[1.0]
 
 
 @pytest.mark.parametrize("seed", range(4))

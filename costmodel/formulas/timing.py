@@ -424,7 +424,9 @@ def compute_floor_flops(model: ModelColumns, t: TrainingColumns, k: TimingKnobs 
     m = model_columns(model)
     p = layer_params(m)
     inf = np.inf
-    roof = Roofline(1.0, inf, inf, inf, 0.0, 0.0, None, 1.0, 0.0)  # 1 FLOP/s GEMMs, all else free
+    # 1 FLOP/s GEMMs (routed experts at their own rate, as in the engine), all else free.
+    roof = Roofline(1.0, inf, inf, inf, 0.0, 0.0, None, 1.0, 0.0,
+                    expert_compute_scale=1.0 / as_array(k.expert_gemm_efficiency_scale))
     keep = as_array(k.selective_keep_fraction)
     blk = block_forward(m, tokens=t.micro_batch * t.seq_len / t.cp, context=t.seq_len, hw=roof,
                         tp=t.tp, sequence_parallel=t.sp, ep=t.ep, act_bytes=t.act_bytes,
@@ -446,7 +448,8 @@ def floor_knobs_ok(k: TimingKnobs) -> bool:
     v = {f: np.asarray(getattr(k, f), dtype=np.float64) for f in (
         "tp_comm_overlap", "ep_comm_overlap", "pp_comm_overlap", "cp_comm_overlap", "selective_keep_fraction",
         "overlap_grad_reduce", "overlap_param_gather", "zero3_prefetch", "elementwise_traffic_factor",
-        "gemm_kernel_overhead_s", "gemm_half_efficiency_gflops", "matmul_efficiency_scale")}
+        "gemm_kernel_overhead_s", "gemm_half_efficiency_gflops", "matmul_efficiency_scale",
+        "expert_gemm_efficiency_scale")}
     if any(x.ndim for x in v.values()) or not all(np.isfinite(x) for x in v.values()):
         return False
     fractions = ("tp_comm_overlap", "ep_comm_overlap", "pp_comm_overlap", "selective_keep_fraction")
@@ -454,7 +457,7 @@ def floor_knobs_ok(k: TimingKnobs) -> bool:
             and all(v[f] >= 0.0 for f in ("cp_comm_overlap", "overlap_grad_reduce", "overlap_param_gather",
                                           "zero3_prefetch", "elementwise_traffic_factor",
                                           "gemm_kernel_overhead_s", "gemm_half_efficiency_gflops"))
-            and v["matmul_efficiency_scale"] > 0.0)
+            and v["matmul_efficiency_scale"] > 0.0 and v["expert_gemm_efficiency_scale"] > 0.0)
 
 
 def _outputs(t: TrainingColumns, hw: HardwareColumns, a: SimpleNamespace, comm: dict[str, tuple],

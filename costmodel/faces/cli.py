@@ -247,20 +247,25 @@ def _train_layout(args: argparse.Namespace):
     return layout, setup, args.devices
 
 
+def _user_catalog(args: argparse.Namespace):
+    """The engine catalog with the user's ``--catalog`` files on top (None: the shipped one);
+    a bad file is a CatalogError naming the file, line and column."""
+    if not args.catalog:
+        return None
+    from costmodel.tables.catalog import engine_catalog
+
+    return engine_catalog(args.catalog)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from costmodel.faces.api import _n_params, estimate_training
     from costmodel.specs.setup import micro_batches
 
     layout, setup, n_devices = _train_layout(args)
-    catalog = None
-    if args.catalog:
-        from costmodel.tables.catalog import engine_catalog
-
-        catalog = engine_catalog(args.catalog)
     est = estimate_training(args.model, args.accelerator, layout, setup,
                             train_tokens=args.train_tokens, n_devices=n_devices, system=args.system,
                             offer=args.offer, pricing_model=args.pricing, framework=args.framework,
-                            overrides=_overrides(args.set), catalog=catalog)
+                            overrides=_overrides(args.set), catalog=_user_catalog(args))
     if args.format == "json":
         print(est.model_dump_json())
         return 0
@@ -586,12 +591,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     sc = scenario_from_args(args)
     if args.save_scenario:
         sc.save(args.save_scenario)
-    catalog = None
-    if args.catalog:
-        from costmodel.tables.catalog import engine_catalog
-
-        catalog = engine_catalog(args.catalog)  # errors name the file, line and column
-    result = plan(sc, top=args.top, progress=_Progress(not args.no_progress), catalog=catalog)
+    result = plan(sc, top=args.top, progress=_Progress(not args.no_progress), catalog=_user_catalog(args))
     table = plans_table(result)
     print(_plan_heading(sc))
     print(f"searched {result.n_configurations:,} configurations x offers = {result.n_plans:,} plans "
@@ -621,7 +621,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                  f"${knee['cost_total_usd']:,.0f}, {duration_text(knee['time_total_hours'])}"))
     if "efficiency_basis" in table.columns and not table.empty:
         # Say when the ranking rests on parts no measured training run supports.
-        for acc, basis in dict(zip(table.head(args.top)["accelerator"], table.head(args.top)["efficiency_basis"])).items():
+        shown = table.head(args.top).drop_duplicates(["accelerator", "efficiency_basis"])
+        for acc, basis in zip(shown["accelerator"], shown["efficiency_basis"]):
             print(f"GEMM efficiency of {acc}: {basis}")
     if not result.infeasible.empty:
         print()

@@ -97,13 +97,12 @@ class _Rows:
     source: np.ndarray
     clean: np.ndarray  # train_throughput, exact hardware, evaluated
     base_mm: np.ndarray  # micro-benchmark GEMM efficiency of the row's part and format
-    measured: np.ndarray
 
 
 def _rows(batch: ValidationBatch, catalog) -> _Rows:
     if not batch.train:  # nothing the engine evaluates: nothing to fit
         e = np.array([], dtype=str)
-        return _Rows([], e, e, e, e, e, np.array([], dtype=bool), np.array([]), np.array([]))
+        return _Rows([], e, e, e, e, e, np.array([], dtype=bool), np.array([]))
     precision_names = list(PRECISION_TABLE)
     prec = [precision_names[int(c)] for c in np.atleast_1d(batch.columns.precision)]
     ids, die, group, kind, fw, src, clean = [], [], [], [], [], [], []
@@ -120,8 +119,7 @@ def _rows(batch: ValidationBatch, catalog) -> _Rows:
         clean.append(res["category"] == "train_throughput" and not res["hardware_variant"]
                      and res["status"] == "ok")
     return _Rows(ids, np.array(die), np.array(group), np.array(kind), np.array(fw), np.array(src),
-                 np.array(clean, dtype=bool), np.array(batch.hardware.matmul_efficiency, dtype=float),
-                 np.array([batch.results[i]["measured"] for i in ids], dtype=float))
+                 np.array(clean, dtype=bool), np.array(batch.hardware.matmul_efficiency, dtype=float))
 
 
 @dataclass
@@ -142,6 +140,16 @@ class Fit:
             if key in self.transfer:
                 return self.transfer[key], f"transfer {key[0]} {key[1]}"
         return 1.0, "none"
+
+
+def _hardware(batch: ValidationBatch, rows: _Rows, ratio_per_row: np.ndarray):
+    """The batch's hardware columns with each row's GEMM efficiency = micro-benchmark x ratio
+    (at most the dense peak)."""
+    return replace(batch.hardware, matmul_efficiency=np.minimum(1.0, rows.base_mm * ratio_per_row))
+
+
+def _ratio_per_row(fit: Fit, rows: _Rows) -> np.ndarray:
+    return np.array([fit.ratio(d, k, g)[0] for d, k, g in zip(rows.die, rows.kind, rows.group)])
 
 
 def _log_ratio(batch: ValidationBatch, hardware, knobs, ids: list[str]) -> np.ndarray:
@@ -189,14 +197,10 @@ def _fit(batch: ValidationBatch, rows: _Rows, exclude: set[str] = frozenset()) -
     knobs0 = batch.knobs
     scale0 = np.array(knobs0["matmul_efficiency_scale"], dtype=float, copy=True)
 
-    def hardware(ratio_per_row: np.ndarray):
-        mm = np.minimum(1.0, rows.base_mm * ratio_per_row)
-        return replace(batch.hardware, matmul_efficiency=mm)
-
     # Hardware ratios: every parameter tried at every grid value in one evaluation per value.
     ratios: dict[tuple[str, str], float] = {}
     if keys:
-        best = _grid_search(lambda v: np.abs(_log_ratio(batch, hardware(v), knobs0, rows.ids)),
+        best = _grid_search(lambda v: np.abs(_log_ratio(batch, _hardware(batch, rows, v), knobs0, rows.ids)),
                             param, [ref & (param == j) for j in range(len(keys))], RATIO_GRID)
         ratios = dict(zip(keys, best))
     ratio_rows = {k: [rows.ids[i] for i in np.flatnonzero(ref & (param == j))] for j, k in enumerate(keys)}
@@ -207,8 +211,7 @@ def _fit(batch: ValidationBatch, rows: _Rows, exclude: set[str] = frozenset()) -
         transfer.setdefault(("any", g), []).append(v)
     transfer = {k: float(np.mean(v)) for k, v in transfer.items()}
     fit = Fit(ratios, ratio_rows, transfer, {}, {})
-    per_row = np.array([fit.ratio(d, k, g)[0] for d, k, g in zip(rows.die, rows.kind, rows.group)])
-    hw = hardware(per_row)
+    hw = _hardware(batch, rows, _ratio_per_row(fit, rows))
 
     # Framework scales on rows of fitted dies.
     on_fitted = use & (param >= 0) & ~np.isin(rows.framework, REFERENCE_FRAMEWORKS)
@@ -233,8 +236,7 @@ def _fit(batch: ValidationBatch, rows: _Rows, exclude: set[str] = frozenset()) -
 def _apply(batch: ValidationBatch, rows: _Rows, fit: Fit) -> pd.DataFrame:
     if not batch.train:
         return evaluate_validation(batch)
-    per_row = np.array([fit.ratio(d, k, g)[0] for d, k, g in zip(rows.die, rows.kind, rows.group)])
-    hw = replace(batch.hardware, matmul_efficiency=np.minimum(1.0, rows.base_mm * per_row))
+    hw = _hardware(batch, rows, _ratio_per_row(fit, rows))
     knobs = dict(batch.knobs)
     scale = np.array(knobs["matmul_efficiency_scale"], dtype=float, copy=True)
     for f, v in fit.scales.items():
@@ -243,13 +245,17 @@ def _apply(batch: ValidationBatch, rows: _Rows, fit: Fit) -> pd.DataFrame:
     return evaluate_validation(replace(batch, knobs=knobs), hw)
 
 
-def _base_batch(paths=None):
-    """The batch on the shipped catalog without a previous fit (the result never depends on what
-    was fitted before)."""
+def _base_catalog():
+    """The shipped catalog with the calibration files except a previous fit."""
     from costmodel.tables.catalog import calibration_files
     from hardware_catalog import load_catalog
 
-    base = load_catalog([f for f in calibration_files() if f.name != "fitted.csv"])
+    return load_catalog([f for f in calibration_files() if f.name != "fitted.csv"])
+
+
+def _base_batch(paths=None):
+    """The batch on ``_base_catalog`` (the result never depends on what was fitted before)."""
+    base = _base_catalog()
     batch = prepare_validation(paths, catalog=base)
     if batch.train:
         # Nor on previously fitted framework scales: the unfitted value (assumptions.yaml, 1.0)
@@ -343,10 +349,10 @@ def cross_validate(paths=None) -> pd.DataFrame:
     return out.reset_index()
 
 
-def median_abs_error_pct(frame: pd.DataFrame, ids: list[str], column: str = "rel_error") -> float:
+def median_abs_error_pct(frame: pd.DataFrame, ids: list[str]) -> float:
     """Median |relative error| in percent of the result rows ``ids``."""
     g = frame[frame["id"].isin(ids)]
-    return float((g[column].abs() * 100).median())
+    return float((g["rel_error"].abs() * 100).median())
 
 
 def write_fitted(result: FitResult, path: str | Path, catalog=None) -> Path:
@@ -356,7 +362,7 @@ def write_fitted(result: FitResult, path: str | Path, catalog=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     today = _dt.date.today().isoformat()
     if catalog is None:
-        catalog, _ = _base_batch()
+        catalog = _base_catalog()
     f = result.fit
     notes = {}
     for (die, group), ids in f.ratio_rows.items():

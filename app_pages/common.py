@@ -36,6 +36,7 @@ from costmodel.specs.assumptions import AssumptionError, Assumptions, frameworks
 from costmodel.tables.catalog import engine_catalog
 from costmodel.specs.layout import RANK_DIMENSIONS
 from costmodel.search.grid import apply_overrides, plan
+from costmodel.search.result import plan_breakdown
 from costmodel.faces.report import HOURS_UNDER_DAYS, duration_text, metadata, report_bytes
 from costmodel.specs.scenario import (
     OBJECTIVES,
@@ -830,6 +831,20 @@ def price_display(records: list[Mapping[str, Any]]) -> pd.DataFrame:
                                             "usd_per_device_hour_high": usd_rate,
                                             "usd_per_instance_hour": usd_rate,
                                             "devices_per_instance": count})
+
+
+def breakdown_display(row: Mapping[str, Any], kind: str) -> pd.DataFrame:
+    """One plan's breakdown (``costmodel.search.result.plan_breakdown``, the Breakdown CSV's rows
+    for it) with readable names, each value in its unit and its share of the quantity's total."""
+    df = plan_breakdown(row, kind)
+    total = df.groupby("quantity", sort=False)["value"].transform("sum")
+    fmt = {"GiB": lambda v: f"{v:,.2f} GiB", "s": lambda v: f"{v:,.4g} s", "USD": usd_full}
+    return pd.DataFrame({
+        "quantity": [charts.QUANTITY_LABELS.get(q, q) for q in df["quantity"]],
+        "component": [charts.component_label(q, p) for q, p in zip(df["quantity"], df["component"])],
+        "value": [fmt.get(u, lambda v: f"{v:,.4g}")(v) for v, u in zip(df["value"], df["unit"])],
+        "share": [f"{v / t:.1%}" if t > 0 else MISSING for v, t in zip(df["value"], total)],
+    })
 
 
 def usd_column(label: str, values: Any = None, **kw: Any) -> Any:

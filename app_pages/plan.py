@@ -12,8 +12,12 @@ from costmodel.faces import charts
 from costmodel.specs.scenario import OBJECTIVES
 from hardware_catalog import KINDS, PRICING_MODELS
 
-DETAILS = ("Memory", "Step time", "Cost", "Assumptions used")
-SERVE_DETAILS = ("Memory", "Decode iteration", "Latency vs throughput", "Assumptions used")
+# The first detail view is a table: the page draws no chart until one is asked for (a chart's
+# library costs the browser about a second; benchmarks/ui_speed.py).
+DETAILS = ("Numbers", "Memory", "Step time", "Cost", "Assumptions used")
+SERVE_DETAILS = ("Numbers", "Memory", "Decode iteration", "Latency vs throughput", "Assumptions used")
+SELECTED_TAB = "Selected plan"
+INFEASIBLE_TAB = "Why other plans are infeasible"
 
 SERVE = c.is_serving()
 st.title("Serving plans" if SERVE else "Training plans")
@@ -247,7 +251,9 @@ def _serving_selected(row: pd.Series, scenario_yaml: str, view: dict) -> None:
         st.caption(api)
     detail = st.segmented_control("Detail", SERVE_DETAILS, default=SERVE_DETAILS[0],
                                   key="serve_detail_view", required=True, label_visibility="collapsed")
-    if detail == "Memory":
+    if detail == "Numbers":
+        _numbers(row, "serve")
+    elif detail == "Memory":
         st.plotly_chart(charts.fig_memory_breakdown(row), key="fig_memory")
     elif detail == "Decode iteration":
         st.plotly_chart(charts.fig_decode_breakdown(row), key="fig_decode")
@@ -258,6 +264,13 @@ def _serving_selected(row: pd.Series, scenario_yaml: str, view: dict) -> None:
         _latency_curve(row, scenario_yaml)
     else:
         _assumptions_used(row, view)
+
+
+def _numbers(row: pd.Series, kind: str) -> None:
+    """The selected plan's breakdown as a table (the rows the Breakdown CSV has for it)."""
+    st.dataframe(c.breakdown_display(row, kind), hide_index=True, key="numbers_table")
+    st.caption("Each quantity by component, with its share of the quantity; the other views draw "
+               "them as charts.")
 
 
 def _training_selected(row: pd.Series, view: dict) -> None:
@@ -277,7 +290,9 @@ def _training_selected(row: pd.Series, view: dict) -> None:
     # One detail view at a time (a chart costs the browser more than the server).
     detail = st.segmented_control("Detail", DETAILS, default=DETAILS[0], key="detail_view",
                                   required=True, label_visibility="collapsed")
-    if detail == "Memory":
+    if detail == "Numbers":
+        _numbers(row, "pretrain")
+    elif detail == "Memory":
         st.plotly_chart(charts.fig_memory_breakdown(row), key="fig_memory")
     elif detail == "Step time":
         st.plotly_chart(charts.fig_step_breakdown(row), key="fig_step")
@@ -327,11 +342,17 @@ st.session_state["_table_keys"] = [int(k) for k in display["plan_id"]]
 labels = dict(zip(keys, charts.plan_labels(everything))) if keys else {}
 
 
+def _select(plan_id: int) -> None:
+    """Show plan ``plan_id`` in the Selected plan tab (a table row or a Pareto point chose it)."""
+    st.session_state["selected_plan"] = plan_id
+    st.session_state["plan_tab"] = SELECTED_TAB
+
+
 def _on_table_select() -> None:
     rows = st.session_state["plans_table"].selection.rows
     table_keys = st.session_state.get("_table_keys", [])
     if rows and rows[0] < len(table_keys):
-        st.session_state["selected_plan"] = table_keys[rows[0]]
+        _select(table_keys[rows[0]])
 
 
 def _on_chart_select() -> None:
@@ -339,8 +360,46 @@ def _on_chart_select() -> None:
     for p in points:
         data = p.get("customdata")
         if data:
-            st.session_state["selected_plan"] = int(data[0])
+            _select(int(data[0]))
             return
+
+
+def _pareto_tab() -> None:
+    pareto_fig = charts.fig_pareto_serving if serve else charts.fig_pareto
+    fig = pareto_fig(pareto, plans, selected_key=st.session_state["selected_plan"])
+    fig.update_layout(height=480)
+    st.plotly_chart(fig, key="pareto_chart", on_select=_on_chart_select,
+                    selection_mode="points", config={"displaylogo": False})
+    if serve:
+        st.caption("Hover a point for the plan; click one to inspect it. Latency is the p95 "
+                   "end-to-end time of a request at the peak load; the dashed line, when "
+                   "shown, is the cheapest published API's bill for the mean load.")
+        st.plotly_chart(charts.fig_cost_quality(plans).update_layout(height=360), key="quality_chart",
+                        config={"displaylogo": False})
+    else:
+        st.caption("Hover a point for the plan; click one to inspect it. Error bars span the time "
+                   "between all communication hidden and none hidden.")
+
+
+def _selected_tab() -> None:
+    st.selectbox("Plan", keys, key="selected_plan", format_func=lambda k: labels.get(k, str(k)),
+                 label_visibility="collapsed", persist_state=c.PERSIST)
+    row = c.plan_row(view, st.session_state["selected_plan"])
+    if serve:
+        _serving_selected(row, view["scenario_yaml"], view)
+    else:
+        _training_selected(row, view)
+
+
+def _infeasible() -> None:
+    if view["infeasible"].empty:
+        st.write("Every plan searched is feasible.")
+        return
+    i1, i2 = st.columns([2, 1])
+    i2.dataframe(view["infeasible"].rename(columns={"reason": "Reason", "plans": "Plans"}),
+                 hide_index=True, key="infeasible_table",
+                 column_config={"Plans": st.column_config.NumberColumn("Plans", format="%,d")})
+    i1.plotly_chart(charts.fig_infeasible(view["infeasible"]), key="fig_infeasible")
 
 
 if not plans.empty:
@@ -351,43 +410,17 @@ if not plans.empty:
                  selection_mode="single-row", height=min(38 + 35 * len(display), 420))
 
 if keys:
-    left, right = st.columns([1, 1], gap="medium")
-    with left:
-        st.subheader("Monthly cost against p95 latency" if serve else "Cost against time")
-        pareto_fig = charts.fig_pareto_serving if serve else charts.fig_pareto
-        fig = pareto_fig(pareto, plans, selected_key=st.session_state["selected_plan"])
-        fig.update_layout(height=480)
-        st.plotly_chart(fig, key="pareto_chart", on_select=_on_chart_select,
-                        selection_mode="points", config={"displaylogo": False})
-        if serve:
-            st.caption("Hover a point for the plan; click one to inspect it. Latency is the p95 "
-                       "end-to-end time of a request at the peak load; the dashed line, when "
-                       "shown, is the cheapest published API's bill for the mean load.")
-            st.plotly_chart(charts.fig_cost_quality(plans).update_layout(height=360), key="quality_chart",
-                            config={"displaylogo": False})
-        else:
-            st.caption("Hover a point for the plan; click one to inspect it. Error bars span the time "
-                       "between all communication hidden and none hidden.")
-    with right:
-        st.subheader("Selected plan")
-        st.selectbox("Plan", keys, key="selected_plan",
-                     format_func=lambda k: labels.get(k, str(k)),
-                     label_visibility="collapsed")
-        row = c.plan_row(view, st.session_state["selected_plan"])
-        if serve:
-            _serving_selected(row, view["scenario_yaml"], view)
-        else:
-            _training_selected(row, view)
-
-st.subheader("Why other plans are infeasible")
-if view["infeasible"].empty:
-    st.write("Every plan searched is feasible.")
+    # Lazy tabs: only the open one runs and is drawn, so the first page and a new plan show the
+    # table without loading the chart library.
+    tabs = st.tabs([SELECTED_TAB, "Monthly cost against p95 latency" if serve else "Cost against time",
+                    INFEASIBLE_TAB], key="plan_tab", on_change="rerun")
+    for tab, draw in zip(tabs, (_selected_tab, _pareto_tab, _infeasible)):
+        with tab:
+            if tab.open:
+                draw()
 else:
-    i1, i2 = st.columns([2, 1])
-    i1.plotly_chart(charts.fig_infeasible(view["infeasible"]), key="fig_infeasible")
-    i2.dataframe(view["infeasible"].rename(columns={"reason": "Reason", "plans": "Plans"}),
-                 hide_index=True, key="infeasible_table",
-                 column_config={"Plans": st.column_config.NumberColumn("Plans", format="%,d")})
+    st.subheader(INFEASIBLE_TAB)
+    _infeasible()
 
 st.subheader("Downloads")
 st.caption(f"The same files as `costmodel plan scenario.yaml --top {view['top']} --csv "

@@ -83,13 +83,33 @@ def test_default_page_ranks_the_default_scenario(default_app):
     assert not _errors(at)
     assert at.title[0].value == "Training plans"
     _assert_first_row_matches(at, Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12)))
-    # The Pareto chart, the selected plan's memory breakdown and the infeasible reasons are drawn.
-    charts = at.get("plotly_chart")
-    assert len(charts) == 3
-    reasons = [d.value for d in at.dataframe if "Reason" in d.value.columns]
-    assert reasons and "out of memory" in set(reasons[0]["Reason"])
+    # The first page draws no chart: the selected plan's numbers are a table (the Breakdown CSV's
+    # rows for it); the Pareto chart and the infeasible reasons are lazy tabs.
+    assert [t.label for t in at.tabs] == ["Selected plan", "Cost against time", "Why other plans are infeasible"]
+    assert len(at.get("plotly_chart")) == 0
+    numbers = _frame(at, "quantity", "component", "share").value
+    best = plan(Scenario(model="llama-3.1-8b", job=Job(train_tokens=1e12))).plans.iloc[0]
+    mem = numbers[numbers["quantity"] == "Memory per device"]
+    assert len(mem) == 9 and mem["component"].iloc[0] == "Weights"
+    assert mem["value"].iloc[0] == f"{best['memory_weights_bytes'] / 2**30:,.2f} GiB"
+    cost = numbers[numbers["component"] == "Compute (device-hours)"].iloc[0]
+    from app_pages import common as c
+
+    assert cost["value"] == c.usd_full(best["cost_compute_usd"])
+    assert cost["share"] == f"{best['cost_compute_usd'] / best['cost_total_usd']:.1%}"
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Plans CSV", "Breakdown CSV", "Metadata JSON", "Scenario YAML"]
+
+
+def test_pareto_and_infeasible_tabs(default_app):
+    at = _open_tab(default_app, "plan_tab", "Cost against time")
+    specs = [json.loads(ch.proto.spec) for ch in at.get("plotly_chart")]
+    assert len(specs) == 1 and "log" in json.dumps(specs[0]["layout"]["xaxis"])
+    at = _open_tab(at, "plan_tab", "Why other plans are infeasible")
+    reasons = [d.value for d in at.dataframe if "Reason" in d.value.columns]
+    assert reasons and "out of memory" in set(reasons[0]["Reason"])
+    assert len(at.get("plotly_chart")) == 1
+    _open_tab(at, "plan_tab", "Selected plan")
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -121,7 +141,8 @@ def test_detail_views(default_app, view, expect):
     at.segmented_control(key="detail_view").set_value(view).run()
     _no_exception(at)
     assert any(expect in c.value for c in at.caption)
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 1  # the detail view's chart, nothing else
+    at.segmented_control(key="detail_view").set_value("Numbers").run()
 
 
 def test_assumptions_used_by_the_selected_plan(default_app):
@@ -462,10 +483,13 @@ def test_serving_plan_is_the_planner_ranking(serve_app):
     for col in ("accelerator", "offer", "n_devices", "precision", "kv_bits", "batch_size"):
         assert got[col] == expected[col], col
     assert math.isclose(got["e2e_p95_s"], expected["e2e_p95_s"], rel_tol=1e-9)
-    # Pareto chart (monthly cost vs p95 latency, with the cheapest API's line when the model has
-    # one), cost against published quality impact, the selected plan's memory, the reasons.
+    # Pareto tab: chart (monthly cost vs p95 latency, with the cheapest API's line when the model
+    # has one) and cost against published quality impact.
+    assert len(at.get("plotly_chart")) == 0
+    at = _open_tab(at, "plan_tab", "Monthly cost against p95 latency")
     specs = [json.loads(ch.proto.spec) for ch in at.get("plotly_chart")]
-    assert len(specs) == 4
+    _open_tab(at, "plan_tab", "Selected plan")
+    assert len(specs) == 2
     assert "quality" in specs[1]["layout"]["title"]["text"].lower()
     names = [t.get("name", "") for t in specs[0]["data"]]
     assert names[:2] == ["Ranked plans", "Pareto front (monthly cost vs p95 latency)"]
@@ -484,9 +508,10 @@ def test_serving_detail_views(serve_app, view, key):
     _no_exception(at)
     assert not _errors(at), _errors(at)
     specs = [json.loads(ch.proto.spec) for ch in at.get("plotly_chart")]
-    assert len(specs) == 4  # Pareto, cost against quality, the detail view, the reasons
-    texts = json.dumps(specs[2]["layout"]).lower()
+    assert len(specs) == 1  # the detail view's chart (the Pareto tab is closed)
+    texts = json.dumps(specs[0]["layout"]).lower()
     assert key.lower() in texts
+    at.segmented_control(key="serve_detail_view").set_value("Numbers").run()
 
 
 def test_serving_curve_is_the_selected_plan_replica(serve_app):
@@ -634,6 +659,7 @@ def test_large_amounts_compact_in_metrics_full_in_the_table():
     assert c.usd_full(best["cost_total_usd"]) == f"${best['cost_total_usd']:,.0f}"
     assert _metric(at, "Time") == c.duration(best["time_total_hours"])
     assert "0.0 days" not in _metric(at, "Time")
+    _open_tab(at, "plan_tab", "Why other plans are infeasible")
     assert _column_format(at, "Plans", "Reason") == "%,d"
 
 

@@ -375,3 +375,86 @@ def test_running_sets_equal_one_pass_over_all_rows(seed):
     assert running.top["_key"].tolist() == rows["_key"][order].tolist()
     front = pareto_mask(rows["cost"], rows["time"], rows["_key"])
     assert sorted(running.front["_key"].tolist()) == sorted(rows["_key"][front].tolist())
+
+
+# The step-time memo ------------------------------------------------------------------------------
+
+def _memo_base(**kw) -> dict:
+    base = dict(model="llama-3.1-8b", job=dict(train_tokens=1e11),
+                constraints=dict(deadline_days=20),
+                search=dict(device_counts=[8, 64, 512], accelerators=["h100-sxm5-80gb", "a100-sxm4-80gb",
+                                                                       "mi300x-192gb"]))
+    for k, v in kw.items():
+        base[k] = {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return base
+
+
+#: Edits after which every configuration times as before: the memo answers them.
+MEMO_EDITS = {
+    "tokens": dict(job=dict(train_tokens=3.7e11)),
+    "deadline": dict(constraints=dict(deadline_days=2)),
+    "budget": dict(constraints=dict(budget_usd=20_000)),
+    "providers": dict(constraints=dict(providers=["AWS", "Lambda"])),
+    "headroom": dict(constraints=dict(min_memory_headroom=0.3)),
+    "objective": dict(objective="time"),
+    "price": dict(price_overrides=[dict(provider="AWS", offer="p5.48xlarge", region="us-east-1",
+                                        pricing_model="on-demand", usd_per_device_hour=1.0)]),
+}
+#: Edits that change step times: another memo entry (knobs, job setup) or another system key
+#: (hardware figures).
+RETIME_EDITS = {
+    "efficiency": dict(efficiency_overrides=[dict(accelerator="h100-sxm5-80gb", quantity="matmul",
+                                                  precision="bf16", value=0.5)]),
+    "knob": dict(overrides={"matmul_efficiency_scale": 0.8}),
+    "seq_len": dict(job=dict(seq_len=2048)),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(MEMO_EDITS) + sorted(RETIME_EDITS))
+def test_step_time_memo_never_changes_a_plan(edit, monkeypatch):
+    """A plan after an edit equals the same plan with an empty memo (frames, counts, closest
+    misses), whether the memo could answer the edit or not; edits that leave step times alone
+    time fewer configurations than a plan from scratch."""
+    import costmodel.jobs.train as train
+
+    rows = []
+    real = train.evaluate_training
+
+    def counting(m, t, *a, **kw):
+        rows.append(np.size(t.tp))
+        return real(m, t, *a, **kw)
+
+    monkeypatch.setattr(train, "evaluate_training", counting)
+    change = {**MEMO_EDITS, **RETIME_EDITS}[edit]
+    edited = Scenario.from_dict(_memo_base(**change), where="scenario")
+    train.STEP_MEMO.clear()
+    plan(Scenario.from_dict(_memo_base(), where="scenario"), top=20)
+    rows.clear()
+    warm = plan(edited, top=20)
+    warm_rows = sum(rows)
+    train.STEP_MEMO.clear()
+    rows.clear()
+    cold = plan(edited, top=20)
+    cold_rows = sum(rows)
+    for attr in ("plans", "pareto", "infeasible"):
+        pd.testing.assert_frame_equal(getattr(warm, attr), getattr(cold, attr), check_exact=True)
+    assert warm.context == cold.context and warm.n_plans == cold.n_plans
+    assert cold_rows > 0
+    if edit in MEMO_EDITS:
+        assert warm_rows < cold_rows / 2, (warm_rows, cold_rows)
+    elif edit == "efficiency":  # only the H100 systems' figures changed: they alone are re-timed
+        assert 0 < warm_rows < cold_rows
+    else:
+        assert warm_rows == cold_rows
+
+
+def test_step_time_memo_keeps_the_latest_entries():
+    from costmodel.jobs.train import MEMO_KEYS, StepMemo
+
+    memo = StepMemo(entries=2)
+    a, b = memo.entry("a", 10, 3), memo.entry("b", 10, 3)
+    assert memo.entry("a", 10, 3) is a  # a is now the most recent
+    memo.entry("c", 10, 3)
+    assert memo.entry("a", 10, 3) is a and memo.entry("b", 10, 3) is not b  # b was dropped
+    assert StepMemo(entries=0).entry("a", 10, 3) is None
+    assert StepMemo(max_values=len(MEMO_KEYS) * 10 * 3 - 1).entry("a", 10, 3) is None

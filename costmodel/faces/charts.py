@@ -85,6 +85,26 @@ COST_LABELS = {
     "cost_energy_usd": "Energy",
 }
 
+#: Readable names of the quantities of ``search.result.plan_breakdown``.
+QUANTITY_LABELS = {
+    "memory_per_device": "Memory per device",
+    "step_time": "Step time",
+    "cost": "Cost of the run",
+    "time_per_output_token": "Decode iteration",
+}
+
+
+def component_label(quantity: str, component: str) -> str:
+    """Readable name of one component of a plan breakdown (the figures' legend names)."""
+    if quantity == "memory_per_device":
+        return MEMORY_LABELS.get(component, component)
+    if quantity == "step_time":
+        return STEP_LABELS.get(component, component)
+    if quantity == "cost":
+        return COST_LABELS.get(f"cost_{component}_usd", component)
+    return DECODE_LABELS.get(component, component)
+
+
 # One colour per component, stable across figures (plotly's qualitative "Plotly" + "D3" sets).
 _PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692",
             "#B6E880", "#FF97FF", "#FECB52")

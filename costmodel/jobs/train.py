@@ -14,8 +14,12 @@ benchmarks all call these; none assembles a figure of its own.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
+import hashlib
+import json
 import math
+import threading
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -297,6 +301,75 @@ class SubGrid:
     matmul_rate: np.ndarray | None = None
     least_rate_usd: np.ndarray | None = None
     deadline_hours: float | None = None
+    #: The training columns of the sub-grid rows that pass the layout and batch checks, and each
+    #: sub-grid row's position among them (-1 elsewhere).
+    t: TrainingColumns | None = None
+    slot: np.ndarray | None = None
+    #: Step-time memo (``StepMemo``): the entry of these engine inputs and each searched system's
+    #: key in it (its hardware figures).
+    memo: dict | None = None
+    system_keys: list[bytes] | None = None
+
+
+#: Engine outputs the planner's pricing reads of a configuration that fits (``price_training``);
+#: none depends on the tokens, the deadline, the budget, the offers or the objective.
+MEMO_KEYS = ("step_time_s", "step_time_lower_s", "step_time_upper_s", "tokens_per_step")
+
+
+class StepMemo:
+    """Step times of recent training searches, so that a search that differs from a recent one
+    only in what the step time does not depend on (training tokens, deadline, budget, providers,
+    regions, pricing models, objective, number of plans) prices the configurations it already
+    timed instead of timing them again (the web page's 'Run plan' after such an edit).
+
+    An entry is keyed by the engine's inputs (model, job setup, search lists, knobs: see
+    ``engine_key``) and holds, per system (keyed by all of its hardware figures, so an
+    efficiency override or another catalog is another key), the ``MEMO_KEYS`` of every sub-grid
+    row that passes the layout and batch checks, NaN until timed. The values are those the engine
+    computes (the same elementwise formulas on fewer rows: tests/test_planner.py checks plans
+    equal with and without the memo). At most ``entries`` entries are kept (least recently used
+    dropped); entries larger than ``max_values`` floats are not kept."""
+
+    def __init__(self, entries: int = 2, max_values: int = 1 << 23):
+        self.entries, self.max_values = entries, max_values
+        self.lock = threading.Lock()
+        self._data: OrderedDict[str, dict] = OrderedDict()
+
+    def entry(self, key: str, n_slots: int, n_systems: int) -> dict | None:
+        if self.entries < 1 or len(MEMO_KEYS) * n_slots * n_systems > self.max_values:
+            return None
+        with self.lock:
+            got = self._data.get(key)
+            if got is None:
+                got = self._data[key] = {"n_slots": n_slots, "systems": {}}
+                while len(self._data) > self.entries:
+                    self._data.popitem(last=False)
+            self._data.move_to_end(key)
+            return got
+
+    def clear(self) -> None:
+        with self.lock:
+            self._data.clear()
+
+
+#: The process's step-time memo (``plan`` of the training job reads and fills it).
+STEP_MEMO = StepMemo()
+
+
+def engine_key(ctx: TrainingContext) -> str:
+    """What a sub-grid row's step time depends on besides the system's hardware: the model, the
+    job's fixed setup, the search lists (they define the sub-grid), the global batch and the
+    knobs."""
+    sc = ctx.scenario
+    parts = {
+        "model": sc.model_spec().model_dump(mode="json"),
+        "job": sc.job.model_dump(mode="json", exclude={"train_tokens"}),
+        "fixed": {k: float(v) for k, v in sorted(ctx.fixed.items())},
+        "choices": {k: v.tolist() for k, v in ctx.choices.items() if k != "system"},
+        "batch": float(batch_sequences(sc)),
+        "knobs": {k: float(v) for k, v in sorted(ctx.knobs.items())},
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class TrainingJob(JobKind):
@@ -461,6 +534,12 @@ def _sub_grid(ctx: TrainingContext, system_codes: np.ndarray) -> SubGrid | None:
         split[f] = full
     sub = SubGrid(shape, size, reason, dp, n_micro, memory, total,
                   fmt_reason.reshape(len(system_codes), len(prec)), usable, split)
+    sub.t = t
+    sub.slot = np.full(size, -1, dtype=np.int64)
+    sub.slot[ok] = np.arange(ok.size)
+    sub.memo = STEP_MEMO.entry(engine_key(ctx), ok.size, len(system_codes))
+    if sub.memo is not None:
+        sub.system_keys = [ctx.table.system_digest(int(code)) for code in system_codes]
     _deadline_floor(ctx, sub, t, ok, sc, mm_fmt, attn_fmt)
     return sub
 
@@ -530,15 +609,11 @@ def _evaluate_sub_grid(ctx: TrainingContext, sub: SubGrid, flat: np.ndarray, sys
     if live.size == 0:
         return Evaluated(reason, live)
     r = row[live]
-    idx = np.unravel_index(r, sub.shape)
-    vals = {d: ctx.choices[d][i] for d, i in zip(DIMENSIONS[1:], idx)}
-    coded = {**ctx.fixed, **{k: vals[k] for k in DIMENSIONS[2:]}, "dp": sub.dp[r], "n_micro": sub.n_micro[r]}
-    cflat, sc = flatten_coded(coded, sys_code[live])
-    t = build_training_columns(cflat)
-    hw = ctx.table.columns(sc, t.matmul_format, t.attention_format)
+    slots = sub.slot[r]
+    t = sub.t.take(slots)  # the columns _sub_grid built for these configurations
+    hw = ctx.table.columns(sys_code[live], t.matmul_format, t.attention_format)
     pipe = Pipeline(t.pp, StageSplit(**{f: v[r] for f, v in sub.split.items()}))
-    out = evaluate_training(ctx.model, t, hw, ctx.knobs, memory={"total": sub.memory_total[r]}, report=False,
-                            pipe=pipe)
+    out = _step_times(ctx, sub, sidx[live], r, slots, t, hw, pipe)
 
     def report(pos: np.ndarray) -> dict[str, Array]:
         """The full outputs of live positions ``pos`` (the same elementwise formulas on those rows)."""
@@ -546,6 +621,45 @@ def _evaluate_sub_grid(ctx: TrainingContext, sub: SubGrid, flat: np.ndarray, sys
                                  memory={k: v[r[pos]] for k, v in sub.memory.items()})
 
     return Evaluated(reason, live, t, hw, out, ctx.model, report)
+
+
+def _step_times(ctx: TrainingContext, sub: SubGrid, sidx: np.ndarray, r: np.ndarray, slots: np.ndarray,
+                t: TrainingColumns, hw: HardwareColumns, pipe: Pipeline) -> dict[str, Array]:
+    """``evaluate_training(report=False)`` of live rows (system index ``sidx`` in ascending order,
+    sub-grid row ``r``, its ``slot``) as pricing reads it: the ``MEMO_KEYS`` from the step-time
+    memo where these rows were timed before, the engine on the others (whose values then join the
+    memo)."""
+    memory = {"total": sub.memory_total[r]}
+    if sub.memo is None:
+        return evaluate_training(ctx.model, t, hw, ctx.knobs, memory=memory, report=False, pipe=pipe)
+    n_slots = sub.memo["n_slots"]
+    # A chunk's rows are in grid order, the system the slowest dimension: one run per system.
+    cuts = [0, *(np.flatnonzero(sidx[1:] != sidx[:-1]) + 1).tolist(), sidx.size]
+    runs = [(int(sidx[a]), slice(a, b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+    vals = np.empty((r.size, len(MEMO_KEYS)))
+    with STEP_MEMO.lock:
+        systems = sub.memo["systems"]
+        arrays = [systems.setdefault(sub.system_keys[s], np.full((n_slots, len(MEMO_KEYS)), np.nan))
+                  for s, _ in runs]
+        for arr, (_, run) in zip(arrays, runs):
+            vals[run] = arr[slots[run]]
+    miss = np.flatnonzero(np.isnan(vals).any(axis=1))
+    if miss.size:
+        if miss.size < r.size:
+            t, hw = t.take(miss), hw.take(miss)
+            pipe = Pipeline(t.pp, StageSplit(**{f: np.asarray(getattr(pipe.split, f))[miss]
+                                                for f in ("first", "middle", "last", "ok")}))
+            memory = {"total": memory["total"][miss]}
+        got = evaluate_training(ctx.model, t, hw, ctx.knobs, memory=memory, report=False, pipe=pipe)
+        vals[miss] = np.column_stack([np.broadcast_to(np.asarray(got[k], dtype=np.float64), miss.shape)
+                                      for k in MEMO_KEYS])
+        with STEP_MEMO.lock:
+            for arr, (_, run) in zip(arrays, runs):
+                pos = miss[(miss >= run.start) & (miss < run.stop)]
+                arr[slots[pos]] = vals[pos]
+    out: dict[str, Array] = {k: vals[:, i] for i, k in enumerate(MEMO_KEYS)}
+    out["memory_total_bytes"] = sub.memory_total[r]
+    return out
 
 
 def training_plan_frame(offers: OfferTable, catalog, rows: dict[str, np.ndarray], framework: str,

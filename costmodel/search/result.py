@@ -7,6 +7,7 @@ The tables are built here from the job kind's declared report columns and breakd
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,14 +93,23 @@ def plans_table(result: PlanResult, frame: pd.DataFrame | None = None) -> pd.Dat
 def breakdown_table(result: PlanResult, frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """Long form: one row per (plan, quantity, component) with value and unit."""
     df = result.plans if frame is None else frame
-    parts = job_kind(result.scenario.job.kind).breakdown_parts
     rows = []
     for _, plan in df.iterrows():
         rank = int(plan["rank"]) if "rank" in plan else None
-        for quantity, components, pattern, scale, unit in parts:
-            for part in components:
-                rows.append((rank, quantity, part, plan[pattern.format(part)] / scale, unit))
+        rows += [(rank, *r) for r in _breakdown(plan, result.scenario.job.kind)]
     return pd.DataFrame(rows, columns=["rank", "quantity", "component", "value", "unit"])
+
+
+def _breakdown(plan: Mapping[str, Any], kind: str) -> list[tuple[str, str, float, str]]:
+    return [(quantity, part, float(plan[pattern.format(part)]) / scale, unit)
+            for quantity, components, pattern, scale, unit in job_kind(kind).breakdown_parts
+            for part in components]
+
+
+def plan_breakdown(plan: Mapping[str, Any], kind: str) -> pd.DataFrame:
+    """One plan row's breakdown (quantity, component, value, unit): the rows ``breakdown_table``
+    writes for it, e.g. memory per device in GiB, step time in s and cost in USD by component."""
+    return pd.DataFrame(_breakdown(plan, kind), columns=["quantity", "component", "value", "unit"])
 
 
 def plans_and_front(result: PlanResult) -> pd.DataFrame:

@@ -67,6 +67,17 @@ class HardwareTable:
         self.devices_per_node = sysa["devices_per_node"].astype(np.float64)
         self.accelerator_code = acc_code
 
+    def system_digest(self, code: int) -> bytes:
+        """Every figure of system ``code`` this table holds, as bytes (two systems with the same
+        digest time every configuration alike)."""
+        rows = [self.peak[code], self.matmul_eff[code], self.attention_eff[code],
+                *(np.atleast_1d(a[code]) for a in (
+                    self.peak_16bit, self.memory_bandwidth, self.memory_bw_eff, self.memory_bytes, self.tdp_w,
+                    self.sparsity_speedup, self.scaleup_bw, self.scaleout_bw, self.scaleup_latency,
+                    self.scaleout_latency, self.scaleup_domain, self.devices_per_node,
+                    *self.link_eff.values()))]
+        return np.concatenate([np.asarray(x, dtype=np.float64) for x in rows]).tobytes()
+
     def system_code(self, system_id: str) -> int:
         return self._system_index[system_id]
 

@@ -37,6 +37,7 @@ from costmodel.tables.catalog import engine_catalog
 from costmodel.specs.layout import RANK_DIMENSIONS
 from costmodel.search.grid import apply_overrides, plan
 from costmodel.search.result import plan_breakdown
+from costmodel.search.workers import machine_workers, warm_up
 from costmodel.faces.report import HOURS_UNDER_DAYS, duration_text, metadata, report_bytes
 from costmodel.specs.scenario import (
     OBJECTIVES,
@@ -56,6 +57,10 @@ INPUT_ERRORS = (ScenarioError, ModelSpecError, AssumptionError, CatalogError, Va
                 ValueError, KeyError, TypeError)
 
 PERSIST = "session"
+#: Processes a search uses here (costmodel.search.workers): the machine's cores, at most 4. The
+#: workers start when the app is first loaded, so the first plan does not wait for them.
+WORKERS = machine_workers()
+warm_up(WORKERS)
 DEFAULT_PRESET = "llama-3.1-8b"
 DEFAULT_TRAIN_TOKENS = 1e12
 DEFAULT_TOP = 50
@@ -546,7 +551,7 @@ def run_plan(scenario_yaml: str, top: int) -> dict[str, Any]:
     CSVs are byte-for-byte what ``costmodel plan <scenario.yaml> --top <top> --csv`` writes.
     """
     sc = Scenario.from_dict(yaml.safe_load(scenario_yaml), where="scenario")
-    result = plan(sc, top=top)
+    result = plan(sc, top=top, workers=WORKERS)
     files = report_bytes(result)
     # What the details panel shows for any plan on screen (ranked or Pareto-only): metadata()
     # covers both frames.

@@ -7,6 +7,8 @@ Starts ``streamlit run app.py`` on a free localhost port, drives Debian's Chromi
   visit: nothing cached) and on a warm one (a second browser session);
 - training: time from clicking "Run plan" with changed inputs (the training tokens) to the new
   ranked table visible, and to the run finished (the whole page drawn), median of ``--runs``;
+- training, every configuration re-timed: the same after changing the sequence length (the
+  step-time memo cannot answer it: the slowest new plan);
 - serving: the same with the job kind switched to serving and the request rate changed.
 
 Times are measured inside the page (``performance.now()``, polled every animation frame), so the
@@ -140,6 +142,18 @@ def training_runs(page, runs: int) -> list[tuple[float, float]]:
     return out
 
 
+def retime_runs(page, runs: int) -> list[tuple[float, float]]:
+    """Training runs after changing the sequence length: every configuration is timed anew (no
+    step-time memo answers it), the slowest kind of new plan."""
+    out = []
+    for i in range(runs):
+        seq = 3072 + 128 * i
+        _fill(page, "Sequence length (tokens)", str(seq))
+        out.append(_click_run(page, f"{seq:,}-token sequences"))
+    _fill(page, "Sequence length (tokens)", "4096")
+    return out
+
+
 def serving_runs(page, runs: int) -> list[tuple[float, float]]:
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("Serving", exact=True).click()
@@ -188,6 +202,7 @@ def measure(app_dir: Path, runs: int) -> dict[str, object]:
             ctx.close()
             warm, ctx, page = first_page(browser, url)
             train = training_runs(page, runs)
+            retime = retime_runs(page, runs)
             serve = serving_runs(page, runs)
             ctx.close()
             browser.close()
@@ -198,7 +213,8 @@ def measure(app_dir: Path, runs: int) -> dict[str, object]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.unlink(missing_ok=True)
-    return {"first_page_cold_s": cold, "first_page_warm_s": warm, "train": train, "serve": serve}
+    return {"first_page_cold_s": cold, "first_page_warm_s": warm, "train": train, "retime": retime,
+            "serve": serve}
 
 
 def _median(pairs: list[tuple[float, float]], i: int) -> float:
@@ -210,7 +226,8 @@ def report(r: dict, runs: int) -> str:
         f"| First page, cold server (navigation start to ranked table) | {r['first_page_cold_s']:.2f} s |",
         f"| First page, warm server (a second session) | {r['first_page_warm_s']:.2f} s |",
     ]
-    for key, what in (("train", "Training"), ("serve", "Serving")):
+    for key, what in (("train", "Training"), ("retime", "Training, every configuration re-timed"),
+                      ("serve", "Serving")):
         pairs = r[key]
         lines.append(f"| {what}: Run plan with changed inputs to new table (median of {runs}) | "
                      f"{_median(pairs, 0):.2f} s (runs: "

@@ -91,6 +91,24 @@ def test_plan_flags_table_and_reports(capsys, tmp_path):
     assert set(wide["accelerator"]) <= {"h100-sxm5-80gb", "a100-sxm4-80gb"}
 
 
+def test_plan_on_worker_processes_prints_the_same_plans(capsys):
+    code, one, err = run(capsys, "plan", *PLAN_FLAGS)
+    assert code == 0, err
+    code, two, err = run(capsys, "plan", *PLAN_FLAGS, "--workers", "2")
+    assert code == 0, err
+    strip = lambda text: [line for line in text.splitlines() if not line.startswith("searched")]  # noqa: E731
+    assert strip(one) == strip(two)
+
+
+@pytest.mark.parametrize("value, needle", [("0", "--workers: 0 processes; give 1 or more"),
+                                           ("two", "--workers: 'two' is not a whole number")])
+def test_plan_bad_worker_count_is_one_line(capsys, value, needle):
+    with pytest.raises(SystemExit) as info:
+        main(["plan", "--model", "gpt2", "--train-tokens", "1e9", "--workers", value])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and needle in err and "Traceback" not in err
+
+
 def test_plan_from_a_scenario_file_with_flag_overrides(capsys, tmp_path):
     code, _, _ = run(capsys, "plan", *PLAN_FLAGS, "--save-scenario", str(tmp_path / "s.yaml"))
     assert code == 0

@@ -458,3 +458,62 @@ def test_step_time_memo_keeps_the_latest_entries():
     assert memo.entry("a", 10, 3) is a and memo.entry("b", 10, 3) is not b  # b was dropped
     assert StepMemo(entries=0).entry("a", 10, 3) is None
     assert StepMemo(max_values=len(MEMO_KEYS) * 10 * 3 - 1).entry("a", 10, 3) is None
+
+
+# Worker processes -------------------------------------------------------------------------------
+
+WORKER_SCENARIOS = {
+    **{k: v for k, v in FAST_PATH_SCENARIOS.items() if k != "default-8b"},
+    "nothing-feasible": lambda: Scenario(model="llama-3.1-70b", job=Job(train_tokens=1e13),
+                                         constraints=Constraints(deadline_days=1),
+                                         search=SearchSpace(device_counts=[8, 64, 512])),
+    "serving": lambda: Scenario(model="llama-3.1-8b", job=Job(kind="serve", load=dict(
+        requests_per_s=20.0, input_len=1000, output_len=250, ttft_p95_s=2.0, tpot_p95_s=0.1))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WORKER_SCENARIOS))
+def test_workers_give_the_one_process_result(name):
+    """Blocks of chunks on worker processes, merged, equal one pass in one process: plans, front,
+    reasons, counts and the closest misses (each block prunes with its own)."""
+    from costmodel.search import workers
+
+    sc = WORKER_SCENARIOS[name]()
+    one = plan(sc, top=25, chunk_size=8192, workers=1)
+    assert workers.wait_ready(3)
+    served = sum(w.served for w in workers._workers(2))
+    three = plan(sc, top=25, chunk_size=8192, workers=3)
+    assert sum(w.served for w in workers._workers(2)) == served + 2  # both blocks went to workers
+    for attr in ("plans", "pareto", "infeasible"):
+        pd.testing.assert_frame_equal(getattr(one, attr), getattr(three, attr), check_exact=True)
+    assert (one.n_plans, one.n_configurations) == (three.n_plans, three.n_configurations)
+    assert one.context == three.context
+
+
+def test_busy_or_dead_workers_are_not_waited_for():
+    """A block whose worker serves another search, or died, is evaluated by the caller."""
+    from costmodel.search import workers
+
+    sc = WORKER_SCENARIOS["deadline-energy"]()
+    expected = plan(sc, top=10, chunk_size=4096, workers=1)
+    assert workers.wait_ready(3)
+    pool = workers._workers(2)
+    pool[0].proc.kill()
+    pool[0].proc.wait()
+    assert pool[1].busy.acquire(blocking=False)
+    try:
+        got = plan(sc, top=10, chunk_size=4096, workers=3)
+    finally:
+        pool[1].busy.release()
+    pd.testing.assert_frame_equal(expected.plans, got.plans, check_exact=True)
+    assert expected.context == got.context
+    assert all(w.alive() for w in workers._workers(2))  # the dead one was replaced
+
+
+@pytest.mark.parametrize("value, message", [("x", "not a whole number"), ("0", "give 1 or more")])
+def test_worker_count_from_the_environment_is_checked(value, message, monkeypatch):
+    monkeypatch.setenv("COSTMODEL_WORKERS", value)
+    with pytest.raises(ValueError, match=f"COSTMODEL_WORKERS.*{message}"):
+        plan(small_scenario())
+    with pytest.raises(ScenarioError, match="workers: 0"):
+        plan(small_scenario(), workers=0)

@@ -519,6 +519,16 @@ def _deadline(text: str) -> float | str | None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of days, 'auto' or 'none'") from None
 
 
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of processes") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} processes; give 1 or more")
+    return n
+
+
 def _compression(text: str) -> dict[str, list]:
     """``--compression none|all|LIST``: the serving compression choices to search. LIST names
     quantization schemes, sparsity patterns and kv8/kv4; the uncompressed baseline is kept."""
@@ -591,7 +601,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     sc = scenario_from_args(args)
     if args.save_scenario:
         sc.save(args.save_scenario)
-    result = plan(sc, top=args.top, progress=_Progress(not args.no_progress), catalog=_user_catalog(args))
+    result = plan(sc, top=args.top, progress=_Progress(not args.no_progress), catalog=_user_catalog(args),
+                  workers=args.workers)
     table = plans_table(result)
     print(_plan_heading(sc))
     print(f"searched {result.n_configurations:,} configurations x offers = {result.n_plans:,} plans "
@@ -854,6 +865,9 @@ def _add_plan_parser(sub) -> None:
     p.add_argument("--csv", help="write the wide report here, plus _breakdown.csv and _metadata.json")
     p.add_argument("--save-scenario", help="write the resolved scenario to this YAML/JSON file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--workers", type=_workers, default=None, metavar="N",
+                   help="processes to search with (default: COSTMODEL_WORKERS, else 1); the result "
+                        "does not depend on it")
     p.set_defaults(func=_cmd_plan)
 
 

@@ -32,7 +32,8 @@ from costmodel.specs.scenario import Scenario, ScenarioError
 from costmodel.tables.catalog import engine_catalog, hardware_table
 from costmodel.tables.offers import OfferTable
 
-__all__ = ["DEFAULT_CHUNK", "PlanResult", "Prepared", "evaluate_chunk", "pareto_mask", "plan", "prepare"]
+__all__ = ["DEFAULT_CHUNK", "PlanResult", "Prepared", "evaluate_block", "evaluate_chunk", "pareto_mask", "plan",
+           "prepare"]
 
 #: 65,536 rows: the training engine sees only a chunk's rows that fit in memory (about a third),
 #: so its arrays stay small; 32,768 was 10-15 % slower, 131,072 no faster for the 70B default and
@@ -231,6 +232,51 @@ def _track_near_misses(prep: Prepared, priced: dict[str, np.ndarray]) -> None:
         prep.near[f"binding:{name}"] = prep.near.get(f"binding:{name}", 0) + int((priced["reason"] == code).sum())
 
 
+def evaluate_block(prep: Prepared, top: int, chunk_size: int, start: int, stop: int,
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Chunks [start, stop) of the grid (grid rows start x chunk_size up to stop x chunk_size):
+    the running top ``top`` and Pareto rows (materialised), per-reason counts and the closest
+    misses (``Prepared.near``) of those rows."""
+    job, total = prep.job, prep.size
+    running = Running(max(1, top), (*job.objectives[prep.scenario.objective], "_key"), job.pareto_axes)
+    counts = np.zeros(len(job.reasons), dtype=np.int64)
+    prep.near.clear()  # a block's closest misses are its own (the same in any process, any order)
+    for chunk in range(start, stop):
+        lo, hi = chunk * chunk_size, min(total, (chunk + 1) * chunk_size)
+        cand, c = evaluate_chunk(prep, lo, hi)
+        counts += c
+        if cand is not None:
+            running.add(cand.light, cand.materialize)
+        if progress is not None:
+            progress(hi, total)
+    return {"top": running.top, "front": running.front, "counts": counts, "near": dict(prep.near)}
+
+
+def _merge(prep: Prepared, top: int, blocks: list[dict[str, Any]]) -> tuple[Running, np.ndarray]:
+    """One running set, counts and closest misses (on ``prep.near``) from the blocks of a search:
+    the union of their kept rows through a fresh running set (exact: a row outside a block's
+    top-k or front is outside the whole search's), counts and 'binding:' counts added, the
+    closest misses the least of the blocks'."""
+    job = prep.job
+    running = Running(max(1, top), (*job.objectives[prep.scenario.objective], "_key"), job.pareto_axes)
+    counts = sum(b["counts"] for b in blocks)
+    near: dict[str, float] = {}
+    kept = []
+    for b in blocks:
+        for key, value in b["near"].items():
+            near[key] = (near.get(key, 0) + value if key.startswith("binding:")
+                         else min(near.get(key, np.inf), value))
+        kept += [rows for rows in (b["top"], b["front"]) if rows is not None and len(rows["_key"])]
+    if kept:
+        rows = {k: np.concatenate([r[k] for r in kept]) for k in kept[0]}
+        _, first = np.unique(rows["_key"], return_index=True)  # a row in a top-k and a front once
+        rows = {k: v[np.sort(first)] for k, v in rows.items()}
+        running.add(rows, lambda idx: {k: v[idx] for k, v in rows.items()})
+    prep.near.clear()
+    prep.near.update(near)
+    return running, counts
+
+
 def plan(
     scenario: Scenario,
     *,
@@ -238,23 +284,35 @@ def plan(
     catalog: Catalog | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> PlanResult:
-    """Rank every feasible configuration of ``scenario``; see the module docstring."""
+    """Rank every feasible configuration of ``scenario``; see the module docstring.
+
+    ``workers``: processes to search with (``search.workers``; default ``default_workers()``, 1
+    unless COSTMODEL_WORKERS says otherwise). The result does not depend on it. A search over a
+    caller's ``catalog`` object, or one of fewer chunks than workers, runs in this process."""
+    from costmodel.search import workers as pool_of
+
     started = time.perf_counter()
     prep = prepare(scenario, catalog)
     job = prep.job
     total = prep.size
-    keys = (*job.objectives[scenario.objective], "_key")
-    running = Running(max(1, top), keys, job.pareto_axes)
-    counts = np.zeros(len(job.reasons), dtype=np.int64)
-    for start in range(0, total, chunk_size):
-        stop = min(total, start + chunk_size)
-        cand, c = evaluate_chunk(prep, start, stop)
-        counts += c
-        if cand is not None:
-            running.add(cand.light, cand.materialize)
+    n_chunks = -(-total // chunk_size)
+    workers = pool_of.default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ScenarioError(f"workers: {workers}; give 1 or more processes")
+    parts = min(workers, n_chunks) if catalog is None else 1
+    if parts > 1:
+        cuts = [round(i * n_chunks / parts) for i in range(parts + 1)]
+        blocks = pool_of.run_blocks(scenario.to_yaml(), top, chunk_size, list(zip(cuts[:-1], cuts[1:])),
+                                    lambda a, b: evaluate_block(prep, top, chunk_size, a, b))
+        running, counts = _merge(prep, top, blocks)
         if progress is not None:
-            progress(stop, total)
+            progress(total, total)
+    else:
+        block = evaluate_block(prep, top, chunk_size, 0, n_chunks, progress)
+        running = Running(max(1, top), (*job.objectives[scenario.objective], "_key"), job.pareto_axes)
+        running.top, running.front, counts = block["top"], block["front"], block["counts"]
     plans = _frame(prep, running.top)
     pareto = _frame(prep, running.front)
     if not plans.empty:

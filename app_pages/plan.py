@@ -37,7 +37,11 @@ def _training_job_form() -> None:
     col1.selectbox("Optimizer", c.OPTIMIZERS, key="in_optimizer", persist_state=c.PERSIST)
     col2.selectbox("Framework", sorted(c.frameworks()), key="in_framework",
                    persist_state=c.PERSIST, help="Framework profile of data/frameworks.yaml.")
-    with st.expander("Numerics (optimizer state, gradients, attention)"):
+    numerics = st.expander("Numerics (optimizer state, gradients, attention)", key="exp_numerics",
+                           on_change="rerun")
+    with numerics:
+        if not numerics.open:  # lazy: the browser draws these fields only when opened
+            return
         col1, col2 = st.columns(2)
         col1.selectbox("Optimizer-state bits", [32, 16, 8], key="in_optimizer_state_bits",
                        persist_state=c.PERSIST, help="8 = 8-bit Adam (Dettmers et al. 2022).")
@@ -93,6 +97,46 @@ def _serving_search_fields() -> None:
                        persist_state=c.PERSIST,
                        **({"format_func": c.SERVE_FORMAT[dim]} if dim in c.SERVE_FORMAT else {}))
 
+def _constraint_fields() -> None:
+    """Deadline, budget, device count, offers and memory headroom (the Constraints expander)."""
+    if not SERVE:  # a serving job states latency objectives instead of a deadline
+        st.number_input("Deadline (days)", min_value=0.001, step=1.0, value=None,
+                        key="in_deadline_days", persist_state=c.PERSIST,
+                        placeholder="default: 90 (pre-training), 14 (fine-tuning)")
+    st.number_input("Budget (USD per month)" if SERVE else "Budget (USD)", min_value=1.0,
+                    step=1000.0 if SERVE else 10000.0, value=None,
+                    key="in_budget_usd", persist_state=c.PERSIST, placeholder="none")
+    st.number_input("Largest device count", min_value=1, step=64, value=None,
+                    key="in_max_devices", persist_state=c.PERSIST, placeholder="none")
+    st.multiselect("Accelerator kinds", list(KINDS), key="in_kinds",
+                   persist_state=c.PERSIST, format_func=str.upper)
+    st.multiselect("Pricing models", list(PRICING_MODELS), key="in_pricing",
+                   persist_state=c.PERSIST)
+    st.multiselect("Providers (empty = any)", list(c.catalog().providers),
+                   key="in_providers", persist_state=c.PERSIST)
+    st.multiselect("Regions (empty = any)", c.catalog_regions(), key="in_regions",
+                   persist_state=c.PERSIST)
+    st.number_input("Memory headroom (fraction kept free)", min_value=0.0, max_value=0.9,
+                    step=0.05, format="%.2f", key="in_headroom", persist_state=c.PERSIST)
+
+
+def _search_fields() -> None:
+    """Accelerators and the parallel / numeric dimensions searched (the Search space expander)."""
+    st.multiselect("Accelerators (empty = all)", list(c.catalog().accelerator_ids),
+                   key="in_accelerators", persist_state=c.PERSIST)
+    if SERVE:
+        _serving_search_fields()
+    else:
+        for dim in c.SEARCH_DIMENSIONS:
+            st.multiselect(c.SEARCH_LABELS[dim], c.SEARCH_CHOICES[dim], key=f"in_{dim}",
+                           persist_state=c.PERSIST)
+        st.checkbox("Sequence parallelism when tp > 1", key="in_sp", persist_state=c.PERSIST)
+        st.selectbox("Rank placement (innermost first)", c.RANK_ORDERS, key="in_rank_order",
+                     persist_state=c.PERSIST,
+                     help="Which parallel groups sit on consecutive ranks and so stay inside a "
+                          "node; Megatron-LM's default is tp-cp-dp-pp.")
+
+
 # ---------------------------------------------------------------------------------------------
 # Inputs (sidebar). The model applies at once; the job, constraints and search space are a form
 # so that editing several fields does not re-run the search until "Run plan".
@@ -119,41 +163,15 @@ with st.sidebar:
         col2.number_input("Plans to keep", min_value=1, max_value=1000, step=10, key="in_top",
                           persist_state=c.PERSIST, help="Like `costmodel plan --top`.")
 
-        with st.expander("Constraints"):
-            if not SERVE:  # a serving job states latency objectives instead of a deadline
-                st.number_input("Deadline (days)", min_value=0.001, step=1.0, value=None,
-                                key="in_deadline_days", persist_state=c.PERSIST,
-                            placeholder="default: 90 (pre-training), 14 (fine-tuning)")
-            st.number_input("Budget (USD per month)" if SERVE else "Budget (USD)", min_value=1.0,
-                            step=1000.0 if SERVE else 10000.0, value=None,
-                            key="in_budget_usd", persist_state=c.PERSIST, placeholder="none")
-            st.number_input("Largest device count", min_value=1, step=64, value=None,
-                            key="in_max_devices", persist_state=c.PERSIST, placeholder="none")
-            st.multiselect("Accelerator kinds", list(KINDS), key="in_kinds",
-                           persist_state=c.PERSIST, format_func=str.upper)
-            st.multiselect("Pricing models", list(PRICING_MODELS), key="in_pricing",
-                           persist_state=c.PERSIST)
-            st.multiselect("Providers (empty = any)", list(c.catalog().providers),
-                           key="in_providers", persist_state=c.PERSIST)
-            st.multiselect("Regions (empty = any)", c.catalog_regions(), key="in_regions",
-                           persist_state=c.PERSIST)
-            st.number_input("Memory headroom (fraction kept free)", min_value=0.0, max_value=0.9,
-                            step=0.05, format="%.2f", key="in_headroom", persist_state=c.PERSIST)
-
-        with st.expander("Search space"):
-            st.multiselect("Accelerators (empty = all)", list(c.catalog().accelerator_ids),
-                           key="in_accelerators", persist_state=c.PERSIST)
-            if SERVE:
-                _serving_search_fields()
-            else:
-                for dim in c.SEARCH_DIMENSIONS:
-                    st.multiselect(c.SEARCH_LABELS[dim], c.SEARCH_CHOICES[dim], key=f"in_{dim}",
-                                   persist_state=c.PERSIST)
-                st.checkbox("Sequence parallelism when tp > 1", key="in_sp", persist_state=c.PERSIST)
-                st.selectbox("Rank placement (innermost first)", c.RANK_ORDERS, key="in_rank_order",
-                             persist_state=c.PERSIST,
-                             help="Which parallel groups sit on consecutive ranks and so stay inside a "
-                                  "node; Megatron-LM's default is tp-cp-dp-pp.")
+        # Lazy expanders: their fields are drawn only when opened (values persist while closed).
+        constraints = st.expander("Constraints", key="exp_constraints", on_change="rerun")
+        with constraints:
+            if constraints.open:
+                _constraint_fields()
+        search = st.expander("Search space", key="exp_search", on_change="rerun")
+        with search:
+            if search.open:
+                _search_fields()
 
         st.form_submit_button("Run plan", type="primary", key="run_plan", icon=":material/play_arrow:",
                               width="stretch")
@@ -427,13 +445,14 @@ st.caption(f"The same files as `costmodel plan scenario.yaml --top {view['top']}
            f"{c.REPORT_STEM}.csv`.")
 files = view["files"]
 d1, d2, d3, d4 = st.columns(4)
-d1.download_button("Plans CSV", files["plans"], file_name=f"{c.REPORT_STEM}.csv", mime="text/csv",
+# Deferred: the browser fetches a file when its button is clicked, not with the page.
+d1.download_button("Plans CSV", lambda: files["plans"], file_name=f"{c.REPORT_STEM}.csv", mime="text/csv",
                    key="dl_plans", on_click="ignore", icon=":material/download:")
-d2.download_button("Breakdown CSV", files["breakdown"], file_name=f"{c.REPORT_STEM}_breakdown.csv",
+d2.download_button("Breakdown CSV", lambda: files["breakdown"], file_name=f"{c.REPORT_STEM}_breakdown.csv",
                    mime="text/csv", key="dl_breakdown", on_click="ignore", icon=":material/download:")
-d3.download_button("Metadata JSON", files["metadata"], file_name=f"{c.REPORT_STEM}_metadata.json",
+d3.download_button("Metadata JSON", lambda: files["metadata"], file_name=f"{c.REPORT_STEM}_metadata.json",
                    mime="application/json", key="dl_metadata", on_click="ignore",
                    icon=":material/download:")
-d4.download_button("Scenario YAML", view["scenario_yaml"], file_name="scenario.yaml",
+d4.download_button("Scenario YAML", lambda: view["scenario_yaml"], file_name="scenario.yaml",
                    mime="application/x-yaml", key="dl_scenario", on_click="ignore",
                    icon=":material/download:")

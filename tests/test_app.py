@@ -69,6 +69,16 @@ def _open_tab(at: AppTest, key: str, label: str) -> AppTest:
     return at
 
 
+def _open_fields(at: AppTest) -> AppTest:
+    """Open the sidebar's lazy expanders (numerics, constraints, search space): their fields are
+    drawn only when open."""
+    for key in ("exp_numerics", "exp_constraints", "exp_search"):
+        at.session_state[key] = True
+    at.run()
+    _no_exception(at)
+    return at
+
+
 @pytest.fixture(scope="module")
 def default_app() -> AppTest:
     at = _app().run()
@@ -99,6 +109,25 @@ def test_default_page_ranks_the_default_scenario(default_app):
     assert cost["share"] == f"{best['cost_compute_usd'] / best['cost_total_usd']:.1%}"
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Plans CSV", "Breakdown CSV", "Metadata JSON", "Scenario YAML"]
+
+
+def test_closed_expanders_keep_their_values():
+    """The sidebar's lazy expanders draw their fields only when open; a value set while open
+    still applies after they close."""
+    at = _app().run()
+    keys = {w.key for w in at.sidebar.multiselect} | {w.key for w in at.sidebar.number_input}
+    assert not {"in_kinds", "in_tp", "in_deadline_days", "in_accelerators"} & keys
+    _open_fields(at)
+    at.multiselect(key="in_accelerators").set_value(["h100-sxm5-80gb"])
+    at.number_input(key="in_max_devices").set_value(64)
+    at.button(key="run_plan").click().run()
+    for key in ("exp_numerics", "exp_constraints", "exp_search"):
+        at.session_state[key] = False
+    at.run()
+    _no_exception(at)
+    assert "in_accelerators" not in {w.key for w in at.sidebar.multiselect}
+    table = _table(at)
+    assert set(table["accelerator"]) == {"h100-sxm5-80gb"} and table["n_devices"].max() <= 64
 
 
 def test_pareto_and_infeasible_tabs(default_app):
@@ -169,7 +198,7 @@ def test_assumptions_used_by_the_selected_plan(default_app):
 # Choosing a preset and a job --------------------------------------------------------------------
 
 def test_preset_and_job_give_the_planner_ranking():
-    at = _app().run()
+    at = _open_fields(_app().run())
     at.selectbox(key="in_preset").set_value("mistral-7b").run()
     _no_exception(at)
     assert "mistral-7b" in at.sidebar.markdown[0].value or any(
@@ -189,7 +218,7 @@ def test_preset_and_job_give_the_planner_ranking():
 
 
 def test_search_space_and_rank_placement_reach_the_planner():
-    at = _app().run()
+    at = _open_fields(_app().run())
     at.multiselect(key="in_accelerators").set_value(["h100-sxm5-80gb", "a100-sxm4-80gb"])
     at.multiselect(key="in_precision").set_value(["bf16"])
     at.selectbox(key="in_rank_order").set_value("dp-tp-cp-pp")
@@ -294,7 +323,7 @@ def test_custom_dimensions_plan_like_the_planner():
     ({"in_accelerators": ["versal-vck5000"], "in_pricing": ["capacity-block"]}, "search space is empty"),
 ])
 def test_empty_search_space_shows_an_error(setup, expected):
-    at = _app().run()
+    at = _open_fields(_app().run())
     for key, value in setup.items():
         at.multiselect(key=key).set_value(value)
     at.button(key="run_plan").click().run()
@@ -304,7 +333,7 @@ def test_empty_search_space_shows_an_error(setup, expected):
 
 
 def test_no_feasible_plan_explains_why():
-    at = _app().run()
+    at = _open_fields(_app().run())
     at.number_input(key="in_deadline_days").set_value(0.01)
     at.button(key="run_plan").click().run()
     _no_exception(at)
@@ -579,6 +608,7 @@ def test_serving_search_space_reaches_the_planner():
 
     at = _app().run()
     at.radio(key="in_job_kind").set_value("serve").run()
+    _open_fields(at)
     at.multiselect(key="in_accelerators").set_value(["h100-sxm5-80gb"])
     at.multiselect(key="in_tp").set_value([1, 2])
     at.multiselect(key=SERVE_KEYS[SERVE_PRECISION_FIELD]).set_value(["bf16"])

@@ -190,11 +190,30 @@ def search_block(scenario_yaml: str, top: int, chunk_size: int, start: int, stop
     return evaluate_block(prepare(scenario), top, chunk_size, start, stop)
 
 
+def _warm_paths() -> None:
+    """Run one small training and one small serving search before saying ready, so that the
+    first real request finds every module imported and every table built (a first request to a
+    fresh worker took about a second longer than the next)."""
+    from costmodel.jobs.train import STEP_MEMO
+    from costmodel.search.grid import plan
+    from costmodel.specs.scenario import Job, Scenario, SearchSpace
+
+    small = SearchSpace(accelerators=["h100-sxm5-80gb"], device_counts=[8])
+    try:
+        plan(Scenario(model="gpt2", job=Job(train_tokens=1e9), search=small), top=5, workers=1)
+        plan(Scenario(model="gpt2", job=Job(kind="serve", load=dict(requests_per_s=1.0)), search=small),
+             top=5, workers=1)
+    except Exception:  # noqa: BLE001 - a warm-up that fails only costs the first request time
+        pass
+    STEP_MEMO.clear()
+
+
 def _serve() -> None:
     """The worker's loop: one request in, one ('ok' | 'error', value) out, until stdin closes."""
     from costmodel.tables.catalog import engine_catalog
 
     engine_catalog()  # the catalog is read once, before the first request
+    _warm_paths()
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the replies
     replies.write(_READY)

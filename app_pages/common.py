@@ -37,7 +37,7 @@ from costmodel.tables.catalog import engine_catalog
 from costmodel.specs.layout import RANK_DIMENSIONS
 from costmodel.search.grid import apply_overrides, plan
 from costmodel.search.result import plan_breakdown
-from costmodel.search.workers import machine_workers, warm_up
+from costmodel.search.workers import machine_workers, started, warm_up
 from costmodel.faces.report import HOURS_UNDER_DAYS, duration_text, metadata, report_bytes
 from costmodel.specs.scenario import (
     OBJECTIVES,
@@ -58,9 +58,9 @@ INPUT_ERRORS = (ScenarioError, ModelSpecError, AssumptionError, CatalogError, Va
 
 PERSIST = "session"
 #: Processes a search uses here (costmodel.search.workers): the machine's cores, at most 4. The
-#: workers start when the app is first loaded, so the first plan does not wait for them.
+#: workers start right after the first search of the process (starting them with it slowed it down:
+#: they load the engine on the same cores), so the searches after it find them ready.
 WORKERS = machine_workers()
-warm_up(WORKERS)
 DEFAULT_PRESET = "llama-3.1-8b"
 DEFAULT_TRAIN_TOKENS = 1e12
 DEFAULT_TOP = 50
@@ -551,7 +551,9 @@ def run_plan(scenario_yaml: str, top: int) -> dict[str, Any]:
     CSVs are byte-for-byte what ``costmodel plan <scenario.yaml> --top <top> --csv`` writes.
     """
     sc = Scenario.from_dict(yaml.safe_load(scenario_yaml), where="scenario")
-    result = plan(sc, top=top, workers=WORKERS)
+    # The first search of the process runs alone; the workers start right after it.
+    result = plan(sc, top=top, workers=WORKERS if started(WORKERS) else 1)
+    warm_up(WORKERS)
     files = report_bytes(result)
     # What the details panel shows for any plan on screen (ranked or Pareto-only): metadata()
     # covers both frames.

@@ -129,6 +129,34 @@ def child_default() -> dict:
             "best": f"{best['accelerator']} x{best['n_devices']} {best['offer']} ${best['cost_total_usd']:,.0f}"}
 
 
+def child_edits(workers: int) -> dict:
+    """The web page's default training scenario (llama-3.1-8b, 1e12 tokens) searched with
+    ``workers`` processes (workers started and ready first): the first search, then a new token
+    count (the step-time memo answers it), then a new sequence length (every configuration timed
+    anew), then the default serving scenario at a new request rate."""
+    from costmodel.search.grid import plan
+    from costmodel.search.workers import wait_ready
+    from costmodel.specs.scenario import Job, Scenario
+    from costmodel.specs.serving import ServingLoad
+
+    assert wait_ready(workers)
+
+    def timed(sc) -> float:
+        t0 = time.perf_counter()
+        plan(sc, top=50, workers=workers)
+        return time.perf_counter() - t0
+
+    train = lambda tokens, seq=4096: Scenario(model="llama-3.1-8b", job=Job(train_tokens=tokens, seq_len=seq))  # noqa: E731
+    serve = lambda rps: Scenario(model="llama-3.1-8b", job=Job(kind="serve", load=ServingLoad(  # noqa: E731
+        requests_per_s=rps, input_len=1000, output_len=250)))
+    out = {"workers": workers, "first_s": timed(train(1e12))}
+    out["new_tokens_s"] = [timed(train(t)) for t in (1.1e12, 1.2e12, 1.3e12)]
+    out["new_seq_len_s"] = [timed(train(1e12, s)) for s in (3072, 3200, 3328)]
+    timed(serve(10))
+    out["serving_new_rate_s"] = [timed(serve(r)) for r in (12, 15, 18)]
+    return out
+
+
 def serving_scenario(batches):
     from costmodel.specs.scenario import Constraints, Job, Scenario, SearchSpace
     from costmodel.specs.serving import ServingLoad
@@ -236,8 +264,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="skip the 1e7 grid")
     ap.add_argument("--chunk", type=int, default=1 << 16)
-    ap.add_argument("--child", choices=("search", "engine", "default", "llm", "serve", "serve-default"))
+    ap.add_argument("--child", choices=("search", "engine", "default", "llm", "serve", "serve-default", "edits"))
     ap.add_argument("--rows", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1, help="processes for --child edits")
     args = ap.parse_args()
     if args.child == "search":
         print(json.dumps(child_search(args.rows, args.chunk)))
@@ -256,6 +285,9 @@ def main() -> None:
         return
     if args.child == "serve-default":
         print(json.dumps(child_serve_default()))
+        return
+    if args.child == "edits":
+        print(json.dumps(child_edits(args.workers)))
         return
 
     print(f"cpus={os.cpu_count()} python={sys.version.split()[0]} numpy={np.__version__} chunk={args.chunk}")
@@ -291,6 +323,14 @@ def main() -> None:
     d = run_child(["--child", "serve-default"])
     print(f"default serving scenario (llama-3.1-70b, 20 req/s, 1000 in / 250 out, p95 TTFT 2 s, TPOT 0.1 s): "
           f"{d['configurations']:,} configurations in {d['seconds']:.2f} s end to end; best: {d['best']}")
+    from costmodel.search.workers import machine_workers
+
+    for w in sorted({1, machine_workers()}):
+        e = run_child(["--child", "edits", "--workers", str(w)])
+        fmt = lambda xs: "/".join(f"{x:.2f}" for x in xs)  # noqa: E731
+        print(f"web page's scenarios with {w} process(es): first 8B search {e['first_s']:.2f} s; new token "
+              f"count {fmt(e['new_tokens_s'])} s (step-time memo); new sequence length "
+              f"{fmt(e['new_seq_len_s'])} s (all re-timed); serving at a new rate {fmt(e['serving_new_rate_s'])} s")
     print(f"configs_per_s={search_rate[1_000_000]:.0f}")
 
 

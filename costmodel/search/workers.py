@@ -32,7 +32,8 @@ import sys
 import threading
 from typing import Any
 
-__all__ = ["default_workers", "machine_workers", "run_blocks", "search_block", "wait_ready", "warm_up"]
+__all__ = ["default_workers", "machine_workers", "run_blocks", "search_block", "started", "wait_ready",
+           "warm_up"]
 
 _LOCK = threading.Lock()
 _WORKERS: list[_Worker] = []
@@ -121,6 +122,12 @@ def _workers(n: int) -> list[_Worker]:
 def _close_all() -> None:
     for w in _WORKERS:
         w.close()
+
+
+def started(workers: int) -> bool:
+    """Whether ``workers - 1`` live worker processes exist (ready or still starting)."""
+    with _LOCK:
+        return sum(w.alive() for w in _WORKERS) >= workers - 1
 
 
 def warm_up(workers: int) -> None:

@@ -374,7 +374,8 @@ def training_step_time(
     pipe: Pipeline | None = None,
 ) -> dict[str, Array]:
     """Step time (s) by component plus bounds, throughput and utilisation, for every row;
-    ``report`` False leaves out the per-collective columns (``comm_*``: same other values).
+    ``report`` False returns only the step time, its bounds and the tokens per step (what the
+    planner prices every row with; the same values).
     ``pipe``: ``pipeline.pipeline_of(model, t)`` when the caller already has it."""
     k = k or TimingKnobs()
     m = model_columns(model)
@@ -396,7 +397,9 @@ def training_step_time(
     st = _slowest_stage(m, p, t, dense_block, moe_block, head, c, peft, pipe)
     d = _data_parallel(t, hw, st, c)
     a = _assemble_step(t, k, hw.achieved_memory_bandwidth, st, c, d)
-    comm = _collective_report(t, k, st, c, d, a) if report else {}
+    if not report:  # what a planner prices every row with; the rest for the rows it keeps
+        return _step_columns(t, a)
+    comm = _collective_report(t, k, st, c, d, a)
 
     fwd = forward_flops_per_token(m, s, causal_discount=t.causal_discount, vocab_head=t.vocab_head)
     peft_flops = {} if peft is None else {
@@ -460,18 +463,21 @@ def floor_knobs_ok(k: TimingKnobs) -> bool:
             and v["matmul_efficiency_scale"] > 0.0 and v["expert_gemm_efficiency_scale"] > 0.0)
 
 
+def _step_columns(t: TrainingColumns, a: SimpleNamespace) -> dict[str, Array]:
+    """The step time, its bounds (clipped to contain it) and the tokens one step trains on."""
+    return {"step_time_s": a.step, "step_time_lower_s": np.minimum(a.lower, a.step),
+            "step_time_upper_s": np.maximum(a.upper, a.step), "tokens_per_step": t.global_batch * t.seq_len}
+
+
 def _outputs(t: TrainingColumns, hw: HardwareColumns, a: SimpleNamespace, comm: dict[str, tuple],
              model_flops_per_token: Array, hw_flops_per_token: Array) -> dict[str, Array]:
     """The output columns: components, bounds, throughput, utilisation, per-collective report."""
     step = a.step
-    tokens = t.global_batch * t.seq_len
     n = t.n_devices
     out = {f"{name}_s": v for name, v in a.parts.items()}
+    out.update(_step_columns(t, a))
+    tokens = out["tokens_per_step"]
     out.update({
-        "step_time_s": step,
-        "step_time_lower_s": np.minimum(a.lower, step),
-        "step_time_upper_s": np.maximum(a.upper, step),
-        "tokens_per_step": tokens,
         "model_flops_per_step": model_flops_per_token * tokens,
         "hardware_flops_per_step": hw_flops_per_token * tokens,
     })

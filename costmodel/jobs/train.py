@@ -80,9 +80,9 @@ def evaluate_training(
     """Memory (bytes, by component), feasibility against device memory, step time (s, by
     component, with bounds), FLOPs, throughput and MFU/HFU for every row. ``memory``: the memory
     components of these rows when already known (``training_memory_per_device`` of the same
-    columns, as the planner's sub-grid holds them). ``report`` False: step time without the
-    per-collective columns, and of the memory only ``memory_total_bytes`` (``memory`` then may
-    hold just ``total``; ``pipe``: the rows' pipeline split, when known)."""
+    columns, as the planner's sub-grid holds them). ``report`` False: only what pricing reads (the
+    step time, its bounds, tokens per step and ``memory_total_bytes``; ``memory`` then may hold
+    just ``total``; ``pipe``: the rows' pipeline split, when known)."""
     if not report and memory is not None and "total" in memory:
         out = dict(training_step_time(m, t, hw, TimingKnobs(**{k: knobs[k] for k in TIMING_KNOBS}),
                                       report=False, pipe=pipe))
@@ -643,16 +643,23 @@ def _step_times(ctx: TrainingContext, sub: SubGrid, sidx: np.ndarray, r: np.ndar
                   for s, _ in runs]
         for arr, (_, run) in zip(arrays, runs):
             vals[run] = arr[slots[run]]
-    miss = np.flatnonzero(np.isnan(vals).any(axis=1))
-    if miss.size:
-        if miss.size < r.size:
-            t, hw = t.take(miss), hw.take(miss)
-            pipe = Pipeline(t.pp, StageSplit(**{f: np.asarray(getattr(pipe.split, f))[miss]
-                                                for f in ("first", "middle", "last", "ok")}))
-            memory = {"total": memory["total"][miss]}
+    # The four values are written together, so an unset step time marks a row not yet timed.
+    miss = np.flatnonzero(np.isnan(vals[:, 0]))
+    if miss.size == r.size:  # nothing timed yet: the engine on every row
         got = evaluate_training(ctx.model, t, hw, ctx.knobs, memory=memory, report=False, pipe=pipe)
-        vals[miss] = np.column_stack([np.broadcast_to(np.asarray(got[k], dtype=np.float64), miss.shape)
-                                      for k in MEMO_KEYS])
+        for i, k in enumerate(MEMO_KEYS):
+            vals[:, i] = got[k]
+        with STEP_MEMO.lock:
+            for arr, (_, run) in zip(arrays, runs):
+                arr[slots[run]] = vals[run]
+    elif miss.size:
+        t, hw = t.take(miss), hw.take(miss)
+        pipe = Pipeline(t.pp, StageSplit(**{f: np.asarray(getattr(pipe.split, f))[miss]
+                                            for f in ("first", "middle", "last", "ok")}))
+        got = evaluate_training(ctx.model, t, hw, ctx.knobs, memory={"total": memory["total"][miss]},
+                                report=False, pipe=pipe)
+        for i, k in enumerate(MEMO_KEYS):
+            vals[miss, i] = got[k]
         with STEP_MEMO.lock:
             for arr, (_, run) in zip(arrays, runs):
                 pos = miss[(miss >= run.start) & (miss < run.stop)]

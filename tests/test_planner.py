@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import costmodel
 
@@ -515,5 +517,14 @@ def test_worker_count_from_the_environment_is_checked(value, message, monkeypatc
     monkeypatch.setenv("COSTMODEL_WORKERS", value)
     with pytest.raises(ValueError, match=f"COSTMODEL_WORKERS.*{message}"):
         plan(small_scenario())
-    with pytest.raises(ScenarioError, match="workers: 0"):
-        plan(small_scenario(), workers=0)
+    for bad in (0, 2.5, True, "2"):
+        with pytest.raises(ScenarioError, match=f"workers: {bad!r}"):
+            plan(small_scenario(), workers=bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.one_of(st.integers(max_value=0), st.floats(allow_nan=True), st.booleans(), st.text(max_size=4),
+                 st.lists(st.integers(), max_size=2)))
+def test_any_bad_worker_count_is_a_clear_error(value):
+    with pytest.raises(ScenarioError, match="workers: .*whole number of processes, 1 or more"):
+        plan(small_scenario(), workers=value)

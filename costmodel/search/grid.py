@@ -290,17 +290,18 @@ def plan(
 
     ``workers``: processes to search with (``search.workers``; default ``default_workers()``, 1
     unless COSTMODEL_WORKERS says otherwise). The result does not depend on it. A search over a
-    caller's ``catalog`` object, or one of fewer chunks than workers, runs in this process."""
+    caller's ``catalog`` object runs in this process; one of fewer chunks than workers uses fewer
+    workers. With workers, ``progress`` is called once, when the search is done."""
     from costmodel.search import workers as pool_of
 
     started = time.perf_counter()
+    workers = pool_of.default_workers() if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ScenarioError(f"workers: {workers!r}; give a whole number of processes, 1 or more")
     prep = prepare(scenario, catalog)
     job = prep.job
     total = prep.size
     n_chunks = -(-total // chunk_size)
-    workers = pool_of.default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ScenarioError(f"workers: {workers}; give 1 or more processes")
     parts = min(workers, n_chunks) if catalog is None else 1
     if parts > 1:
         cuts = [round(i * n_chunks / parts) for i in range(parts + 1)]

@@ -81,8 +81,13 @@ class _Worker:
     def is_ready(self) -> bool:
         """Whether the worker has imported the engine and loaded the catalog (it says so with one
         byte); a worker still starting is not waited for."""
-        if not self.ready and select.select([self.proc.stdout], [], [], 0)[0]:
-            self.ready = self.proc.stdout.read(1) == _READY
+        if not self.ready:
+            try:
+                waiting = not select.select([self.proc.stdout], [], [], 0)[0]
+            except (OSError, ValueError):  # no select() on pipes (Windows): wait for the byte
+                waiting = False
+            if not waiting:
+                self.ready = self.proc.stdout.read(1) == _READY
         return self.ready
 
     def send(self, request: dict[str, Any]) -> None:

@@ -35,9 +35,9 @@ from costmodel.faces import charts
 from costmodel.specs.assumptions import AssumptionError, Assumptions, frameworks
 from costmodel.tables.catalog import engine_catalog
 from costmodel.specs.layout import RANK_DIMENSIONS
-from costmodel.search.grid import apply_overrides, plan
+from costmodel.search.grid import DEFAULT_CHUNK, apply_overrides, plan
 from costmodel.search.result import plan_breakdown
-from costmodel.search.workers import machine_workers, started, warm_up
+from costmodel.search.workers import machine_workers, prefetch, started, warm_up
 from costmodel.faces.report import HOURS_UNDER_DAYS, duration_text, metadata, report_bytes
 from costmodel.specs.scenario import (
     OBJECTIVES,
@@ -551,9 +551,13 @@ def run_plan(scenario_yaml: str, top: int) -> dict[str, Any]:
     CSVs are byte-for-byte what ``costmodel plan <scenario.yaml> --top <top> --csv`` writes.
     """
     sc = Scenario.from_dict(yaml.safe_load(scenario_yaml), where="scenario")
-    # The first search of the process runs alone; the workers start right after it.
-    result = plan(sc, top=top, workers=WORKERS if started(WORKERS) else 1)
-    warm_up(WORKERS)
+    # The first search of the process runs alone; the workers start right after it and, in the
+    # background, time their blocks of it (so the next search finds their memos warm).
+    first = not started(WORKERS)
+    result = plan(sc, top=top, workers=1 if first else WORKERS)
+    if first:
+        warm_up(WORKERS)
+        prefetch(scenario_yaml, top, DEFAULT_CHUNK, WORKERS)
     files = report_bytes(result)
     # What the details panel shows for any plan on screen (ranked or Pareto-only): metadata()
     # covers both frames.

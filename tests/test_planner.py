@@ -512,6 +512,36 @@ def test_busy_or_dead_workers_are_not_waited_for():
     assert all(w.alive() for w in workers._workers(2))  # the dead one was replaced
 
 
+def test_worker_warm_up_searches_plan():
+    from costmodel.search.workers import warm_scenarios
+
+    for sc in warm_scenarios():
+        assert not plan(sc, top=5, workers=1).plans.empty
+
+
+def test_prefetch_fills_the_workers_block_and_changes_no_plan():
+    """After a search run in one process, ``prefetch`` has each worker time its block of it in
+    the background; the next search (an edit the memo answers) gives the one-process result."""
+    from costmodel.search import workers
+    from costmodel.search.grid import DEFAULT_CHUNK
+
+    sc = Scenario(model="gpt2", job=Job(train_tokens=1e10))
+    plan(sc, top=10, workers=1)
+    assert workers.wait_ready(2)
+    pool = workers._workers(1)
+    served = pool[0].served
+    thread = workers.prefetch(sc.to_yaml(), 10, DEFAULT_CHUNK, 2)
+    thread.join(120)
+    assert not thread.is_alive() and pool[0].served == served + 1
+    edited = Scenario(model="gpt2", job=Job(train_tokens=3e10))
+    one, two = plan(edited, top=10, workers=1), plan(edited, top=10, workers=2)
+    pd.testing.assert_frame_equal(one.plans, two.plans, check_exact=True)
+    assert one.context == two.context
+    serve = Scenario(model="gpt2", job=Job(kind="serve", load=dict(requests_per_s=1.0, input_len=512,
+                                                                   output_len=128)))
+    assert workers.prefetch(serve.to_yaml(), 10, DEFAULT_CHUNK, 2) is None  # no memo to fill
+
+
 @pytest.mark.parametrize("value, message", [("x", "not a whole number"), ("0", "give 1 or more")])
 def test_worker_count_from_the_environment_is_checked(value, message, monkeypatch):
     monkeypatch.setenv("COSTMODEL_WORKERS", value)

@@ -277,6 +277,13 @@ def _merge(prep: Prepared, top: int, blocks: list[dict[str, Any]]) -> tuple[Runn
     return running, counts
 
 
+def block_ranges(n_chunks: int, parts: int) -> list[tuple[int, int]]:
+    """The contiguous chunk ranges a search on ``parts`` processes evaluates (the first in the
+    calling process)."""
+    cuts = [round(i * n_chunks / parts) for i in range(parts + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
 def plan(
     scenario: Scenario,
     *,
@@ -304,8 +311,7 @@ def plan(
     n_chunks = -(-total // chunk_size)
     parts = min(workers, n_chunks) if catalog is None else 1
     if parts > 1:
-        cuts = [round(i * n_chunks / parts) for i in range(parts + 1)]
-        blocks = pool_of.run_blocks(scenario.to_yaml(), top, chunk_size, list(zip(cuts[:-1], cuts[1:])),
+        blocks = pool_of.run_blocks(scenario.to_yaml(), top, chunk_size, block_ranges(n_chunks, parts),
                                     lambda a, b: evaluate_block(prep, top, chunk_size, a, b))
         running, counts = _merge(prep, top, blocks)
         if progress is not None:

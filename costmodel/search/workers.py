@@ -32,8 +32,8 @@ import sys
 import threading
 from typing import Any
 
-__all__ = ["default_workers", "machine_workers", "run_blocks", "search_block", "started", "wait_ready",
-           "warm_up"]
+__all__ = ["default_workers", "machine_workers", "prefetch", "run_blocks", "search_block", "started",
+           "wait_ready", "warm_up"]
 
 _LOCK = threading.Lock()
 _WORKERS: list[_Worker] = []
@@ -190,6 +190,55 @@ def run_blocks(scenario_yaml: str, top: int, chunk_size: int, blocks: list[tuple
     return results  # type: ignore[return-value]
 
 
+def prefetch(scenario_yaml: str, top: int, chunk_size: int, workers: int) -> threading.Thread | None:
+    """In the background, have each worker evaluate (and discard) its block of a search this
+    process has just run alone, so that the worker's step-time memo holds its block when the next
+    search comes (an edit the memo answers). Training searches only (the serving job keeps no
+    memo); a worker busy when its turn comes is skipped, and a search that finds a worker busy
+    with this evaluates that block here, from this process's own memo."""
+    import yaml
+
+    from costmodel.search.grid import DEFAULT_CHUNK, block_ranges, prepare
+    from costmodel.specs.scenario import Scenario
+
+    if workers < 2 or chunk_size != DEFAULT_CHUNK:
+        return None
+    scenario = Scenario.from_dict(yaml.safe_load(scenario_yaml), where="scenario")
+    if scenario.job.kind == "serve":
+        return None
+
+    def run() -> None:
+        import time
+
+        try:
+            n_chunks = -(-prepare(scenario).size // chunk_size)
+        except Exception:  # noqa: BLE001 - a prefetch that cannot start changes nothing
+            return
+        blocks = block_ranges(n_chunks, min(workers, n_chunks))
+        for (start, stop), w in zip(blocks[1:], _workers(len(blocks) - 1)):
+            deadline = time.monotonic() + 60
+            while w.alive() and time.monotonic() < deadline:
+                if not w.busy.acquire(blocking=False):
+                    break  # a search is using it (and so fills its memo)
+                if w.is_ready():
+                    try:
+                        w.send({"scenario_yaml": scenario_yaml, "top": top, "chunk_size": chunk_size,
+                                "start": start, "stop": stop})
+                        w.receive()
+                        w.served += 1
+                    except (EOFError, OSError, RuntimeError, pickle.UnpicklingError):
+                        pass
+                    finally:
+                        w.busy.release()
+                    break
+                w.busy.release()
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=run, name="costmodel-prefetch", daemon=True)
+    thread.start()
+    return thread
+
+
 def search_block(scenario_yaml: str, top: int, chunk_size: int, start: int, stop: int) -> dict[str, Any]:
     """A worker's share of ``grid.plan``: chunks [start, stop) of the scenario's grid, evaluated
     as ``plan`` evaluates them."""
@@ -202,19 +251,28 @@ def search_block(scenario_yaml: str, top: int, chunk_size: int, start: int, stop
     return evaluate_block(prepare(scenario), top, chunk_size, start, stop)
 
 
-def _warm_paths() -> None:
-    """Run one small training and one small serving search before saying ready, so that the
-    first real request finds every module imported and every table built (a first request to a
-    fresh worker took about a second longer than the next)."""
-    from costmodel.jobs.train import STEP_MEMO
-    from costmodel.search.grid import plan
+def warm_scenarios() -> list:
+    """The two small searches a worker runs before it says it is ready (one training, one
+    serving: every module imported, every table built)."""
     from costmodel.specs.scenario import Job, Scenario, SearchSpace
+    from costmodel.specs.serving import ServingLoad
 
     small = SearchSpace(accelerators=["h100-sxm5-80gb"], device_counts=[8])
+    load = ServingLoad(requests_per_s=1.0, input_len=512, output_len=128)
+    return [Scenario(model="gpt2", job=Job(train_tokens=1e9), search=small),
+            Scenario(model="gpt2", job=Job(kind="serve", load=load), search=small)]
+
+
+def _warm_paths() -> None:
+    """Run ``warm_scenarios`` before saying ready, so that the first real request finds every
+    module imported and every table built (a first request to a fresh worker took about a second
+    longer than the next); tests/test_planner.py plans them, so a failure here is not silent."""
+    from costmodel.jobs.train import STEP_MEMO
+    from costmodel.search.grid import plan
+
     try:
-        plan(Scenario(model="gpt2", job=Job(train_tokens=1e9), search=small), top=5, workers=1)
-        plan(Scenario(model="gpt2", job=Job(kind="serve", load=dict(requests_per_s=1.0)), search=small),
-             top=5, workers=1)
+        for sc in warm_scenarios():
+            plan(sc, top=5, workers=1)
     except Exception:  # noqa: BLE001 - a warm-up that fails only costs the first request time
         pass
     STEP_MEMO.clear()

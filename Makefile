@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# app_pages/serve.py loads the engine and searches the default scenario before the server takes
+# its first visitor, then runs `streamlit run app.py` with these flags.
 run: setup
-	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false
+	$(BIN)/python -m app_pages.serve --server.headless true --browser.gatherUsageStats false
 
 # The browser test (tests/test_browser.py) needs Debian's Chromium at /usr/bin/chromium; the script
 # installs it with apt-get when it is missing and we are root. Without it that one test fails with

@@ -15,6 +15,7 @@ State conventions
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import itertools
 import json
@@ -259,8 +260,24 @@ def init_state() -> None:
         st.session_state["overrides"] = empty_overrides()
 
 
+#: True while ``default_scenario`` builds the scenario of a new session (no session state read).
+_DEFAULTS_ONLY = contextvars.ContextVar("defaults_only", default=False)
+
+
 def state(key: str) -> Any:
+    if _DEFAULTS_ONLY.get():
+        return DEFAULTS.get(key)
     return st.session_state.get(key, DEFAULTS.get(key))
+
+
+def default_scenario() -> Scenario:
+    """The scenario a new session plans first (every input at its default, no overrides): what
+    ``app_pages.serve`` searches before the server takes its first visitor."""
+    token = _DEFAULTS_ONLY.set(True)
+    try:
+        return current_scenario()
+    finally:
+        _DEFAULTS_ONLY.reset(token)
 
 
 def message(exc: BaseException) -> str:
@@ -467,7 +484,7 @@ def is_serving() -> bool:
 def scenario_data() -> dict[str, Any]:
     """The scenario as ``Scenario.from_dict`` takes it, from the inputs and the overrides."""
     model, _ = current_model()
-    o = st.session_state.get("overrides") or empty_overrides()
+    o = (None if _DEFAULTS_ONLY.get() else st.session_state.get("overrides")) or empty_overrides()
     serve = is_serving()
     return {
         "model": model,

@@ -1,8 +1,11 @@
 """How fast the web UI answers in a real browser (not a unit test).
 
-Starts ``streamlit run app.py`` on a free localhost port, drives Debian's Chromium
+Starts the web UI as ``make run`` does, on a free localhost port, drives Debian's Chromium
 (/usr/bin/chromium) with Playwright, launched as tests/test_browser.py launches it, and prints:
 
+- the server's start: launch to accepting connections (``python -m app_pages.serve``, as
+  ``make run`` starts it, loads the engine and searches the default scenario first; an older
+  checkout without it is started with ``streamlit run app.py``);
 - time to first page: navigation start to the ranked table visible, on a cold server (first
   visit: nothing cached) and on a warm one (a second browser session);
 - training: time from clicking "Run plan" with changed inputs (the training tokens) to the new
@@ -73,11 +76,16 @@ def _free_port() -> int:
 def start_server(app_dir: Path) -> tuple[subprocess.Popen, str, Path]:
     port = _free_port()
     log = Path(tempfile.mkstemp(prefix="ui-speed-", suffix=".log")[1])
+    # As `make run` starts it: app_pages/serve.py (load the engine and search the default scenario,
+    # then `streamlit run app.py`) where the checkout has it, else `streamlit run app.py`.
+    launcher = (["-m", "app_pages.serve"] if (app_dir / "app_pages" / "serve.py").exists()
+                else ["-m", "streamlit", "run", "app.py"])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        [sys.executable, *launcher, "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
         cwd=app_dir, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    started = time.monotonic()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -86,6 +94,7 @@ def start_server(app_dir: Path) -> tuple[subprocess.Popen, str, Path]:
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                 if r.read().decode().strip() == "ok":
+                    proc.startup_s = time.monotonic() - started  # launch to accepting connections
                     return proc, url, log
         except OSError:
             pass
@@ -213,8 +222,8 @@ def measure(app_dir: Path, runs: int) -> dict[str, object]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.unlink(missing_ok=True)
-    return {"first_page_cold_s": cold, "first_page_warm_s": warm, "train": train, "retime": retime,
-            "serve": serve}
+    return {"server_start_s": proc.startup_s, "first_page_cold_s": cold, "first_page_warm_s": warm,
+            "train": train, "retime": retime, "serve": serve}
 
 
 def _median(pairs: list[tuple[float, float]], i: int) -> float:
@@ -223,6 +232,7 @@ def _median(pairs: list[tuple[float, float]], i: int) -> float:
 
 def report(r: dict, runs: int) -> str:
     lines = [
+        f"| Server start (launch to accepting connections) | {r['server_start_s']:.2f} s |",
         f"| First page, cold server (navigation start to ranked table) | {r['first_page_cold_s']:.2f} s |",
         f"| First page, warm server (a second session) | {r['first_page_warm_s']:.2f} s |",
     ]

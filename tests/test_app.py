@@ -752,3 +752,40 @@ def test_compare_labels_tell_plans_apart():
     names = [c for c in table.columns if c != "Quantity"]
     assert len(set(names)) == len(names) == 3
     assert all("/" in n and "x" in n for n in names)  # layout and device count in the label
+
+
+# The launcher (make run) ------------------------------------------------------------------------
+
+def test_launcher_warms_the_scenario_a_new_session_plans(monkeypatch):
+    """``app_pages.serve`` searches ``common.default_scenario()`` before the server starts: that is
+    the scenario a new session plans first (so its search is answered by the step-time memo), and
+    the launcher's arguments reach ``streamlit run app.py`` unchanged."""
+    import numpy as np
+
+    import app_pages.common as c
+    import costmodel.jobs.train as train
+    from app_pages import serve
+
+    seen = []
+    real_plan = c.plan
+    monkeypatch.setattr(c, "plan", lambda sc, **kw: seen.append(sc.to_yaml()) or real_plan(sc, **kw))
+    at = _app().run()
+    _no_exception(at)
+    assert seen and seen[0] == c.default_scenario().to_yaml()
+
+    calls = []
+    monkeypatch.setattr("streamlit.web.cli.main", lambda: calls.append(list(sys.argv)))
+    train.STEP_MEMO.clear()
+    serve.main(["--server.port", "8599"])
+    assert calls == [["streamlit", "run", str(REPO / "app.py"), "--server.port", "8599"]]
+    rows = []
+    real = train.evaluate_training
+
+    def counting(m, t, *a, **kw):
+        if kw.get("report") is False:  # timing for pricing (the kept rows' reports are not counted)
+            rows.append(np.size(t.tp))
+        return real(m, t, *a, **kw)
+
+    monkeypatch.setattr(train, "evaluate_training", counting)
+    plan(c.default_scenario(), top=c.DEFAULT_TOP, workers=1)
+    assert sum(rows) == 0  # every configuration of the default search was timed by the launcher

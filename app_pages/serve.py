@@ -1,0 +1,51 @@
+"""Start the web UI warm: ``python -m app_pages.serve [streamlit flags]`` (what ``make run`` runs).
+
+``streamlit run app.py`` loads the engine and runs the first search when the first visitor
+arrives, which made a just-started server's first page take 4-5 s on a 2-core machine
+(benchmarks/results/ui_speed.md). Streamlit has no start-up hook, so this launcher does that work
+in the server's own process before handing it to Streamlit's command line: it imports the pages'
+module (the engine, the catalog, the input defaults), runs the search of a new session's default
+scenario (``common.default_scenario``, so the step-time memo holds it), and starts the worker
+processes, which time their blocks of it in the background. The page then finds a warm process;
+nothing it shows is precomputed (the search runs again for the first visitor, from the memo).
+Arguments are passed to ``streamlit run app.py`` as they are.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def warm() -> float:
+    """Load the engine and search the default scenario once; seconds taken."""
+    started = time.perf_counter()
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from app_pages import common
+    from costmodel.search.grid import DEFAULT_CHUNK, plan
+    from costmodel.search.workers import prefetch, warm_up
+
+    sc = common.default_scenario()
+    plan(sc, top=common.DEFAULT_TOP, workers=1)
+    warm_up(common.WORKERS)
+    prefetch(sc.to_yaml(), common.DEFAULT_TOP, DEFAULT_CHUNK, common.WORKERS)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    print("costmodel: loading the engine and searching the default scenario ...", file=sys.stderr, flush=True)
+    seconds = warm()
+    print(f"costmodel: ready in {seconds:.1f} s; starting the web UI", file=sys.stderr, flush=True)
+    from streamlit.web.cli import main as streamlit_main
+
+    sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *args]
+    streamlit_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -769,6 +769,7 @@ def test_launcher_warms_the_scenario_a_new_session_plans(monkeypatch):
     seen = []
     real_plan = c.plan
     monkeypatch.setattr(c, "plan", lambda sc, **kw: seen.append(sc.to_yaml()) or real_plan(sc, **kw))
+    c.run_plan.clear()  # earlier tests cached the default scenario's plan
     at = _app().run()
     _no_exception(at)
     assert seen and seen[0] == c.default_scenario().to_yaml()

@@ -13,6 +13,7 @@ Arguments are passed to ``streamlit run app.py`` as they are.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -25,14 +26,24 @@ def warm() -> float:
     started = time.perf_counter()
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from app_pages import common
-    from costmodel.search.grid import DEFAULT_CHUNK, plan
-    from costmodel.search.workers import prefetch, warm_up
+    # The pages' caches are used before Streamlit's runtime exists (they fall back to its in-memory
+    # store, as they would use anyway); its "no runtime" warnings say nothing to the person
+    # starting the server.
+    quiet = logging.getLogger("streamlit.runtime.caching.cache_data_api")
+    no_runtime = logging.Filter()
+    no_runtime.filter = lambda record: "No runtime found" not in record.getMessage()  # type: ignore[method-assign]
+    quiet.addFilter(no_runtime)
+    try:
+        from app_pages import common
+        from costmodel.search.grid import DEFAULT_CHUNK, plan
+        from costmodel.search.workers import prefetch, warm_up
 
-    sc = common.default_scenario()
-    plan(sc, top=common.DEFAULT_TOP, workers=1)
-    warm_up(common.WORKERS)
-    prefetch(sc.to_yaml(), common.DEFAULT_TOP, DEFAULT_CHUNK, common.WORKERS)
+        sc = common.default_scenario()
+        plan(sc, top=common.DEFAULT_TOP, workers=1)
+        warm_up(common.WORKERS)
+        prefetch(sc.to_yaml(), common.DEFAULT_TOP, DEFAULT_CHUNK, common.WORKERS)
+    finally:
+        quiet.removeFilter(no_runtime)
     return time.perf_counter() - started
 
 

@@ -171,7 +171,7 @@ def run_blocks(scenario_yaml: str, top: int, chunk_size: int, blocks: list[tuple
             try:
                 w.send({"scenario_yaml": scenario_yaml, "top": top, "chunk_size": chunk_size,
                         "start": blocks[i][0], "stop": blocks[i][1]})
-            except OSError:
+            except (OSError, ValueError):  # its pipe is closed: the worker is gone
                 w.busy.release()
                 continue
             pending.append((i, w))
@@ -180,7 +180,7 @@ def run_blocks(scenario_yaml: str, top: int, chunk_size: int, blocks: list[tuple
         try:
             results[i] = w.receive()
             w.served += 1
-        except (EOFError, OSError, RuntimeError, pickle.UnpicklingError):
+        except (EOFError, OSError, ValueError, RuntimeError, pickle.UnpicklingError):
             results[i] = None  # evaluated here below
         finally:
             w.busy.release()
@@ -226,7 +226,7 @@ def prefetch(scenario_yaml: str, top: int, chunk_size: int, workers: int) -> thr
                                 "start": start, "stop": stop})
                         w.receive()
                         w.served += 1
-                    except (EOFError, OSError, RuntimeError, pickle.UnpicklingError):
+                    except (EOFError, OSError, ValueError, RuntimeError, pickle.UnpicklingError):
                         pass
                     finally:
                         w.busy.release()

@@ -758,8 +758,9 @@ def test_compare_labels_tell_plans_apart():
 
 def test_launcher_warms_the_scenario_a_new_session_plans(monkeypatch):
     """``app_pages.serve`` searches ``common.default_scenario()`` before the server starts: that is
-    the scenario a new session plans first (so its search is answered by the step-time memo), and
-    the launcher's arguments reach ``streamlit run app.py`` unchanged."""
+    the scenario a new session plans first (so its search is answered by the step-time memo); its
+    headless render fills the page's cache; the launcher's arguments reach ``streamlit run
+    app.py`` unchanged."""
     import numpy as np
 
     import app_pages.common as c
@@ -777,8 +778,12 @@ def test_launcher_warms_the_scenario_a_new_session_plans(monkeypatch):
     calls = []
     monkeypatch.setattr("streamlit.web.cli.main", lambda: calls.append(list(sys.argv)))
     train.STEP_MEMO.clear()
+    c.run_plan.clear()
     serve.main(["--server.port", "8599"])
     assert calls == [["streamlit", "run", str(REPO / "app.py"), "--server.port", "8599"]]
+    seen.clear()
+    _no_exception(_app().run())
+    assert seen == []  # the launcher's headless render left the default plan in the page's cache
     rows = []
     real = train.evaluate_training
 

@@ -15,7 +15,6 @@ State conventions
 
 from __future__ import annotations
 
-import contextvars
 import copy
 import itertools
 import json
@@ -36,7 +35,7 @@ from costmodel.faces import charts
 from costmodel.specs.assumptions import AssumptionError, Assumptions, frameworks
 from costmodel.tables.catalog import engine_catalog
 from costmodel.specs.layout import RANK_DIMENSIONS
-from costmodel.search.grid import DEFAULT_CHUNK, apply_overrides, plan
+from costmodel.search.grid import apply_overrides, plan
 from costmodel.search.result import plan_breakdown
 from costmodel.search.workers import machine_workers, prefetch, started, warm_up
 from costmodel.faces.report import HOURS_UNDER_DAYS, duration_text, metadata, report_bytes
@@ -260,24 +259,8 @@ def init_state() -> None:
         st.session_state["overrides"] = empty_overrides()
 
 
-#: True while ``default_scenario`` builds the scenario of a new session (no session state read).
-_DEFAULTS_ONLY = contextvars.ContextVar("defaults_only", default=False)
-
-
 def state(key: str) -> Any:
-    if _DEFAULTS_ONLY.get():
-        return DEFAULTS.get(key)
     return st.session_state.get(key, DEFAULTS.get(key))
-
-
-def default_scenario() -> Scenario:
-    """The scenario a new session plans first (every input at its default, no overrides): what
-    ``app_pages.serve`` searches before the server takes its first visitor."""
-    token = _DEFAULTS_ONLY.set(True)
-    try:
-        return current_scenario()
-    finally:
-        _DEFAULTS_ONLY.reset(token)
 
 
 def message(exc: BaseException) -> str:
@@ -484,7 +467,7 @@ def is_serving() -> bool:
 def scenario_data() -> dict[str, Any]:
     """The scenario as ``Scenario.from_dict`` takes it, from the inputs and the overrides."""
     model, _ = current_model()
-    o = (None if _DEFAULTS_ONLY.get() else st.session_state.get("overrides")) or empty_overrides()
+    o = st.session_state.get("overrides") or empty_overrides()
     serve = is_serving()
     return {
         "model": model,
@@ -574,7 +557,7 @@ def run_plan(scenario_yaml: str, top: int) -> dict[str, Any]:
     result = plan(sc, top=top, workers=1 if first else WORKERS)
     if first:
         warm_up(WORKERS)
-        prefetch(scenario_yaml, top, DEFAULT_CHUNK, WORKERS)
+        prefetch(result, top, WORKERS)
     files = report_bytes(result)
     # What the details panel shows for any plan on screen (ranked or Pareto-only): metadata()
     # covers both frames.

@@ -757,10 +757,10 @@ def test_compare_labels_tell_plans_apart():
 # The launcher (make run) ------------------------------------------------------------------------
 
 def test_launcher_warms_the_scenario_a_new_session_plans(monkeypatch):
-    """``app_pages.serve`` searches ``common.default_scenario()`` before the server starts: that is
-    the scenario a new session plans first (so its search is answered by the step-time memo); its
-    headless render fills the page's cache; the launcher's arguments reach ``streamlit run
-    app.py`` unchanged."""
+    """``app_pages.serve`` renders the page once before the server starts: it searches the
+    scenario a new session plans first (so that search is answered by the step-time memo), its
+    render fills the page's cache, and the launcher's arguments reach ``streamlit run app.py``
+    unchanged."""
     import numpy as np
 
     import app_pages.common as c
@@ -771,16 +771,19 @@ def test_launcher_warms_the_scenario_a_new_session_plans(monkeypatch):
     real_plan = c.plan
     monkeypatch.setattr(c, "plan", lambda sc, **kw: seen.append(sc.to_yaml()) or real_plan(sc, **kw))
     c.run_plan.clear()  # earlier tests cached the default scenario's plan
-    at = _app().run()
-    _no_exception(at)
-    assert seen and seen[0] == c.default_scenario().to_yaml()
+    _no_exception(_app().run())
+    fresh = list(seen)  # what a new session plans
+    assert len(fresh) == 1
 
     calls = []
     monkeypatch.setattr("streamlit.web.cli.main", lambda: calls.append(list(sys.argv)))
+    monkeypatch.setattr(c, "started", lambda workers: False)  # as in the launcher's fresh process
     train.STEP_MEMO.clear()
     c.run_plan.clear()
+    seen.clear()
     serve.main(["--server.port", "8599"])
     assert calls == [["streamlit", "run", str(REPO / "app.py"), "--server.port", "8599"]]
+    assert seen == fresh  # the launcher searched what a new session plans
     seen.clear()
     _no_exception(_app().run())
     assert seen == []  # the launcher's headless render left the default plan in the page's cache
@@ -793,5 +796,6 @@ def test_launcher_warms_the_scenario_a_new_session_plans(monkeypatch):
         return real(m, t, *a, **kw)
 
     monkeypatch.setattr(train, "evaluate_training", counting)
-    plan(c.default_scenario(), top=c.DEFAULT_TOP, workers=1)
+    plan(Scenario.from_dict(__import__("yaml").safe_load(fresh[0]), where="scenario"), top=c.DEFAULT_TOP,
+         workers=1)
     assert sum(rows) == 0  # every configuration of the default search was timed by the launcher

@@ -526,11 +526,12 @@ def test_prefetch_fills_the_workers_block_and_changes_no_plan():
     from costmodel.search.grid import DEFAULT_CHUNK
 
     sc = Scenario(model="gpt2", job=Job(train_tokens=1e10))
-    plan(sc, top=10, workers=1)
+    alone = plan(sc, top=10, workers=1)
+    assert alone.n_configurations > DEFAULT_CHUNK  # two blocks: one here, one on the worker
     assert workers.wait_ready(2)
     pool = workers._workers(1)
     served = pool[0].served
-    thread = workers.prefetch(sc.to_yaml(), 10, DEFAULT_CHUNK, 2)
+    thread = workers.prefetch(alone, 10, 2)
     thread.join(120)
     assert not thread.is_alive() and pool[0].served == served + 1
     edited = Scenario(model="gpt2", job=Job(train_tokens=3e10))
@@ -538,8 +539,9 @@ def test_prefetch_fills_the_workers_block_and_changes_no_plan():
     pd.testing.assert_frame_equal(one.plans, two.plans, check_exact=True)
     assert one.context == two.context
     serve = Scenario(model="gpt2", job=Job(kind="serve", load=dict(requests_per_s=1.0, input_len=512,
-                                                                   output_len=128)))
-    assert workers.prefetch(serve.to_yaml(), 10, DEFAULT_CHUNK, 2) is None  # no memo to fill
+                                                                   output_len=128)),
+                     search=SearchSpace(accelerators=["h100-sxm5-80gb"]))
+    assert workers.prefetch(plan(serve, top=10, workers=1), 10, 2) is None  # no memo to fill
 
 
 @pytest.mark.parametrize("value, message", [("x", "not a whole number"), ("0", "give 1 or more")])

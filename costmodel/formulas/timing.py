@@ -463,10 +463,14 @@ def floor_knobs_ok(k: TimingKnobs) -> bool:
             and v["matmul_efficiency_scale"] > 0.0 and v["expert_gemm_efficiency_scale"] > 0.0)
 
 
+#: What ``training_step_time(report=False)`` returns: all a planner prices a row with.
+PRICED_COLUMNS = ("step_time_s", "step_time_lower_s", "step_time_upper_s", "tokens_per_step")
+
+
 def _step_columns(t: TrainingColumns, a: SimpleNamespace) -> dict[str, Array]:
     """The step time, its bounds (clipped to contain it) and the tokens one step trains on."""
-    return {"step_time_s": a.step, "step_time_lower_s": np.minimum(a.lower, a.step),
-            "step_time_upper_s": np.maximum(a.upper, a.step), "tokens_per_step": t.global_batch * t.seq_len}
+    return dict(zip(PRICED_COLUMNS, (a.step, np.minimum(a.lower, a.step), np.maximum(a.upper, a.step),
+                                     t.global_batch * t.seq_len)))
 
 
 def _outputs(t: TrainingColumns, hw: HardwareColumns, a: SimpleNamespace, comm: dict[str, tuple],

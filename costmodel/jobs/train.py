@@ -31,8 +31,8 @@ from costmodel.formulas.hardware import HardwareColumns
 from costmodel.formulas.memory import TRAIN_MEMORY_COMPONENTS, training_memory_per_device
 from costmodel.formulas.params import adapter_parameter_count, parameter_count
 from costmodel.formulas.pipeline import Pipeline, pipeline_of
-from costmodel.formulas.timing import (STEP_COMPONENTS, TimingKnobs, compute_floor_flops, floor_knobs_ok,
-                                       training_step_time)
+from costmodel.formulas.timing import (PRICED_COLUMNS, STEP_COMPONENTS, TimingKnobs, compute_floor_flops,
+                                       floor_knobs_ok, training_step_time)
 from costmodel.jobs.base import JobKind
 from costmodel.specs.codes import (
     PRECISION_CODES, PRECISION_FORMATS, PRECISION_NAMES, RANK_ORDER_CODES, RECOMPUTE_CODES, RECOMPUTE_NAMES,
@@ -313,7 +313,7 @@ class SubGrid:
 
 #: Engine outputs the planner's pricing reads of a configuration that fits (``price_training``);
 #: none depends on the tokens, the deadline, the budget, the offers or the objective.
-MEMO_KEYS = ("step_time_s", "step_time_lower_s", "step_time_upper_s", "tokens_per_step")
+MEMO_KEYS = PRICED_COLUMNS
 
 
 class StepMemo:

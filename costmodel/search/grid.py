@@ -238,7 +238,7 @@ def evaluate_block(prep: Prepared, top: int, chunk_size: int, start: int, stop: 
     the running top ``top`` and Pareto rows (materialised), per-reason counts and the closest
     misses (``Prepared.near``) of those rows."""
     job, total = prep.job, prep.size
-    running = Running(max(1, top), (*job.objectives[prep.scenario.objective], "_key"), job.pareto_axes)
+    running = _running(prep, top)
     counts = np.zeros(len(job.reasons), dtype=np.int64)
     prep.near.clear()  # a block's closest misses are its own (the same in any process, any order)
     for chunk in range(start, stop):
@@ -252,13 +252,18 @@ def evaluate_block(prep: Prepared, top: int, chunk_size: int, start: int, stop: 
     return {"top": running.top, "front": running.front, "counts": counts, "near": dict(prep.near)}
 
 
-def _merge(prep: Prepared, top: int, blocks: list[dict[str, Any]]) -> tuple[Running, np.ndarray]:
-    """One running set, counts and closest misses (on ``prep.near``) from the blocks of a search:
-    the union of their kept rows through a fresh running set (exact: a row outside a block's
-    top-k or front is outside the whole search's), counts and 'binding:' counts added, the
-    closest misses the least of the blocks'."""
+def _running(prep: Prepared, top: int) -> Running:
+    """An empty running top-k (by the scenario's objective, then the plan key) and Pareto set."""
     job = prep.job
-    running = Running(max(1, top), (*job.objectives[prep.scenario.objective], "_key"), job.pareto_axes)
+    return Running(max(1, top), (*job.objectives[prep.scenario.objective], "_key"), job.pareto_axes)
+
+
+def _merge(prep: Prepared, top: int, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """One block's worth (top, front, counts) from the blocks of a search, closest misses on
+    ``prep.near``: the union of their kept rows through a fresh running set (exact: a row outside
+    a block's top-k or front is outside the whole search's), counts and 'binding:' counts added,
+    the closest misses the least of the blocks'."""
+    running = _running(prep, top)
     counts = sum(b["counts"] for b in blocks)
     near: dict[str, float] = {}
     kept = []
@@ -274,7 +279,7 @@ def _merge(prep: Prepared, top: int, blocks: list[dict[str, Any]]) -> tuple[Runn
         running.add(rows, lambda idx: {k: v[idx] for k, v in rows.items()})
     prep.near.clear()
     prep.near.update(near)
-    return running, counts
+    return {"top": running.top, "front": running.front, "counts": counts}
 
 
 def block_ranges(n_chunks: int, parts: int) -> list[tuple[int, int]]:
@@ -311,17 +316,16 @@ def plan(
     n_chunks = -(-total // chunk_size)
     parts = min(workers, n_chunks) if catalog is None else 1
     if parts > 1:
-        blocks = pool_of.run_blocks(scenario.to_yaml(), top, chunk_size, block_ranges(n_chunks, parts),
-                                    lambda a, b: evaluate_block(prep, top, chunk_size, a, b))
-        running, counts = _merge(prep, top, blocks)
+        found = _merge(prep, top, pool_of.run_blocks(
+            scenario.to_yaml(), top, chunk_size, block_ranges(n_chunks, parts),
+            lambda a, b: evaluate_block(prep, top, chunk_size, a, b)))
         if progress is not None:
             progress(total, total)
     else:
-        block = evaluate_block(prep, top, chunk_size, 0, n_chunks, progress)
-        running = Running(max(1, top), (*job.objectives[scenario.objective], "_key"), job.pareto_axes)
-        running.top, running.front, counts = block["top"], block["front"], block["counts"]
-    plans = _frame(prep, running.top)
-    pareto = _frame(prep, running.front)
+        found = evaluate_block(prep, top, chunk_size, 0, n_chunks, progress)
+    counts = found["counts"]
+    plans = _frame(prep, found["top"])
+    pareto = _frame(prep, found["front"])
     if not plans.empty:
         plans.insert(0, "rank", np.arange(1, len(plans) + 1))
     if not pareto.empty:

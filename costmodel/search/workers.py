@@ -38,6 +38,8 @@ __all__ = ["default_workers", "machine_workers", "prefetch", "run_blocks", "sear
 _LOCK = threading.Lock()
 _WORKERS: list[_Worker] = []
 _READY = b"R"
+#: What a worker that died, closed its pipe or failed on a block raises at the caller.
+_FAILURES = (EOFError, OSError, ValueError, RuntimeError, pickle.UnpicklingError)
 
 
 def default_workers() -> int:
@@ -90,7 +92,10 @@ class _Worker:
                 self.ready = self.proc.stdout.read(1) == _READY
         return self.ready
 
-    def send(self, request: dict[str, Any]) -> None:
+    def send(self, scenario_yaml: str, top: int, chunk_size: int, block: tuple[int, int]) -> None:
+        """Ask for chunks ``block`` of the scenario's grid (``search_block``'s arguments)."""
+        request = {"scenario_yaml": scenario_yaml, "top": top, "chunk_size": chunk_size,
+                   "start": block[0], "stop": block[1]}
         data = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         self.proc.stdin.write(len(data).to_bytes(8, "little") + data)
         self.proc.stdin.flush()
@@ -102,6 +107,7 @@ class _Worker:
         status, value = pickle.loads(self.proc.stdout.read(int.from_bytes(head, "little")))
         if status != "ok":
             raise RuntimeError(value)
+        self.served += 1
         return value
 
     def close(self) -> None:
@@ -169,9 +175,8 @@ def run_blocks(scenario_yaml: str, top: int, chunk_size: int, blocks: list[tuple
                 w.busy.release()
                 continue
             try:
-                w.send({"scenario_yaml": scenario_yaml, "top": top, "chunk_size": chunk_size,
-                        "start": blocks[i][0], "stop": blocks[i][1]})
-            except (OSError, ValueError):  # its pipe is closed: the worker is gone
+                w.send(scenario_yaml, top, chunk_size, blocks[i])
+            except _FAILURES:  # its pipe is closed: the worker is gone
                 w.busy.release()
                 continue
             pending.append((i, w))
@@ -179,8 +184,7 @@ def run_blocks(scenario_yaml: str, top: int, chunk_size: int, blocks: list[tuple
     for i, w in pending:
         try:
             results[i] = w.receive()
-            w.served += 1
-        except (EOFError, OSError, ValueError, RuntimeError, pickle.UnpicklingError):
+        except _FAILURES:
             results[i] = None  # evaluated here below
         finally:
             w.busy.release()
@@ -190,43 +194,34 @@ def run_blocks(scenario_yaml: str, top: int, chunk_size: int, blocks: list[tuple
     return results  # type: ignore[return-value]
 
 
-def prefetch(scenario_yaml: str, top: int, chunk_size: int, workers: int) -> threading.Thread | None:
-    """In the background, have each worker evaluate (and discard) its block of a search this
-    process has just run alone, so that the worker's step-time memo holds its block when the next
-    search comes (an edit the memo answers). Training searches only (the serving job keeps no
-    memo); a worker busy when its turn comes is skipped, and a search that finds a worker busy
-    with this evaluates that block here, from this process's own memo."""
-    import yaml
+def prefetch(result: Any, top: int, workers: int) -> threading.Thread | None:
+    """In the background, have each worker evaluate (and discard) its block of ``result``'s
+    search (a ``PlanResult`` this process has just found alone, with the default chunk size), so
+    that the worker's step-time memo holds its block when the next search comes (an edit the
+    memo answers). Training searches only (the serving job keeps no memo); a worker busy when its
+    turn comes is skipped, and a search that finds a worker busy with this evaluates that block
+    here, from this process's own memo."""
+    from costmodel.search.grid import DEFAULT_CHUNK, block_ranges
 
-    from costmodel.search.grid import DEFAULT_CHUNK, block_ranges, prepare
-    from costmodel.specs.scenario import Scenario
-
-    if workers < 2 or chunk_size != DEFAULT_CHUNK:
+    if workers < 2 or result.context.get("job") != "train":
         return None
-    scenario = Scenario.from_dict(yaml.safe_load(scenario_yaml), where="scenario")
-    if scenario.job.kind == "serve":
-        return None
+    scenario_yaml = result.scenario.to_yaml()
+    n_chunks = -(-result.n_configurations // DEFAULT_CHUNK)
+    blocks = block_ranges(n_chunks, min(workers, n_chunks))
 
     def run() -> None:
         import time
 
-        try:
-            n_chunks = -(-prepare(scenario).size // chunk_size)
-        except Exception:  # noqa: BLE001 - a prefetch that cannot start changes nothing
-            return
-        blocks = block_ranges(n_chunks, min(workers, n_chunks))
-        for (start, stop), w in zip(blocks[1:], _workers(len(blocks) - 1)):
+        for block, w in zip(blocks[1:], _workers(len(blocks) - 1)):
             deadline = time.monotonic() + 60
             while w.alive() and time.monotonic() < deadline:
                 if not w.busy.acquire(blocking=False):
                     break  # a search is using it (and so fills its memo)
                 if w.is_ready():
                     try:
-                        w.send({"scenario_yaml": scenario_yaml, "top": top, "chunk_size": chunk_size,
-                                "start": start, "stop": stop})
+                        w.send(scenario_yaml, top, DEFAULT_CHUNK, block)
                         w.receive()
-                        w.served += 1
-                    except (EOFError, OSError, ValueError, RuntimeError, pickle.UnpicklingError):
+                    except _FAILURES:
                         pass
                     finally:
                         w.busy.release()

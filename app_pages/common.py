@@ -848,13 +848,12 @@ def breakdown_display(row: Mapping[str, Any], kind: str) -> pd.DataFrame:
     """One plan's breakdown (``costmodel.search.result.plan_breakdown``, the Breakdown CSV's rows
     for it) with readable names, each value in its unit and its share of the quantity's total."""
     df = plan_breakdown(row, kind)
-    total = df.groupby("quantity", sort=False)["value"].transform("sum")
     fmt = {"GiB": lambda v: f"{v:,.2f} GiB", "s": lambda v: f"{v:,.4g} s", "USD": usd_full}
     return pd.DataFrame({
         "quantity": [charts.QUANTITY_LABELS.get(q, q) for q in df["quantity"]],
         "component": [charts.component_label(q, p) for q, p in zip(df["quantity"], df["component"])],
         "value": [fmt.get(u, lambda v: f"{v:,.4g}")(v) for v, u in zip(df["value"], df["unit"])],
-        "share": [f"{v / t:.1%}" if t > 0 else MISSING for v, t in zip(df["value"], total)],
+        "share": [MISSING if is_missing(v) else f"{v:.1%}" for v in df["share"]],
     })
 
 

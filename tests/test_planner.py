@@ -216,6 +216,27 @@ def test_reports_have_one_header_and_units(tmp_path):
     assert any(a["name"] == "pue" for a in meta["assumptions"])
 
 
+def test_plan_breakdown_shares_are_parts_of_the_plan_totals():
+    """``plan_breakdown``: the Breakdown CSV's rows for one plan, each with its share of the
+    quantity's total; memory shares are the plan's memory parts over memory_total_bytes, cost
+    shares the cost parts over cost_total_usd, step shares sum to one over step_time_s."""
+    from costmodel.search.result import breakdown_table, plan_breakdown
+
+    result = plan(small_scenario(), top=3)
+    best = result.plans.iloc[0]
+    df = plan_breakdown(best, "pretrain")
+    csv = breakdown_table(result)
+    pd.testing.assert_frame_equal(df.drop(columns="share"),
+                                  csv[csv["rank"] == 1].drop(columns="rank").reset_index(drop=True))
+    mem = df[df["quantity"] == "memory_per_device"].set_index("component")["share"]
+    assert mem["weights"] == pytest.approx(best["memory_weights_bytes"] / best["memory_total_bytes"], rel=1e-12)
+    cost = df[df["quantity"] == "cost"].set_index("component")["share"]
+    assert cost["compute"] == pytest.approx(best["cost_compute_usd"] / best["cost_total_usd"], rel=1e-12)
+    step = df[df["quantity"] == "step_time"]
+    assert step["share"].sum() == pytest.approx(1.0, rel=1e-12)
+    assert (step["value"].sum() == pytest.approx(best["step_time_s"], rel=1e-12))
+
+
 def test_formula_injection_is_neutralised():
     assert guard_text("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
     assert guard_text("+1") == "'+1" and guard_text("@SUM(A1)") == "'@SUM(A1)"

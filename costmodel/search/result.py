@@ -108,8 +108,13 @@ def _breakdown(plan: Mapping[str, Any], kind: str) -> list[tuple[str, str, float
 
 def plan_breakdown(plan: Mapping[str, Any], kind: str) -> pd.DataFrame:
     """One plan row's breakdown (quantity, component, value, unit): the rows ``breakdown_table``
-    writes for it, e.g. memory per device in GiB, step time in s and cost in USD by component."""
-    return pd.DataFrame(_breakdown(plan, kind), columns=["quantity", "component", "value", "unit"])
+    writes for it, e.g. memory per device in GiB, step time in s and cost in USD by component,
+    plus ``share``: each component over the sum of its quantity's components (the quantity's
+    total: memory, step time and cost are those sums; NaN where the sum is 0)."""
+    df = pd.DataFrame(_breakdown(plan, kind), columns=["quantity", "component", "value", "unit"])
+    total = df.groupby("quantity", sort=False)["value"].transform("sum")
+    df["share"] = df["value"] / total.where(total > 0)
+    return df
 
 
 def plans_and_front(result: PlanResult) -> pd.DataFrame:

@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from costmodel.faces.cli import main
 
@@ -107,6 +109,26 @@ def test_plan_bad_worker_count_is_one_line(capsys, value, needle):
         main(["plan", "--model", "gpt2", "--train-tokens", "1e9", "--workers", value])
     err = capsys.readouterr().err
     assert info.value.code == 2 and needle in err and "Traceback" not in err
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(st.text(max_size=6), st.sampled_from(["nan", "inf", "1e3", "2.0", "0", "-3", "4"])))
+def test_workers_flag_takes_whole_numbers_only(text):
+    """``--workers``: a whole number >= 1 or an argparse error naming the value (NaN, inf,
+    decimals, zero, negatives and words are refused)."""
+    import argparse
+
+    from costmodel.faces.cli import _workers
+
+    try:
+        whole = int(text)
+    except ValueError:
+        whole = None
+    if whole is not None and whole >= 1:
+        assert _workers(text) == whole
+    else:
+        with pytest.raises(argparse.ArgumentTypeError, match="processes"):
+            _workers(text)
 
 
 def test_plan_from_a_scenario_file_with_flag_overrides(capsys, tmp_path):

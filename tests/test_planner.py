@@ -581,3 +581,35 @@ def test_worker_count_from_the_environment_is_checked(value, message, monkeypatc
 def test_any_bad_worker_count_is_a_clear_error(value):
     with pytest.raises(ScenarioError, match="workers: .*whole number of processes, 1 or more"):
         plan(small_scenario(), workers=value)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=6),
+                 st.sampled_from(["nan", "inf", "-inf", "1e3", "2.0", " 3 ", "0", "-1"])))
+def test_worker_count_from_any_environment_text(text):
+    """COSTMODEL_WORKERS: a whole number >= 1 (spaces around allowed) is taken as it is; any other
+    text (NaN, inf, decimals, negatives, words) is an error naming the variable."""
+    import os
+
+    from costmodel.search.workers import default_workers
+
+    old = os.environ.get("COSTMODEL_WORKERS")
+    os.environ["COSTMODEL_WORKERS"] = text
+    try:
+        stripped = text.strip()
+        try:
+            whole = int(stripped)
+        except ValueError:
+            whole = None
+        if not stripped:
+            assert default_workers() == 1
+        elif whole is not None and whole >= 1:
+            assert default_workers() == whole
+        else:
+            with pytest.raises(ValueError, match="COSTMODEL_WORKERS"):
+                default_workers()
+    finally:
+        if old is None:
+            os.environ.pop("COSTMODEL_WORKERS", None)
+        else:
+            os.environ["COSTMODEL_WORKERS"] = old
